@@ -1,0 +1,10 @@
+"""Sequence mixers (one file per family), norms and MLPs. Importing this package registers the mixers."""
+
+from ssmkit.layers.attention import Attention
+from ssmkit.layers.mamba import Mamba
+from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
+from ssmkit.layers.mlp import GatedMLP
+from ssmkit.layers.norms import RMSNorm
+from ssmkit.layers.s4d import S4D
+
+__all__ = ["Attention", "GatedMLP", "Mamba", "Mixer", "RMSNorm", "S4D", "State", "no_weight_decay", "set_debug"]

@@ -1,0 +1,96 @@
+"""Multi-head attention with rotary position embeddings (Su et al., RoFormer), through PyTorch's
+`scaled_dot_product_attention`.
+
+    q, k, v = W_qkv x;   q, k = rope(q), rope(k);   y = W_o softmax(q k^T / sqrt(d_head) + mask) v
+
+`causal=True` masks the future and has a KV-cache `step`; `causal=False` attends both ways (no `step`).
+With `lengths`, padded keys are masked out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssmkit.layers.mixer import Mixer, State, padding_mask
+from ssmkit.registry import register_mixer
+
+Tensor = torch.Tensor
+
+
+def rotary(x: Tensor, positions: Tensor, base: float = 10_000.0) -> Tensor:
+    """Rotate pairs (i, i + d/2) of `x: (B, H, L, d)` by angle position * base^(-2i/d); positions: (L,) or (B, L)."""
+    half = x.shape[-1] // 2
+    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = positions.float()[..., None] * freqs  # (L, d/2) or (B, L, d/2)
+    if angles.dim() == 3:
+        angles = angles[:, None]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half : 2 * half]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, x[..., 2 * half :]], dim=-1)
+
+
+@register_mixer("attention")
+class Attention(Mixer):
+    tiny_kwargs = {"n_heads": 2}
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 4,
+        causal: bool = True,
+        rope_base: float = 10_000.0,
+        dropout: float = 0.0,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(d_model)
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.causal, self.n_heads, self.d_head = causal, n_heads, d_model // n_heads
+        self.rope_base, self.dropout = rope_base, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def _heads(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, L, D) -> q, k, v: (B, H, L, d_head), rotary applied to q and k."""
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.n_heads, self.d_head)).permute(2, 0, 3, 1, 4)
+        return rotary(q, positions, self.rope_base), rotary(k, positions, self.rope_base), v
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        batch, seq_len, _ = x.shape
+        q, k, v = self._heads(x, torch.arange(seq_len, device=x.device))
+        mask = None
+        if lengths is not None:
+            mask = padding_mask(lengths, seq_len)[:, None, None, :]  # keys: (B, 1, 1, L)
+            if self.causal:
+                mask = mask & torch.ones(seq_len, seq_len, dtype=torch.bool, device=x.device).tril()
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=self.causal and mask is None,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out_proj(y.transpose(1, 2).reshape(batch, seq_len, self.d_model))
+
+    def allocate_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        """An empty KV cache with room for 64 tokens; it doubles when full."""
+        f = self._factory(device, dtype)
+        shape = (batch_size, self.n_heads, 64, self.d_head)
+        return {
+            "k": torch.zeros(shape, **f),
+            "v": torch.zeros(shape, **f),
+            "length": torch.zeros(batch_size, dtype=torch.long, device=f["device"]),
+        }
+
+    def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        t = int(state["length"][0])
+        k_cache, v_cache = state["k"], state["v"]
+        if t == k_cache.shape[2]:
+            k_cache = torch.cat([k_cache, torch.zeros_like(k_cache)], dim=2)
+            v_cache = torch.cat([v_cache, torch.zeros_like(v_cache)], dim=2)
+        q, k, v = self._heads(x_t[:, None, :], state["length"][:, None])  # (B, H, 1, d_head)
+        k_cache[:, :, t], v_cache[:, :, t] = k[:, :, 0], v[:, :, 0]
+        y = F.scaled_dot_product_attention(q, k_cache[:, :, : t + 1], v_cache[:, :, : t + 1])
+        state.update(k=k_cache, v=v_cache, length=state["length"] + 1)
+        return self.out_proj(y.reshape(x_t.shape[0], self.d_model)), state

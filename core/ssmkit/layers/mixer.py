@@ -1,0 +1,95 @@
+"""The mixer interface every sequence mixer implements.
+
+    forward(x: (B, L, D), *, lengths: (B,) | None) -> (B, L, D)
+    allocate_state(batch_size, device=None, dtype=None) -> State          (causal mixers)
+    step(x_t: (B, D), state) -> (y_t: (B, D), state)                       (causal mixers)
+
+A state is a dict of batch-first tensors, so generation can reorder or select rows (beam search) without
+knowing the mixer. `step` may update the given state in place (as mamba_ssm's caches do) and returns it. Subclasses implement `_forward` / `_step`; this base validates inputs, zeroes padded
+positions (so padding cannot leak into valid ones) and, in debug mode, checks outputs for NaN/inf.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ssmkit.shapes import check_lengths, check_shape
+
+Tensor = torch.Tensor
+State = dict[str, Tensor]
+
+_DEBUG = os.environ.get("SSMKIT_DEBUG", "") not in ("", "0")
+
+
+def set_debug(enabled: bool) -> None:
+    """Check every mixer output for NaN/inf (also on with the environment variable SSMKIT_DEBUG=1)."""
+    global _DEBUG
+    _DEBUG = enabled
+
+
+def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
+    """(B, L) bool, true at valid positions t < lengths[b]."""
+    return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class Mixer(nn.Module):
+    """Base class of sequence mixers: `(B, L, D) -> (B, L, D)`."""
+
+    causal: bool = True
+    # Small hyper-parameters for CPU tests of this family: `create_mixer(name, d, **cls.tiny_kwargs)`.
+    tiny_kwargs: ClassVar[dict] = {}
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        if d_model < 1:
+            raise ValueError(f"d_model must be >= 1, got {d_model}")
+        self.d_model = d_model
+
+    def forward(self, x: Tensor, *, lengths: Tensor | None = None) -> Tensor:
+        check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        check_lengths(lengths, x.shape[0], x.shape[1])
+        mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
+        y = self._forward(x if mask is None else x * mask, lengths)
+        if mask is not None:
+            y = y * mask
+        self._debug_check(y, "forward")
+        return y
+
+    def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        if not self.causal:
+            raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent step")
+        check_shape("x_t", x_t, "(B, D)", None, self.d_model)
+        y, state = self._step(x_t, state)
+        self._debug_check(y, "step")
+        return y, state
+
+    def allocate_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        raise NotImplementedError(f"{type(self).__name__} has no recurrent state")
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def _debug_check(self, y: Tensor, where: str) -> None:
+        if _DEBUG and not bool(torch.isfinite(y).all()):
+            raise FloatingPointError(f"{type(self).__name__}.{where} produced NaN or inf (debug mode)")
+
+    def _factory(self, device: torch.device | None, dtype: torch.dtype | None) -> dict:
+        """device/dtype for new state tensors: the given ones, else those of the parameters."""
+        p = next(self.parameters())
+        return {"device": device or p.device, "dtype": dtype or p.dtype}
+
+
+def no_weight_decay(*params: nn.Parameter, lr_scale: float | None = None) -> None:
+    """Tag SSM dynamics parameters (A, log-dt, D, ...) as in state-spaces/s4: no weight decay, and
+    optionally their own learning rate (a multiple of the base rate). Read by `ssmkit.train.optim`."""
+    for p in params:
+        p._optim = {"weight_decay": 0.0, **({} if lr_scale is None else {"lr_scale": lr_scale})}

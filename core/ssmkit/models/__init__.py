@@ -1,0 +1,21 @@
+"""Backbones (stacks of mixer blocks), heads, and generation on the recurrent path."""
+
+from ssmkit.models.backbone import Block, SequenceBackbone
+from ssmkit.models.bidirectional import BidirectionalMixer, reverse_valid
+from ssmkit.models.generation import filter_logits, generate
+from ssmkit.models.heads import ClassificationHead, LMHead, RegressionHead, pool
+from ssmkit.models.lm import LanguageModel
+
+__all__ = [
+    "BidirectionalMixer",
+    "Block",
+    "ClassificationHead",
+    "LMHead",
+    "LanguageModel",
+    "RegressionHead",
+    "SequenceBackbone",
+    "filter_logits",
+    "generate",
+    "pool",
+    "reverse_valid",
+]

@@ -1,0 +1,28 @@
+"""Functional ops. Each has a readable `*_ref` reference (the spec) and a dispatcher that picks the fastest
+available backend for the device; `backend="reference"` forces the spec and `backends()` shows the choice."""
+
+from ssmkit.ops.dispatch import backends
+from ssmkit.ops.fft_conv import fft_conv, fft_conv_ref
+from ssmkit.ops.linear_scan import linear_scan, linear_scan_ref
+from ssmkit.ops.s4d_kernel import s4d_kernel, s4d_kernel_ref, zoh_discretise
+from ssmkit.ops.selective_scan import (
+    selective_scan,
+    selective_scan_ref,
+    selective_state_update,
+    selective_state_update_ref,
+)
+
+__all__ = [
+    "backends",
+    "fft_conv",
+    "fft_conv_ref",
+    "linear_scan",
+    "linear_scan_ref",
+    "s4d_kernel",
+    "s4d_kernel_ref",
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_state_update",
+    "selective_state_update_ref",
+    "zoh_discretise",
+]
