@@ -1,0 +1,1 @@
+"""Shared data utilities: synthetic task generators and input checks."""

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+import ssmkit
+from ssmkit.layers import Attention, Mamba
+from ssmkit.models import BidirectionalMixer, ClassificationHead, LanguageModel, SequenceBackbone, pool, reverse_valid
+
+
+def test_hybrid_places_attention_at_chosen_layers():
+    bb = SequenceBackbone(16, 4, mixer="mamba", mixer_kwargs={"d_state": 4}, hybrid={"attention": [1, 3]},
+                          hybrid_kwargs={"attention": {"n_heads": 2}}, vocab_size=11)
+    kinds = [type(b.mixer) for b in bb.layers]
+    assert kinds == [Mamba, Attention, Mamba, Attention]
+    assert bb.layers[1].mixer.n_heads == 2
+    with pytest.raises(ValueError, match="outside"):
+        SequenceBackbone(16, 2, hybrid={"attention": [2]})
+
+
+@pytest.mark.parametrize("mixer", ["mamba", "s4d", "attention"])
+def test_language_model_step_equals_forward(mixer):
+    lm = LanguageModel(7, 16, 2, mixer=mixer, mlp_ratio=2, mixer_kwargs=ssmkit.registry.mixer_class(mixer).tiny_kwargs).double().eval()
+    tokens = torch.randint(0, 7, (2, 9))
+    state = lm.allocate_state(2, dtype=torch.float64)
+    steps = []
+    for t in range(9):
+        logits, state = lm.step_logits(tokens[:, t], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), lm(tokens))
+
+
+def test_bidirectional_backbone_sees_both_directions():
+    """A class token placed first must see later positions (Vim's lost-backward-scan trap)."""
+    for bidirectional, should_change in ((False, False), (True, True)):
+        bb = SequenceBackbone(8, 2, mixer="mamba", mixer_kwargs={"d_state": 4}, d_input=8, bidirectional=bidirectional)
+        assert isinstance(bb.layers[0].mixer, BidirectionalMixer) == bidirectional
+        x = torch.randn(2, 6, 8)
+        x2 = x.clone()
+        x2[:, -1] += 1.0
+        changed = not torch.allclose(bb(x)[:, 0], bb(x2)[:, 0])
+        assert changed == should_change
+
+
+def test_bidirectional_padding_does_not_leak_and_reverse_valid():
+    x = torch.arange(6.0).view(1, 6, 1).repeat(2, 1, 1)
+    r = reverse_valid(x, torch.tensor([6, 4]))
+    assert r[0, :, 0].tolist() == [5, 4, 3, 2, 1, 0]
+    assert r[1, :, 0].tolist() == [3, 2, 1, 0, 4, 5]
+    bb = SequenceBackbone(8, 1, mixer="mamba", mixer_kwargs={"d_state": 4}, d_input=8, bidirectional=True).double()
+    x = torch.randn(2, 7, 8, dtype=torch.float64)
+    lengths = torch.tensor([7, 4])
+    noisy = x.clone()
+    noisy[1, 4:] = 100.0
+    torch.testing.assert_close(bb(x, lengths=lengths)[1, :4], bb(noisy, lengths=lengths)[1, :4])
+    torch.testing.assert_close(bb(x, lengths=lengths)[1, :4], bb(x[1:, :4])[0])
+    with pytest.raises(NotImplementedError):
+        bb.allocate_state(1)
+
+
+def test_token_input_errors():
+    bb = SequenceBackbone(8, 1, vocab_size=5, mixer_kwargs={"d_state": 4})
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, vocab_size=5\)"):
+        bb(torch.tensor([[1, 7]]))
+    with pytest.raises(ValueError, match="integer tensor"):
+        bb(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"shape \(B, L\)"):
+        bb(torch.zeros(3, dtype=torch.long))
+
+
+def test_pooling_and_heads():
+    h = torch.arange(12.0).view(2, 3, 2)
+    lengths = torch.tensor([3, 2])
+    assert pool(h, "last", lengths).tolist() == [[4.0, 5.0], [8.0, 9.0]]
+    assert pool(h, "mean", lengths).tolist() == [[2.0, 3.0], [7.0, 8.0]]
+    assert pool(h, "cls").tolist() == [[0.0, 1.0], [6.0, 7.0]]
+    assert ClassificationHead(2, 4, "last")(h, lengths).shape == (2, 4)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        ClassificationHead(2, 4, "max")
+
+
+def test_tied_embeddings_share_weight():
+    lm = LanguageModel(9, 8, 1, tie_embeddings=True, mixer_kwargs={"d_state": 4})
+    assert lm.lm_head.proj.weight is lm.backbone.embedding.weight

@@ -1,0 +1,100 @@
+"""The training commands end to end, in-process, on the quick configs."""
+
+import csv
+
+import pytest
+import torch
+
+from ssmkit.cli import main
+
+TASKS = ["selective_copy", "associative_recall", "induction_heads", "icl_regression", "sequential_digits"]
+
+
+def fit(tmp_path, task, *args):
+    return main(["fit", f"synthetic.{task}", "--quick", "--runs_dir", str(tmp_path), *args])
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_fit_quick_writes_a_complete_run(tmp_path, task):
+    assert fit(tmp_path, task) == 0
+    run = tmp_path / "synthetic" / task / "version_0"
+    assert (run / "config.yaml").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert any(p.name.startswith("best-") for p in (run / "checkpoints").iterdir())
+    assert (run / "plots" / "loss.png").stat().st_size > 10_000
+    metrics = rows(run / "metrics.csv")
+    assert any(r.get("val/loss") for r in metrics)
+    assert "seed_everything: 0" in (run / "config.yaml").read_text()
+
+
+def test_icl_regression_reports_least_squares_beside_the_model(tmp_path):
+    assert fit(tmp_path, "icl_regression") == 0
+    metrics = rows(tmp_path / "synthetic" / "icl_regression" / "version_0" / "metrics.csv")
+    row = next(r for r in metrics if r.get("val/lstsq_mse"))
+    assert float(row["val/lstsq_mse"]) > 0 and float(row["val/mse"]) > 0
+
+
+def test_resume_last_continues_the_same_run_and_keeps_its_history(tmp_path):
+    assert fit(tmp_path, "selective_copy") == 0
+    assert fit(tmp_path, "selective_copy", "--ckpt_path", "last", "--trainer.max_epochs", "2") == 0
+    run = tmp_path / "synthetic" / "selective_copy"
+    assert sorted(p.name for p in run.iterdir()) == ["version_0"]
+    epochs = {r["epoch"] for r in rows(run / "version_0" / "metrics.csv") if r.get("val/loss")}
+    assert epochs == {"0", "1"}
+    ckpt = torch.load(run / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 8
+
+
+def test_resume_last_without_a_run_is_an_error(tmp_path, capsys):
+    assert fit(tmp_path, "selective_copy", "--ckpt_path", "last") == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_seed_makes_runs_repeatable(tmp_path):
+    for _ in range(2):
+        assert fit(tmp_path, "selective_copy", "--seed_everything", "3") == 0
+    a, b = (torch.load(tmp_path / "synthetic/selective_copy" / v / "checkpoints/last.ckpt", weights_only=True)
+            for v in ("version_0", "version_1"))
+    for key in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key])
+
+
+def test_validate_and_test_need_a_checkpoint_and_reject_bad_ones(tmp_path, capsys):
+    assert main(["validate", "synthetic.selective_copy", "--quick", "--runs_dir", str(tmp_path)]) == 2
+    assert "needs --ckpt_path" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"\x80\x02not a checkpoint")
+    assert main(["test", "synthetic.selective_copy", "--quick", "--ckpt_path", str(corrupt)]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"model": {"w": torch.zeros(2)}}, foreign)
+    assert main(["test", "synthetic.selective_copy", "--quick", "--ckpt_path", str(foreign)]) == 2
+    assert "not a Lightning checkpoint" in capsys.readouterr().err
+
+
+def test_test_and_predict_from_a_trained_run(tmp_path):
+    assert fit(tmp_path, "sequential_digits") == 0
+    for verb in ("test", "predict"):
+        assert main([verb, "synthetic.sequential_digits", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]) == 0
+
+
+def test_unknown_task_lists_the_installed_ones(capsys):
+    assert main(["fit", "synthetic.nope"]) == 2
+    assert "installed tasks: synthetic.selective_copy" in capsys.readouterr().err
+
+
+def test_vocab_mismatch_between_model_and_data_is_named(tmp_path):
+    with pytest.raises(ValueError, match=r"model.vocab_size=5 does not match the data's input vocabulary \(6 ids\)"):
+        fit(tmp_path, "selective_copy", "--model.vocab_size", "5")
+
+
+def test_print_config_shows_the_merged_config(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        fit(tmp_path, "selective_copy", "--model.mixer", "s4d", "--print_config")
+    out = capsys.readouterr().out
+    assert "mixer: s4d" in out and "seq_len: 16" in out

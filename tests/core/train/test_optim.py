@@ -1,0 +1,32 @@
+import math
+
+import torch
+
+from ssmkit.models import LanguageModel
+from ssmkit.train.optim import param_groups, warmup_cosine
+
+
+def test_ssm_parameters_get_no_weight_decay_and_their_own_lr():
+    lm = LanguageModel(7, 16, 1, mixer="mamba", mixer_kwargs={"d_state": 4})
+    mixer = lm.backbone.layers[0].mixer
+    mixer.A_log._optim = {"weight_decay": 0.0, "lr_scale": 0.5}
+    groups = param_groups(lm, lr=1e-3, weight_decay=0.1)
+    where = {id(p): g for g in groups for p in g["params"]}
+    assert where[id(mixer.A_log)]["weight_decay"] == 0.0 and where[id(mixer.A_log)]["lr"] == 5e-4
+    assert where[id(mixer.D)]["weight_decay"] == 0.0 and where[id(mixer.D)]["lr"] == 1e-3
+    assert where[id(mixer.in_proj.weight)]["weight_decay"] == 0.1
+    assert where[id(lm.backbone.norm_f.weight)]["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(list(lm.parameters()))
+
+
+def test_warmup_then_cosine():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, warmup_steps=10, total_steps=110, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(110):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0.1 and math.isclose(lrs[9], 1.0)
+    assert math.isclose(lrs[60], 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
