@@ -8,7 +8,6 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
 $(BIN)/ssmkit: pyproject.toml $(PLUGINS)
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(BIN)/ssmkit
 

@@ -136,7 +136,7 @@ def _demo(args: argparse.Namespace) -> int:
         reason = "not installed" if info is None else (info.error or "has no demo")
         print(f"ssmkit demo: plugin {args.plugin!r} {reason}; plugins with a demo: {with_demo}", file=sys.stderr)
         return 2
-    report = load_object(info.plugin.demo)(Path(args.runs_dir) / "demo" / args.plugin)
+    report = load_object(info.plugin.demo)(Path(args.runs_dir) / "demo")
     print(report)
     return 0
 

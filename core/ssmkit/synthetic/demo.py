@@ -22,7 +22,8 @@ DEMO_CONFIG = "ssmkit.synthetic:configs/demo_selective_copy.yaml"
 
 
 def run_demo(out_dir: Path, config: str | Path = DEMO_CONFIG) -> str:
-    """Train every model of the demo config; write `<out_dir>/selective_copy.{md,png}`; return the table."""
+    """Train every model of the demo config under `<out_dir>/synthetic/selective_copy/`; write
+    `<out_dir>/selective_copy.{md,png}`; return the table."""
     out_dir = Path(out_dir)
     spec = yaml.safe_load(Path(resource_path(config) if isinstance(config, str) else config).read_text())
     results = []

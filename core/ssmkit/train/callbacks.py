@@ -101,7 +101,7 @@ def plot_metrics(metrics_csv: Path, out: Path, title: str = "") -> Path:
         steps, values = zip(*points, strict=True)
         ax.plot(steps, values, label=key, marker="o" if len(points) < 30 else None)
     ax_loss.set(xlabel="step", ylabel="loss", title="loss")
-    ax_metric.set(xlabel="step", title="validation metrics")
+    ax_metric.set(xlabel="step", title="metrics")
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
