@@ -39,7 +39,9 @@ def _selective_scan_case(b: int, d: int, n: int, length: int) -> tuple[str, Call
     A = (-torch.rand(d, n, generator=g)).requires_grad_()
     B = torch.randn(b, n, length, generator=g).requires_grad_()
     C = torch.randn(b, n, length, generator=g).requires_grad_()
-    return f"B={b} D={d} N={n} L={length}", lambda be: selective_scan(u, delta, A, B, C, delta_softplus=True, backend=be)
+    return f"B={b} D={d} N={n} L={length}", lambda be: selective_scan(
+        u, delta, A, B, C, delta_softplus=True, backend=be
+    )
 
 
 def _fft_conv_case(b: int, h: int, length: int) -> tuple[str, Callable[[str], torch.Tensor]]:
@@ -71,10 +73,18 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
                 for mode, backward in (("forward_s", False), ("forward_backward_s", True)):
                     row[mode] = _time(lambda: run(backend), backward, repeats)  # noqa: B023
                 rows.append(row)
-                print(f"{op:16} {shape:28} {backend:10} fwd {row['forward_s'] * 1e3:9.2f} ms   "
-                      f"fwd+bwd {row['forward_backward_s'] * 1e3:9.2f} ms", flush=True)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-            "processor": platform.processor(), "quick": quick}
+                print(
+                    f"{op:16} {shape:28} {backend:10} fwd {row['forward_s'] * 1e3:9.2f} ms   "
+                    f"fwd+bwd {row['forward_backward_s'] * 1e3:9.2f} ms",
+                    flush=True,
+                )
+    meta = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "quick": quick,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     (out_dir / "results.md").write_text(_markdown(rows, meta))
@@ -90,7 +100,8 @@ def _markdown(rows: list[dict], meta: dict) -> str:
         "| --- | --- | --- | ---: | ---: |",
     ]
     lines += [
-        f"| {r['op']} | {r['shape']} | {r['backend']} | {r['forward_s'] * 1e3:.2f} | {r['forward_backward_s'] * 1e3:.2f} |"
+        f"| {r['op']} | {r['shape']} | {r['backend']} | {r['forward_s'] * 1e3:.2f} "
+        f"| {r['forward_backward_s'] * 1e3:.2f} |"
         for r in rows
     ]
     return "\n".join(lines) + "\n"

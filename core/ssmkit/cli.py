@@ -56,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(verb: str, rest: list[str]) -> int:
     if not rest or rest[0].startswith("-"):
-        print(f"usage: ssmkit {verb} PLUGIN.TASK [--quick] [--runs_dir DIR] [LightningCLI args]", file=sys.stderr)
+        print(
+            f"usage: ssmkit {verb} PLUGIN.TASK [--quick] [--runs_dir DIR] [LightningCLI args]",
+            file=sys.stderr,
+        )
         _print_tasks(discover())
         return 2
     spec, rest = rest[0], rest[1:]
@@ -119,9 +122,13 @@ def _check_task(task) -> list[str]:
         path = task.config_path(quick)
         try:
             LightningCLI(
-                module_cls, datamodule_cls, run=False, args=["--config", str(path)],
+                module_cls,
+                datamodule_cls,
+                run=False,
+                args=["--config", str(path)],
                 trainer_defaults={"logger": False, "enable_checkpointing": False},
-                save_config_callback=None, seed_everything_default=0,
+                save_config_callback=None,
+                seed_everything_default=0,
             )
         except (Exception, SystemExit) as exc:
             errors.append(f"config {path.name}: {type(exc).__name__}: {exc}")

@@ -98,7 +98,10 @@ def discover(eps: Iterable[EntryPoint] | None = None) -> list[PluginInfo]:
         counts[info.name] = counts.get(info.name, 0) + 1
     for info in infos:
         if counts[info.name] > 1 and info.ok:
-            info.plugin, info.error = None, f"name clash: {counts[info.name]} installed plugins are named {info.name!r}"
+            info.plugin, info.error = (
+                None,
+                f"name clash: {counts[info.name]} installed plugins are named {info.name!r}",
+            )
     return sorted(infos, key=lambda i: i.name)
 
 
@@ -148,6 +151,4 @@ def find_task(spec: str, infos: list[PluginInfo] | None = None) -> tuple[PluginI
             raise UnknownTaskError(f"plugin {plugin_name!r} is installed but broken: {info.error}")
         if task_name in info.plugin.tasks:
             return info, task_name, info.plugin.tasks[task_name]
-    raise UnknownTaskError(
-        f"unknown task {spec!r}; installed tasks: {', '.join(available) or '(none)'}"
-    )
+    raise UnknownTaskError(f"unknown task {spec!r}; installed tasks: {', '.join(available) or '(none)'}")

@@ -1,10 +1,10 @@
 """Name -> constructor registries for sequence mixers and whole models (timm-style).
 
-    @register_mixer("mamba")
-    class Mamba(Mixer): ...
+@register_mixer("mamba")
+class Mamba(Mixer): ...
 
-    ssmkit.create_mixer("mamba", d_model=64, d_state=16)
-    ssmkit.list_mixers()
+ssmkit.create_mixer("mamba", d_model=64, d_state=16)
+ssmkit.list_mixers()
 """
 
 from __future__ import annotations

@@ -21,9 +21,7 @@ def check_shape(name: str, t: torch.Tensor, expected: str, *sizes: int | None) -
     """
     check_float(name, t)
     if t.dim() != len(sizes) or any(s is not None and s != n for s, n in zip(sizes, t.shape, strict=True)):
-        want = expected + (
-            "" if all(s is None for s in sizes) else f" with {', '.join(_known(expected, sizes))}"
-        )
+        want = expected + ("" if all(s is None for s in sizes) else f" with {', '.join(_known(expected, sizes))}")
         raise ValueError(f"{name} must have shape {want}, got {tuple(t.shape)}")
 
 

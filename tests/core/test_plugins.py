@@ -52,7 +52,12 @@ def fake_env(tmp_path, monkeypatch):
 def test_broken_plugins_are_listed_with_reasons_and_others_work(fake_env):
     infos = {i.name: i for i in discover()}
     assert infos["synthetic"].ok and set(infos["synthetic"].plugin.tasks) == {
-        "selective_copy", "associative_recall", "induction_heads", "icl_regression", "sequential_digits"}
+        "selective_copy",
+        "associative_recall",
+        "induction_heads",
+        "icl_regression",
+        "sequential_digits",
+    }
     assert infos["good"].ok and infos["good"].version == "0.3"
     assert "import failed: ImportError: this plugin is broken on purpose" in infos["broken"].error
     assert "not an ssmkit.plugins.Plugin" in infos["wrongtype"].error
@@ -89,7 +94,10 @@ def test_plugins_check_passes_on_the_installed_plugins():
 
 
 def test_listing_plugins_imports_no_torch():
-    code = "import sys, ssmkit.plugins as p; p.discover(); print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    code = (
+        "import sys, ssmkit.plugins as p; p.discover(); "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -7,4 +7,14 @@ from ssmkit.layers.mlp import GatedMLP
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.layers.s4d import S4D
 
-__all__ = ["Attention", "GatedMLP", "Mamba", "Mixer", "RMSNorm", "S4D", "State", "no_weight_decay", "set_debug"]
+__all__ = [
+    "Attention",
+    "GatedMLP",
+    "Mamba",
+    "Mixer",
+    "RMSNorm",
+    "S4D",
+    "State",
+    "no_weight_decay",
+    "set_debug",
+]

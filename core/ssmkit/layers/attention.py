@@ -66,7 +66,11 @@ class Attention(Mixer):
             if self.causal:
                 mask = mask & torch.ones(seq_len, seq_len, dtype=torch.bool, device=x.device).tril()
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=self.causal and mask is None,
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=self.causal and mask is None,
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out_proj(y.transpose(1, 2).reshape(batch, seq_len, self.d_model))

@@ -92,8 +92,11 @@ class Mamba(Mixer):
             "conv": torch.zeros(batch_size, self.d_inner, self.d_conv, **f),
             # the SSM state is kept in float32 at least (as mamba_ssm does for half-precision inputs)
             "ssm": torch.zeros(
-                batch_size, self.d_inner, self.d_state,
-                device=f["device"], dtype=torch.promote_types(f["dtype"], torch.float32),
+                batch_size,
+                self.d_inner,
+                self.d_state,
+                device=f["device"],
+                dtype=torch.promote_types(f["dtype"], torch.float32),
             ),
         }
 

@@ -5,7 +5,8 @@
     step(x_t: (B, D), state) -> (y_t: (B, D), state)                       (causal mixers)
 
 A state is a dict of batch-first tensors, so generation can reorder or select rows (beam search) without
-knowing the mixer. `step` may update the given state in place (as mamba_ssm's caches do) and returns it. Subclasses implement `_forward` / `_step`; this base validates inputs, zeroes padded
+knowing the mixer. `step` may update the given state in place (as mamba_ssm's caches do) and returns it.
+Subclasses implement `_forward` / `_step`; this base validates inputs, zeroes padded
 positions (so padding cannot leak into valid ones) and, in debug mode, checks outputs for NaN/inf.
 """
 

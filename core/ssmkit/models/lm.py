@@ -11,6 +11,7 @@ from ssmkit.layers.mixer import State
 from ssmkit.models.backbone import SequenceBackbone
 from ssmkit.models.generation import generate
 from ssmkit.models.heads import LMHead
+from ssmkit.registry import register_model
 
 Tensor = torch.Tensor
 
@@ -36,3 +37,18 @@ class LanguageModel(nn.Module):
 
     def generate(self, prompt: Tensor, max_new_tokens: int, **sampling: Any) -> Tensor:
         return generate(self, prompt, max_new_tokens, **sampling)
+
+
+def _preset(**defaults: Any):
+    def build(vocab_size: int, **overrides: Any) -> LanguageModel:
+        return LanguageModel(vocab_size, **{**defaults, **overrides})
+
+    return build
+
+
+# Language-model presets, `ssmkit.create_model(name, vocab_size=..., **overrides)`. Mamba blocks carry no
+# MLP (two Mamba blocks have about the parameters of one attention + MLP block, as in the Mamba paper).
+register_model("mamba_lm_tiny")(_preset(d_model=64, n_layers=2, mixer="mamba"))
+register_model("mamba_lm_small")(_preset(d_model=256, n_layers=4, mixer="mamba"))
+register_model("s4d_lm_small")(_preset(d_model=256, n_layers=4, mixer="s4d", mlp_ratio=2.0))
+register_model("transformer_lm_small")(_preset(d_model=256, n_layers=4, mixer="attention", mlp_ratio=4.0))

@@ -41,7 +41,11 @@ def linear_scan(
 
 
 def linear_scan_ref(
-    a: Tensor, b: Tensor, h0: Tensor | None = None, resets: Tensor | None = None, return_last_state: bool = False
+    a: Tensor,
+    b: Tensor,
+    h0: Tensor | None = None,
+    resets: Tensor | None = None,
+    return_last_state: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The spec: a loop over time."""
     h = torch.zeros_like(b[:, 0]) if h0 is None else h0.to(b.dtype)

@@ -157,10 +157,10 @@ def _per_step(M: Tensor, dim: int, work: torch.dtype):
 
 def _check_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
     check_shape("u", u, "(b, d, l)", None, None, None)
-    b, d, l = u.shape
-    check_shape("delta", delta, "(b, d, l)", b, d, l)
+    b, d, length = u.shape
+    check_shape("delta", delta, "(b, d, l)", b, d, length)
     if z is not None:
-        check_shape("z", z, "(b, d, l)", b, d, l)
+        check_shape("z", z, "(b, d, l)", b, d, length)
     check_shape("A", A, "(d, n)", d, None)
     if A.is_complex():
         raise ValueError("A must be real; complex A is not supported by ssmkit's selective_scan")
@@ -169,9 +169,9 @@ def _check_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
         if M.dim() == 2:
             check_shape(name, M, "(d, n)", d, n)
         elif M.dim() == 3:
-            check_shape(name, M, "(b, n, l)", b, n, l)
+            check_shape(name, M, "(b, n, l)", b, n, length)
         else:
-            check_shape(name, M, "(b, g, n, l)", b, None, n, l)
+            check_shape(name, M, "(b, g, n, l)", b, None, n, length)
             if d % M.shape[1]:
                 raise ValueError(f"{name} has {M.shape[1]} groups, which must divide d={d}")
     for name, t in (("D", D), ("delta_bias", delta_bias)):

@@ -45,7 +45,11 @@ class SyntheticDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
         return DataLoader(
-            dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers, drop_last=shuffle
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            drop_last=shuffle,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -143,9 +147,7 @@ class ICLRegressionData(SyntheticDataModule):
 
 
 class SequentialDigitsData(SyntheticDataModule):
-    def __init__(
-        self, val_fraction: float = 0.2, batch_size: int = 64, seed: int = 0, num_workers: int = 0
-    ) -> None:
+    def __init__(self, val_fraction: float = 0.2, batch_size: int = 64, seed: int = 0, num_workers: int = 0) -> None:
         """scikit-learn's digits as 64-step sequences; a seeded split into train and validation."""
         super().__init__(0, 0, batch_size, seed, num_workers)
         self.val_fraction = val_fraction

@@ -88,8 +88,12 @@ def _plot(results: list[dict[str, Any]], out: Path) -> None:
             steps, acc = zip(*r["curve"], strict=True)
             ax.plot(steps, acc, marker="o", label=f"{r['label']} ({r['params'] / 1e3:.0f}k params)")
     ax.axhline(0.95, color="grey", linestyle="--", linewidth=1, label="0.95")
-    ax.set(xlabel="training step", ylabel="validation token accuracy", ylim=(0, 1.02),
-           title="Selective copying: same budget for every mixer")
+    ax.set(
+        xlabel="training step",
+        ylabel="validation token accuracy",
+        ylim=(0, 1.02),
+        title="Selective copying: same budget for every mixer",
+    )
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()

@@ -21,23 +21,33 @@ plugin = Plugin(
     requires_ssmkit=">=0.1,<0.2",
     tasks={
         "selective_copy": _task(
-            "TokenSequenceTask", "SelectiveCopyData", "selective_copy",
+            "TokenSequenceTask",
+            "SelectiveCopyData",
+            "selective_copy",
             "copy the data tokens scattered among noise, in order (Mamba paper)",
         ),
         "associative_recall": _task(
-            "TokenSequenceTask", "AssociativeRecallData", "associative_recall",
+            "TokenSequenceTask",
+            "AssociativeRecallData",
+            "associative_recall",
             "multi-query associative recall, MQAR (Zoology)",
         ),
         "induction_heads": _task(
-            "TokenSequenceTask", "InductionHeadsData", "induction_heads",
+            "TokenSequenceTask",
+            "InductionHeadsData",
+            "induction_heads",
             "recall the token that followed the trigger earlier in the sequence (H3 paper)",
         ),
         "icl_regression": _task(
-            "InContextRegression", "ICLRegressionData", "icl_regression",
+            "InContextRegression",
+            "ICLRegressionData",
+            "icl_regression",
             "in-context linear regression, reported beside least squares",
         ),
         "sequential_digits": _task(
-            "SequenceClassifier", "SequentialDigitsData", "sequential_digits",
+            "SequenceClassifier",
+            "SequentialDigitsData",
+            "sequential_digits",
             "scikit-learn's 8x8 digits read pixel by pixel, 10 classes",
         ),
     },

@@ -1,7 +1,7 @@
 """Contract test classes that mixer and plugin tests subclass (as langchain-tests does).
 
-    class TestMamba(MixerContract):
-        name = "mamba"
+class TestMamba(MixerContract):
+    name = "mamba"
 """
 
 from ssmkit.testing.mixer_contract import MixerContract

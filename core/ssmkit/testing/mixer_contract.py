@@ -20,7 +20,10 @@ class MixerContract:
 
     def make(self, dtype: torch.dtype = torch.float64, **overrides: Any):
         torch.manual_seed(0)
-        kwargs = {**(self.kwargs if self.kwargs is not None else mixer_class(self.name).tiny_kwargs), **overrides}
+        kwargs = {
+            **(self.kwargs if self.kwargs is not None else mixer_class(self.name).tiny_kwargs),
+            **overrides,
+        }
         return create_mixer(self.name, self.d_model, **kwargs).to(dtype)
 
     def inputs(self, batch: int = 2, length: int = 13, dtype: torch.dtype = torch.float64) -> torch.Tensor:

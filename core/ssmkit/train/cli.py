@@ -14,15 +14,15 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
-from jsonargparse import lazy_instance
 
 from ssmkit.plugins import PluginInfo, find_task
 from ssmkit.train.callbacks import EpochSummary, LossCurvePlot, Throughput, progress_bar
-from ssmkit.train.logging import ResumableCSVLogger
 from ssmkit.train.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from ssmkit.train.logging import ResumableCSVLogger
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
 
@@ -69,7 +69,9 @@ def _trainer_defaults(
     info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: int | None
 ) -> dict[str, Any]:
     return {
-        "logger": lazy_instance(ResumableCSVLogger, save_dir=str(runs_dir), name=f"{info.name}/{task_name}", version=version),
+        "logger": lazy_instance(
+            ResumableCSVLogger, save_dir=str(runs_dir), name=f"{info.name}/{task_name}", version=version
+        ),
         "callbacks": [
             ModelCheckpoint(
                 monitor=module_cls.monitor,

@@ -17,7 +17,9 @@ def test_selective_copy_targets_are_the_data_tokens_in_order():
     for row_x, row_y in zip(x, y, strict=True):
         data = row_x[:20][row_x[:20] > 0]
         assert data.tolist() == row_y[20:].tolist() and len(data) == 5
-    assert torch.equal(synthetic.selective_copy(4, 20, 5, 6, gen(1))[0], synthetic.selective_copy(4, 20, 5, 6, gen(1))[0])
+    assert torch.equal(
+        synthetic.selective_copy(4, 20, 5, 6, gen(1))[0], synthetic.selective_copy(4, 20, 5, 6, gen(1))[0]
+    )
 
 
 def test_associative_recall_targets_are_the_paired_values():
@@ -63,3 +65,19 @@ def test_check_finite_names_the_sample():
     values[3, 1] = float("inf")
     with pytest.raises(ValueError, match="sample 3 contains inf"):
         check_finite("train set", values)
+
+
+def test_data_module_names_the_bad_sample_at_setup(monkeypatch):
+    from ssmkit.synthetic.datamodules import ICLRegressionData
+
+    dm = ICLRegressionData(n_points=4, dim=2, num_train=8, num_val=4, batch_size=4)
+    original = dm.generate
+
+    def with_nan(n, generator):
+        features, xs, ys = original(n, generator)
+        features[5, 2, 0] = float("nan")
+        return features, xs, ys
+
+    monkeypatch.setattr(dm, "generate", with_nan)
+    with pytest.raises(ValueError, match="ICLRegressionData train set, tensor 0: sample 5 contains NaN"):
+        dm.setup("fit")

@@ -3,12 +3,26 @@ import torch
 
 import ssmkit
 from ssmkit.layers import Attention, Mamba
-from ssmkit.models import BidirectionalMixer, ClassificationHead, LanguageModel, SequenceBackbone, pool, reverse_valid
+from ssmkit.models import (
+    BidirectionalMixer,
+    ClassificationHead,
+    LanguageModel,
+    SequenceBackbone,
+    pool,
+    reverse_valid,
+)
 
 
 def test_hybrid_places_attention_at_chosen_layers():
-    bb = SequenceBackbone(16, 4, mixer="mamba", mixer_kwargs={"d_state": 4}, hybrid={"attention": [1, 3]},
-                          hybrid_kwargs={"attention": {"n_heads": 2}}, vocab_size=11)
+    bb = SequenceBackbone(
+        16,
+        4,
+        mixer="mamba",
+        mixer_kwargs={"d_state": 4},
+        hybrid={"attention": [1, 3]},
+        hybrid_kwargs={"attention": {"n_heads": 2}},
+        vocab_size=11,
+    )
     kinds = [type(b.mixer) for b in bb.layers]
     assert kinds == [Mamba, Attention, Mamba, Attention]
     assert bb.layers[1].mixer.n_heads == 2
@@ -18,7 +32,11 @@ def test_hybrid_places_attention_at_chosen_layers():
 
 @pytest.mark.parametrize("mixer", ["mamba", "s4d", "attention"])
 def test_language_model_step_equals_forward(mixer):
-    lm = LanguageModel(7, 16, 2, mixer=mixer, mlp_ratio=2, mixer_kwargs=ssmkit.registry.mixer_class(mixer).tiny_kwargs).double().eval()
+    lm = (
+        LanguageModel(7, 16, 2, mixer=mixer, mlp_ratio=2, mixer_kwargs=ssmkit.registry.mixer_class(mixer).tiny_kwargs)
+        .double()
+        .eval()
+    )
     tokens = torch.randint(0, 7, (2, 9))
     state = lm.allocate_state(2, dtype=torch.float64)
     steps = []
@@ -80,3 +98,12 @@ def test_pooling_and_heads():
 def test_tied_embeddings_share_weight():
     lm = LanguageModel(9, 8, 1, tie_embeddings=True, mixer_kwargs={"d_state": 4})
     assert lm.lm_head.proj.weight is lm.backbone.embedding.weight
+
+
+def test_model_registry_presets():
+    assert {"mamba_lm_tiny", "mamba_lm_small", "transformer_lm_small"} <= set(ssmkit.list_models())
+    lm = ssmkit.create_model("mamba_lm_tiny", vocab_size=12, n_layers=1)
+    assert isinstance(lm, LanguageModel) and len(lm.backbone.layers) == 1
+    assert lm(torch.randint(0, 12, (1, 5))).shape == (1, 5, 12)
+    with pytest.raises(ValueError, match="unknown model 'gpt5'; registered models: .*mamba_lm_tiny"):
+        ssmkit.create_model("gpt5")

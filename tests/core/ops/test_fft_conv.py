@@ -18,11 +18,18 @@ def direct(u, k, D):
 
 @pytest.mark.parametrize(("L", "Lk"), [(1, 1), (17, 17), (33, 5), (64, 64)])
 def test_reference_matches_definition(L, Lk):
-    u, k, D = torch.randn(2, 3, L, dtype=torch.float64), torch.randn(3, Lk, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    u, k, D = (
+        torch.randn(2, 3, L, dtype=torch.float64),
+        torch.randn(3, Lk, dtype=torch.float64),
+        torch.randn(3, dtype=torch.float64),
+    )
     torch.testing.assert_close(fft_conv_ref(u, k, D), direct(u, k, D))
 
 
-@pytest.mark.parametrize(("L", "Lk", "dtype"), [(1, 1, torch.float64), (37, 37, torch.float32), (100, 7, torch.float64), (257, 257, torch.float32)])
+@pytest.mark.parametrize(
+    ("L", "Lk", "dtype"),
+    [(1, 1, torch.float64), (37, 37, torch.float32), (100, 7, torch.float64), (257, 257, torch.float32)],
+)
 def test_fft_backend_matches_reference_forward_and_backward(L, Lk, dtype):
     tol = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {}
     inputs = [torch.randn(2, 3, L, dtype=dtype), torch.randn(3, Lk, dtype=dtype), torch.randn(3, dtype=dtype)]

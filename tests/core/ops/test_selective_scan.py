@@ -54,9 +54,18 @@ def test_layouts_of_B_and_C_agree():
     Bti, Cti = torch.randn(4, 5, dtype=D64), torch.randn(4, 5, dtype=D64)
     y_ti = selective_scan(u, delta, A, Bti, Cti)
     per_channel = torch.stack(
-        [selective_scan(u[:, i : i + 1], delta[:, i : i + 1], A[i : i + 1],
-                        Bti[i][None, :, None].expand(2, -1, 11), Cti[i][None, :, None].expand(2, -1, 11))[:, 0]
-         for i in range(4)], 1)
+        [
+            selective_scan(
+                u[:, i : i + 1],
+                delta[:, i : i + 1],
+                A[i : i + 1],
+                Bti[i][None, :, None].expand(2, -1, 11),
+                Cti[i][None, :, None].expand(2, -1, 11),
+            )[:, 0]
+            for i in range(4)
+        ],
+        1,
+    )
     torch.testing.assert_close(y_ti, per_channel)
 
 
@@ -87,8 +96,12 @@ def test_half_precision_input_computes_in_float32():
     u, delta, A, B, C = rand_args(dtype=torch.float32)
     y16 = selective_scan(u.bfloat16(), delta.bfloat16(), A, B, C)
     assert y16.dtype == torch.bfloat16
-    torch.testing.assert_close(y16.float(), selective_scan(u.bfloat16().float(), delta.bfloat16().float(), A, B, C),
-                               atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(
+        y16.float(),
+        selective_scan(u.bfloat16().float(), delta.bfloat16().float(), A, B, C),
+        atol=2e-2,
+        rtol=2e-2,
+    )
 
 
 @pytest.mark.parametrize(

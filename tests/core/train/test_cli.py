@@ -58,8 +58,10 @@ def test_resume_last_without_a_run_is_an_error(tmp_path, capsys):
 def test_seed_makes_runs_repeatable(tmp_path):
     for _ in range(2):
         assert fit(tmp_path, "selective_copy", "--seed_everything", "3") == 0
-    a, b = (torch.load(tmp_path / "synthetic/selective_copy" / v / "checkpoints/last.ckpt", weights_only=True)
-            for v in ("version_0", "version_1"))
+    a, b = (
+        torch.load(tmp_path / "synthetic/selective_copy" / v / "checkpoints/last.ckpt", weights_only=True)
+        for v in ("version_0", "version_1")
+    )
     for key in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key])
 
@@ -80,7 +82,20 @@ def test_validate_and_test_need_a_checkpoint_and_reject_bad_ones(tmp_path, capsy
 def test_test_and_predict_from_a_trained_run(tmp_path):
     assert fit(tmp_path, "sequential_digits") == 0
     for verb in ("test", "predict"):
-        assert main([verb, "synthetic.sequential_digits", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]) == 0
+        assert (
+            main(
+                [
+                    verb,
+                    "synthetic.sequential_digits",
+                    "--quick",
+                    "--runs_dir",
+                    str(tmp_path),
+                    "--ckpt_path",
+                    "last",
+                ]
+            )
+            == 0
+        )
 
 
 def test_unknown_task_lists_the_installed_ones(capsys):
