@@ -2,6 +2,7 @@
 
 from ssmkit.layers.attention import Attention
 from ssmkit.layers.mamba import Mamba
+from ssmkit.layers.mamba2 import Mamba2
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
 from ssmkit.layers.mlp import GatedMLP
 from ssmkit.layers.norms import RMSNorm
@@ -11,6 +12,7 @@ __all__ = [
     "Attention",
     "GatedMLP",
     "Mamba",
+    "Mamba2",
     "Mixer",
     "RMSNorm",
     "S4D",

@@ -22,8 +22,9 @@ Tensor = torch.Tensor
 def rotary(x: Tensor, positions: Tensor, base: float = 10_000.0) -> Tensor:
     """Rotate pairs (i, i + d/2) of `x: (B, H, L, d)` by angle position * base^(-2i/d); positions: (L,) or (B, L)."""
     half = x.shape[-1] // 2
-    freqs = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = positions.float()[..., None] * freqs  # (L, d/2) or (B, L, d/2)
+    work = torch.promote_types(x.dtype, torch.float32)
+    freqs = base ** (-torch.arange(half, device=x.device, dtype=work) / half)
+    angles = positions.to(work)[..., None] * freqs  # (L, d/2) or (B, L, d/2)
     if angles.dim() == 3:
         angles = angles[:, None]
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)

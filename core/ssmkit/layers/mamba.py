@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmkit.layers.conv import causal_conv, causal_conv_step
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import selective_scan, selective_state_update
 from ssmkit.registry import register_mixer
@@ -64,19 +65,18 @@ class Mamba(Mixer):
         no_weight_decay(self.A_log, self.D, self.dt_proj.bias)
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
-        seq_len = u.shape[1]
         x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)  # (B, E, L) each
-        x = F.silu(self.conv1d(F.pad(x, (self.d_conv - 1, 0)))[..., :seq_len])
+        x = F.silu(causal_conv(self.conv1d, x))
         dt, B, C = self._project(x.transpose(1, 2))  # (B, L, R), (B, L, N), (B, L, N)
         y = selective_scan(
             x,
             (dt @ self.dt_proj.weight.T).transpose(1, 2),
-            -torch.exp(self.A_log.float()),
+            -torch.exp(self.A_log),
             B.transpose(1, 2),
             C.transpose(1, 2),
-            self.D.float(),
+            self.D,
             z=z,
-            delta_bias=self.dt_proj.bias.float(),
+            delta_bias=self.dt_proj.bias,
             delta_softplus=True,
         )
         return self.out_proj(y.transpose(1, 2))
@@ -102,22 +102,19 @@ class Mamba(Mixer):
 
     def _step(self, u_t: Tensor, state: State) -> tuple[Tensor, State]:
         x, z = self.in_proj(u_t).chunk(2, dim=-1)  # (B, E) each
-        conv = torch.cat([state["conv"][..., 1:], x[..., None]], dim=-1)  # (B, E, K)
-        x = (conv * self.conv1d.weight[:, 0, :]).sum(-1)
-        if self.conv1d.bias is not None:
-            x = x + self.conv1d.bias
+        x, conv = causal_conv_step(self.conv1d, state["conv"], x)
         x = F.silu(x)
         dt, B, C = self._project(x)
         y = selective_state_update(
             state["ssm"],
             x,
             dt @ self.dt_proj.weight.T,
-            -torch.exp(self.A_log.float()),
+            -torch.exp(self.A_log),
             B,
             C,
-            self.D.float(),
+            self.D,
             z=z,
-            dt_bias=self.dt_proj.bias.float(),
+            dt_bias=self.dt_proj.bias,
             dt_softplus=True,
         )
         state["conv"] = conv

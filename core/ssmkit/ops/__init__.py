@@ -11,6 +11,7 @@ from ssmkit.ops.selective_scan import (
     selective_state_update,
     selective_state_update_ref,
 )
+from ssmkit.ops.ssd_scan import ssd_scan, ssd_scan_chunked, ssd_scan_ref
 
 __all__ = [
     "backends",
@@ -24,5 +25,8 @@ __all__ = [
     "selective_scan_ref",
     "selective_state_update",
     "selective_state_update_ref",
+    "ssd_scan",
+    "ssd_scan_chunked",
+    "ssd_scan_ref",
     "zoh_discretise",
 ]

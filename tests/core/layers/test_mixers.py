@@ -75,3 +75,12 @@ def test_mamba_dynamics_tags_and_init():
     assert tagged == {"A_log", "D", "dt_proj.bias"}
     dt = torch.nn.functional.softplus(m.dt_proj.bias)
     assert 1e-3 * 0.99 <= dt.min() and dt.max() <= 0.1 * 1.01
+
+
+class TestMamba2(MixerContract):
+    name = "mamba2"
+
+
+class TestMamba2Groups(MixerContract):
+    name = "mamba2"
+    kwargs = {"d_state": 3, "d_conv": 2, "expand": 2, "headdim": 2, "ngroups": 2, "chunk_size": 5}

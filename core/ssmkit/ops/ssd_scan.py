@@ -1,0 +1,175 @@
+"""State-space duality (SSD) scan, the core of Mamba-2 (Dao & Gu, 2024, "Transformers are SSMs").
+
+Per head h, with a scalar decay (A is scalar-times-identity) and B, C shared by the heads of a group:
+
+    dt_t = softplus(dt_t + dt_bias)                        (if dt_softplus)
+    H_t  = exp(dt_t * A_h) * H_{t-1} + dt_t * x_t B_t^T     H: (P, N) per head
+    y_t  = H_t C_t + D_h * x_t,      then  y_t *= silu(z_t) if z is given
+
+Argument order and shapes follow mamba_ssm's `mamba_chunk_scan_combined`:
+    x, z (b, l, h, p)   dt (b, l, h)   A (h,)   B, C (b, l, g, n)   D (h, p) or (h,)   dt_bias (h,)
+    initial_states (b, h, p, n);  returns y (b, l, h, p) [, final_states (b, h, p, n)]
+
+Backends: `reference` is the sequential loop (the spec); `chunked` is the SSD algorithm: within chunks of
+`chunk_size` positions a masked quadratic (attention-like) form, between chunks a recurrence on the states.
+Computation is in float32 (float64 stays float64); y is cast back to x's dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.shapes import check_shape
+
+Tensor = torch.Tensor
+
+
+def ssd_scan(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk_size: int = 64,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    dt_bias: Tensor | None = None,
+    initial_states: Tensor | None = None,
+    dt_softplus: bool = False,
+    return_final_states: bool = False,
+    *,
+    backend: str | None = None,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The SSD scan over `l`; see the module docstring for shapes. `backend` forces an implementation."""
+    _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states)
+    fn = resolve("ssd_scan", x.device.type, backend)
+    return fn(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus, return_final_states)
+
+
+def ssd_scan_ref(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk_size: int = 64,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    dt_bias: Tensor | None = None,
+    initial_states: Tensor | None = None,
+    dt_softplus: bool = False,
+    return_final_states: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The spec: a loop over time (chunk_size is unused)."""
+    x, dt, B, C, work = _prepare(x, dt, A, B, C, dt_bias, dt_softplus)
+    b, _, h, p = x.shape
+    state = _initial(initial_states, b, h, p, B.shape[-1], x)
+    ys = []
+    for x_t, dt_t, B_t, C_t in zip(x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1), strict=True):
+        decay = torch.exp(dt_t * A.to(work))  # (b, h)
+        state = decay[..., None, None] * state + (dt_t[..., None] * x_t)[..., None] * B_t[:, :, None, :]
+        ys.append((state * C_t[:, :, None, :]).sum(-1))  # (b, h, p)
+    y = _finish(torch.stack(ys, dim=1), x, D, z, work)
+    return (y, state) if return_final_states else y
+
+
+def ssd_scan_chunked(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk_size: int = 64,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    dt_bias: Tensor | None = None,
+    initial_states: Tensor | None = None,
+    dt_softplus: bool = False,
+    return_final_states: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The chunked SSD algorithm: memory O(b·l·h·(p + n) + b·l·h·T), time O(l·T) per head and channel."""
+    x, dt, B, C, work = _prepare(x, dt, A, B, C, dt_bias, dt_softplus)
+    b, length, h, p = x.shape
+    T = min(chunk_size, length)
+    pad = -length % T
+    # Padding with dt = 0 means decay 1 and no input: the padded steps change nothing.
+    xs, dts, Bs, Cs = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in (x * dt[..., None], dt, B, C))
+    c = (length + pad) // T
+    xs, Bs, Cs = (t.reshape(b, c, T, h, -1) for t in (xs, Bs, Cs))  # (b, c, T, h, p|n)
+    cs = torch.cumsum((dts * A.to(work)).reshape(b, c, T, h), dim=2).transpose(2, 3)  # (b, c, h, T)
+
+    # within each chunk: y_t = sum_{s <= t} exp(cs_t - cs_s) (C_t . B_s) dt_s x_s
+    causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    decay = torch.exp((cs[..., :, None] - cs[..., None, :]).masked_fill(~causal, float("-inf")))  # (b,c,h,T,T)
+    scores = torch.einsum("bcthn,bcshn->bchts", Cs, Bs) * decay
+    y = torch.einsum("bchts,bcshp->bcthp", scores, xs)
+
+    # the state each chunk adds, then the recurrence between chunks
+    to_end = torch.exp(cs[..., -1:] - cs)  # (b, c, h, T)
+    chunk_states = torch.einsum("bcht,bcthn,bcthp->bchpn", to_end, Bs, xs)
+    state = _initial(initial_states, b, h, p, Bs.shape[-1], x)
+    entering = []
+    for k in range(c):
+        entering.append(state)
+        state = torch.exp(cs[:, k, :, -1])[..., None, None] * state + chunk_states[:, k]
+    entering = torch.stack(entering, dim=1)  # (b, c, h, p, n): the state before each chunk
+    y = y + torch.einsum("bcthn,bchpn,bcht->bcthp", Cs, entering, torch.exp(cs))
+    y = _finish(y.reshape(b, c * T, h, p)[:, :length], x, D, z, work)
+    return (y, state) if return_final_states else y
+
+
+def _prepare(x, dt, A, B, C, dt_bias, dt_softplus):
+    """Cast to the working dtype, apply dt_bias / softplus, and expand groups of B, C to heads."""
+    work = torch.float64 if x.dtype == torch.float64 else torch.float32
+    dt = dt.to(work)
+    if dt_bias is not None:
+        dt = dt + dt_bias.to(work)
+    if dt_softplus:
+        dt = F.softplus(dt)
+    heads_per_group = x.shape[2] // B.shape[2]
+    B, C = (M.to(work).repeat_interleave(heads_per_group, dim=2) for M in (B, C))  # (b, l, h, n)
+    return x.to(work), dt, B, C, work
+
+
+def _initial(initial_states: Tensor | None, b: int, h: int, p: int, n: int, like: Tensor) -> Tensor:
+    if initial_states is None:
+        return like.new_zeros(b, h, p, n)
+    return initial_states.to(like.dtype)
+
+
+def _finish(y: Tensor, x: Tensor, D: Tensor | None, z: Tensor | None, work: torch.dtype) -> Tensor:
+    """Add the skip term D x, gate by silu(z), cast to the input dtype. y, x: (b, l, h, p) in `work`."""
+    dtype_in = x.dtype if z is None else z.dtype
+    if D is not None:
+        y = y + (D.to(work)[:, None] if D.dim() == 1 else D.to(work)) * x
+    if z is not None:
+        y = y * F.silu(z.to(work))
+    return y.to(dtype_in)
+
+
+def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states) -> None:
+    check_shape("x", x, "(b, l, h, p)", None, None, None, None)
+    b, length, h, p = x.shape
+    check_shape("dt", dt, "(b, l, h)", b, length, h)
+    check_shape("A", A, "(h,)", h)
+    check_shape("B", B, "(b, l, g, n)", b, length, None, None)
+    g, n = B.shape[2:]
+    check_shape("C", C, "(b, l, g, n)", b, length, g, n)
+    if h % g:
+        raise ValueError(f"B and C have {g} groups, which must divide the number of heads h={h}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if D is not None:
+        check_shape("D", D, "(h,)" if D.dim() == 1 else "(h, p)", *((h,) if D.dim() == 1 else (h, p)))
+    if z is not None:
+        check_shape("z", z, "(b, l, h, p)", b, length, h, p)
+    if dt_bias is not None:
+        check_shape("dt_bias", dt_bias, "(h,)", h)
+    if initial_states is not None:
+        check_shape("initial_states", initial_states, "(b, h, p, n)", b, h, p, n)
+
+
+register_backend("ssd_scan", Backend(REFERENCE, ssd_scan_ref))
+register_backend("ssd_scan", Backend("chunked", ssd_scan_chunked, priority=10))
