@@ -1,6 +1,7 @@
 """Sequence mixers (one file per family), norms and MLPs. Importing this package registers the mixers."""
 
 from ssmkit.layers.attention import Attention
+from ssmkit.layers.hydra import Hydra
 from ssmkit.layers.mamba import Mamba
 from ssmkit.layers.mamba2 import Mamba2
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
@@ -11,6 +12,7 @@ from ssmkit.layers.s4d import S4D
 __all__ = [
     "Attention",
     "GatedMLP",
+    "Hydra",
     "Mamba",
     "Mamba2",
     "Mixer",

@@ -37,6 +37,15 @@ def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
     return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of `x: (B, L, ...)` within its first lengths[b] positions; padding stays put."""
+    if lengths is None:
+        return x.flip(1)
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L)
+    return x.gather(1, idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+
 class Mixer(nn.Module):
     """Base class of sequence mixers: `(B, L, D) -> (B, L, D)`."""
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from ssmkit.layers.mixer import Mixer
+from ssmkit.layers.mixer import Mixer, reverse_valid
 
 Tensor = torch.Tensor
-
-
-def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of `x: (B, L, D)` within its first lengths[b] positions; padding stays put."""
-    if lengths is None:
-        return x.flip(1)
-    t = torch.arange(x.shape[1], device=x.device)[None, :]
-    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L)
-    return x.gather(1, idx[..., None].expand_as(x))
 
 
 class BidirectionalMixer(Mixer):

@@ -84,3 +84,15 @@ class TestMamba2(MixerContract):
 class TestMamba2Groups(MixerContract):
     name = "mamba2"
     kwargs = {"d_state": 3, "d_conv": 2, "expand": 2, "headdim": 2, "ngroups": 2, "chunk_size": 5}
+
+
+class TestHydra(MixerContract):
+    name = "hydra"
+
+    def test_every_position_sees_every_other(self):
+        mixer, x = self.make(), self.inputs()
+        for t in (0, 6, 12):
+            x2 = x.clone()
+            x2[:, t] += 1.0
+            changed = (mixer(x2) - mixer(x)).abs().amax(dim=(0, 2)) > 0
+            assert bool(changed.all()), f"a change at position {t} must reach every position"
