@@ -2,6 +2,7 @@
 
 from ssmkit.layers.attention import Attention
 from ssmkit.layers.hydra import Hydra
+from ssmkit.layers.hyena import Hyena
 from ssmkit.layers.mamba import Mamba
 from ssmkit.layers.mamba2 import Mamba2
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
@@ -13,6 +14,7 @@ __all__ = [
     "Attention",
     "GatedMLP",
     "Hydra",
+    "Hyena",
     "Mamba",
     "Mamba2",
     "Mixer",

@@ -96,3 +96,17 @@ class TestHydra(MixerContract):
             x2[:, t] += 1.0
             changed = (mixer(x2) - mixer(x)).abs().amax(dim=(0, 2)) > 0
             assert bool(changed.all()), f"a change at position {t} must reach every position"
+
+
+class TestHyena(MixerContract):
+    name = "hyena"
+
+    def test_longer_than_l_max_is_a_clear_error(self):
+        mixer = self.make(torch.float32)
+        with pytest.raises(ValueError, match="sequence length 33 exceeds the filters' l_max=32"):
+            mixer(torch.randn(1, 33, self.d_model))
+
+
+class TestHyenaOrder3(MixerContract):
+    name = "hyena"
+    kwargs = {"order": 3, "l_max": 16, "filter_order": 4, "emb_dim": 3, "short_kernel": 2}
