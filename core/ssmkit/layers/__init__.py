@@ -3,23 +3,27 @@
 from ssmkit.layers.attention import Attention
 from ssmkit.layers.hydra import Hydra
 from ssmkit.layers.hyena import Hyena
+from ssmkit.layers.long_conv import LongConv
 from ssmkit.layers.mamba import Mamba
 from ssmkit.layers.mamba2 import Mamba2
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
 from ssmkit.layers.mlp import GatedMLP
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.layers.s4d import S4D
+from ssmkit.layers.sgconv import SGConv
 
 __all__ = [
     "Attention",
     "GatedMLP",
     "Hydra",
     "Hyena",
+    "LongConv",
     "Mamba",
     "Mamba2",
     "Mixer",
     "RMSNorm",
     "S4D",
+    "SGConv",
     "State",
     "no_weight_decay",
     "set_debug",

@@ -23,3 +23,13 @@ def causal_conv_step(conv: nn.Conv1d, window: Tensor, x_t: Tensor) -> tuple[Tens
     window = torch.cat([window[..., 1:], x_t[..., None]], dim=-1)
     y = (window * conv.weight[:, 0, :]).sum(-1)
     return (y if conv.bias is None else y + conv.bias), window
+
+
+def cached_conv_step(history: Tensor, t: int, x_t: Tensor, k: Tensor) -> Tensor:
+    """One position of a long causal convolution in recurrent form (a cached convolution).
+
+    history: (B, C, L_max) inputs so far, written here at position t; x_t: (B, C); k: (C, >= t + 1) the
+    kernel. Returns y_t = sum_{s <= t} k[:, s] * x_{t - s}: (B, C). Cost and memory grow with t.
+    """
+    history[..., t] = x_t
+    return (history[..., : t + 1].flip(-1) * k[:, : t + 1]).sum(-1)

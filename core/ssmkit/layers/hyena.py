@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_step
+from ssmkit.layers.conv import cached_conv_step, causal_conv, causal_conv_step
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import fft_conv
 from ssmkit.registry import register_mixer
@@ -140,10 +140,8 @@ class Hyena(Mixer):
             raise ValueError(f"step past the filters' l_max={self.l_max}")
         proj, state["short"] = causal_conv_step(self.short_conv, state["short"], self.in_proj(u_t))
         z, *gates = proj.chunk(self.order + 1, dim=1)  # (B, D) each
-        h = self.filter(t + 1).chunk(self.order, dim=0)  # (D, t+1) each, h[..., s] pairs with z_{t-s}
+        h = self.filter(t + 1).chunk(self.order, dim=0)  # (D, t+1) each
         for n, x_n in enumerate(gates):
-            state["history"][:, n, :, t] = z
-            past = state["history"][:, n, :, : t + 1].flip(-1)  # (B, D, t+1): z_t, z_{t-1}, ..
-            z = x_n * ((past * h[n]).sum(-1) + self.filter_bias[n] * z)
+            z = x_n * (cached_conv_step(state["history"][:, n], t, z, h[n]) + self.filter_bias[n] * z)
         state["position"] = state["position"] + 1
         return self.out_proj(z), state

@@ -110,3 +110,26 @@ class TestHyena(MixerContract):
 class TestHyenaOrder3(MixerContract):
     name = "hyena"
     kwargs = {"order": 3, "l_max": 16, "filter_order": 4, "emb_dim": 3, "short_kernel": 2}
+
+
+class TestLongConv(MixerContract):
+    name = "long_conv"
+
+    def test_squash_makes_small_weights_exactly_zero(self):
+        mixer = self.make(squash_lambda=0.5, smooth_width=1)
+        with torch.no_grad():
+            mixer.weight.copy_(torch.linspace(-1, 1, mixer.weight.numel()).view_as(mixer.weight))
+        k = mixer.kernel(32)
+        small = mixer.weight.abs() <= 0.5
+        assert bool((k[small] == 0).all()) and bool((k[~small].abs() == mixer.weight[~small].abs() - 0.5).all())
+
+
+class TestSGConv(MixerContract):
+    name = "sgconv"
+
+    def test_parameters_grow_sublinearly_with_length(self):
+        counts = [ssmkit.create_mixer("sgconv", 4, l_max=n, kernel_dim=8).sub_kernels for n in (64, 1024, 16384)]
+        sizes = [sum(p.numel() for p in subs) for subs in counts]
+        assert sizes == [4 * 8 * 4, 4 * 8 * 8, 4 * 8 * 12]  # H * kernel_dim * (1 + log2(L / kernel_dim))
+        k = ssmkit.create_mixer("sgconv", 4, l_max=64, kernel_dim=8).kernel(64)
+        assert k.shape == (4, 64) and torch.allclose(k.norm(dim=-1), torch.ones(4))
