@@ -1,6 +1,7 @@
 """Sequence mixers (one file per family), norms and MLPs. Importing this package registers the mixers."""
 
 from ssmkit.layers.attention import Attention
+from ssmkit.layers.h3 import H3
 from ssmkit.layers.hydra import Hydra
 from ssmkit.layers.hyena import Hyena
 from ssmkit.layers.long_conv import LongConv
@@ -15,6 +16,7 @@ from ssmkit.layers.sgconv import SGConv
 __all__ = [
     "Attention",
     "GatedMLP",
+    "H3",
     "Hydra",
     "Hyena",
     "LongConv",

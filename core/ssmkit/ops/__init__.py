@@ -1,6 +1,7 @@
 """Functional ops. Each has a readable `*_ref` reference (the spec) and a dispatcher that picks the fastest
 available backend for the device; `backend="reference"` forces the spec and `backends()` shows the choice."""
 
+from ssmkit.ops.diag_ssm_conv import diag_ssm_conv, diag_ssm_conv_ref
 from ssmkit.ops.dispatch import backends
 from ssmkit.ops.fft_conv import fft_conv, fft_conv_ref
 from ssmkit.ops.linear_scan import linear_scan, linear_scan_ref
@@ -15,6 +16,8 @@ from ssmkit.ops.ssd_scan import ssd_scan, ssd_scan_chunked, ssd_scan_ref
 
 __all__ = [
     "backends",
+    "diag_ssm_conv",
+    "diag_ssm_conv_ref",
     "fft_conv",
     "fft_conv_ref",
     "linear_scan",

@@ -133,3 +133,14 @@ class TestSGConv(MixerContract):
         assert sizes == [4 * 8 * 4, 4 * 8 * 8, 4 * 8 * 12]  # H * kernel_dim * (1 + log2(L / kernel_dim))
         k = ssmkit.create_mixer("sgconv", 4, l_max=64, kernel_dim=8).kernel(64)
         assert k.shape == (4, 64) and torch.allclose(k.norm(dim=-1), torch.ones(4))
+
+
+class TestH3(MixerContract):
+    name = "h3"
+
+
+class TestH3StatePassing(MixerContract):
+    """Blocks of 4 positions: the forward pass runs FlashConv's state passing across blocks."""
+
+    name = "h3"
+    kwargs = {"d_state": 4, "head_dim": 1, "shift_size": 2, "block_size": 4}
