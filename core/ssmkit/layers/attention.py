@@ -1,10 +1,12 @@
 """Multi-head attention with rotary position embeddings (Su et al., RoFormer), through PyTorch's
-`scaled_dot_product_attention`.
+`scaled_dot_product_attention`, with optional local patterns for hybrids (H3 paper; SeqBoat):
 
     q, k, v = W_qkv x;   q, k = rope(q), rope(k);   y = W_o softmax(q k^T / sqrt(d_head) + mask) v
 
 `causal=True` masks the future and has a KV-cache `step`; `causal=False` attends both ways (no `step`).
-With `lengths`, padded keys are masked out.
+`window=w`: sliding-window attention, each query sees the keys at distance < w (the step keeps a ring buffer
+of w keys: constant memory). `chunk_size=c`: block-diagonal attention within consecutive chunks of c
+positions (the step's cache is reset at each chunk boundary). With `lengths`, padded keys are masked out.
 """
 
 from __future__ import annotations
@@ -44,10 +46,17 @@ class Attention(Mixer):
         rope_base: float = 10_000.0,
         dropout: float = 0.0,
         bias: bool = False,
+        window: int | None = None,
+        chunk_size: int | None = None,
     ) -> None:
         super().__init__(d_model)
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        if window is not None and chunk_size is not None:
+            raise ValueError("give window (sliding) or chunk_size (block-diagonal) attention, not both")
+        if (window or 1) < 1 or (chunk_size or 1) < 1:
+            raise ValueError(f"window and chunk_size must be >= 1, got {window} and {chunk_size}")
+        self.window, self.chunk_size = window, chunk_size
         self.causal, self.n_heads, self.d_head = causal, n_heads, d_model // n_heads
         self.rope_base, self.dropout = rope_base, dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
@@ -58,14 +67,25 @@ class Attention(Mixer):
         q, k, v = self.qkv(x).unflatten(-1, (3, self.n_heads, self.d_head)).permute(2, 0, 3, 1, 4)
         return rotary(q, positions, self.rope_base), rotary(k, positions, self.rope_base), v
 
+    def _mask(self, seq_len: int, lengths: Tensor | None, device: torch.device) -> Tensor | None:
+        """Boolean attention mask (True = attend), broadcastable to (B, H, L, L); None when plain causal."""
+        if lengths is None and self.window is None and self.chunk_size is None:
+            return None
+        pos = torch.arange(seq_len, device=device)
+        offset = pos[:, None] - pos[None, :]  # query - key
+        mask = offset >= 0 if self.causal else torch.ones_like(offset, dtype=torch.bool)
+        if self.window is not None:
+            mask = mask & (offset.abs() < self.window)
+        if self.chunk_size is not None:
+            mask = mask & (pos[:, None] // self.chunk_size == pos[None, :] // self.chunk_size)
+        if lengths is not None:
+            mask = mask & padding_mask(lengths, seq_len)[:, None, None, :]  # keys
+        return mask
+
     def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         batch, seq_len, _ = x.shape
         q, k, v = self._heads(x, torch.arange(seq_len, device=x.device))
-        mask = None
-        if lengths is not None:
-            mask = padding_mask(lengths, seq_len)[:, None, None, :]  # keys: (B, 1, 1, L)
-            if self.causal:
-                mask = mask & torch.ones(seq_len, seq_len, dtype=torch.bool, device=x.device).tril()
+        mask = self._mask(seq_len, lengths, x.device)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -79,9 +99,9 @@ class Attention(Mixer):
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
     ) -> State:
-        """An empty KV cache with room for 64 tokens; it doubles when full."""
+        """A KV cache: `window` or `chunk_size` slots for local attention, else 64 slots doubling when full."""
         f = self._factory(device, dtype)
-        shape = (batch_size, self.n_heads, 64, self.d_head)
+        shape = (batch_size, self.n_heads, self.window or self.chunk_size or 64, self.d_head)
         return {
             "k": torch.zeros(shape, **f),
             "v": torch.zeros(shape, **f),
@@ -91,11 +111,15 @@ class Attention(Mixer):
     def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         t = int(state["length"][0])
         k_cache, v_cache = state["k"], state["v"]
-        if t == k_cache.shape[2]:
+        local = self.window or self.chunk_size
+        if local is None and t == k_cache.shape[2]:
             k_cache = torch.cat([k_cache, torch.zeros_like(k_cache)], dim=2)
             v_cache = torch.cat([v_cache, torch.zeros_like(v_cache)], dim=2)
+        slot = t if local is None else t % local
+        # the slots holding visible keys: a ring of the last `window`, or the current chunk so far
+        visible = t + 1 if local is None else (min(t + 1, local) if self.window else slot + 1)
         q, k, v = self._heads(x_t[:, None, :], state["length"][:, None])  # (B, H, 1, d_head)
-        k_cache[:, :, t], v_cache[:, :, t] = k[:, :, 0], v[:, :, 0]
-        y = F.scaled_dot_product_attention(q, k_cache[:, :, : t + 1], v_cache[:, :, : t + 1])
+        k_cache[:, :, slot], v_cache[:, :, slot] = k[:, :, 0], v[:, :, 0]
+        y = F.scaled_dot_product_attention(q, k_cache[:, :, :visible], v_cache[:, :, :visible])
         state.update(k=k_cache, v=v_cache, length=state["length"] + 1)
         return self.out_proj(y.reshape(x_t.shape[0], self.d_model)), state

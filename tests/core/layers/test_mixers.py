@@ -144,3 +144,32 @@ class TestH3StatePassing(MixerContract):
 
     name = "h3"
     kwargs = {"d_state": 4, "head_dim": 1, "shift_size": 2, "block_size": 4}
+
+
+class TestSlidingWindowAttention(MixerContract):
+    name = "attention"
+    kwargs = {"n_heads": 2, "window": 4}
+
+    def test_attends_only_within_the_window(self):
+        mixer, x = self.make(), self.inputs()
+        x2 = x.clone()
+        x2[:, 3] += 1.0
+        changed = (mixer(x2) - mixer(x)).abs().amax(dim=(0, 2)) > 0
+        assert changed.tolist() == [t in range(3, 7) for t in range(13)]
+
+
+class TestChunkedAttention(MixerContract):
+    name = "attention"
+    kwargs = {"n_heads": 2, "chunk_size": 5}
+
+    def test_attends_only_within_the_chunk(self):
+        mixer, x = self.make(), self.inputs()
+        x2 = x.clone()
+        x2[:, 6] += 1.0
+        changed = (mixer(x2) - mixer(x)).abs().amax(dim=(0, 2)) > 0
+        assert changed.tolist() == [t in range(6, 10) for t in range(13)]
+
+
+class TestBidirectionalWindowAttention(MixerContract):
+    name = "attention"
+    kwargs = {"n_heads": 2, "window": 3, "causal": False}
