@@ -9,6 +9,7 @@ from ssmkit.layers.mamba import Mamba
 from ssmkit.layers.mamba2 import Mamba2
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
 from ssmkit.layers.mlp import GatedMLP
+from ssmkit.layers.mom import MoM
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.layers.s4d import S4D
 from ssmkit.layers.sgconv import SGConv
@@ -23,6 +24,7 @@ __all__ = [
     "Mamba",
     "Mamba2",
     "Mixer",
+    "MoM",
     "RMSNorm",
     "S4D",
     "SGConv",

@@ -173,3 +173,40 @@ class TestChunkedAttention(MixerContract):
 class TestBidirectionalWindowAttention(MixerContract):
     name = "attention"
     kwargs = {"n_heads": 2, "window": 3, "causal": False}
+
+
+class TestMoM(MixerContract):
+    name = "mom"
+
+    def test_matches_the_memory_equations(self):
+        """M_i = gamma_i M_i + [routed] k_i v_i^T; o = sum_i g_i M_i^T q + M_s^T q (shared memory last)."""
+        mixer, x = self.make(), self.inputs(batch=1)[0]
+        gates = torch.cat([mixer.route(x), torch.ones(13, 1, dtype=x.dtype)], dim=-1)
+        k, v = mixer.kv_proj(x).unflatten(-1, (2, 4, 4)).unbind(1)
+        q, gamma = mixer.q_proj(x), torch.sigmoid(mixer.decay_logit)
+        memories = torch.zeros(4, 4, 4, dtype=x.dtype)
+        outputs = []
+        for t in range(13):
+            memories = (
+                gamma[:, None, None] * memories + (gates[t] > 0)[:, None, None] * k[t, :, :, None] * v[t, :, None, :]
+            )
+            reads = torch.einsum("hkv,k->hv", memories, q[t])
+            outputs.append(mixer.out_proj(mixer.norm((gates[t, :, None] * reads).sum(0))))
+        torch.testing.assert_close(mixer(x[None])[0], torch.stack(outputs))
+
+    def test_routing_picks_top_k_and_unrouted_memories_stay_empty(self):
+        mixer = self.make()
+        x = self.inputs(batch=1).abs()  # positive inputs: the router logits below are ordered 0 > 1 > 2
+        gates = mixer.route(x)
+        assert bool(((gates > 0).sum(-1) == 2).all()) and torch.allclose(
+            gates.sum(-1), torch.ones(1, 13, dtype=x.dtype)
+        )
+        with torch.no_grad():
+            mixer.router.weight.zero_()
+            mixer.router.weight[0] = 1.0
+            mixer.router.weight[1] = 0.5  # memory 2 keeps logit 0: never in the top 2
+        state = mixer.allocate_state(1, dtype=x.dtype)
+        for t in range(5):
+            _, state = mixer.step(x[:, t], state)
+        memories = state["memories"][0]
+        assert bool(memories[2].eq(0).all()) and not bool(memories[0].eq(0).all())
