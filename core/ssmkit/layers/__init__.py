@@ -5,6 +5,7 @@ from ssmkit.layers.h3 import H3
 from ssmkit.layers.hydra import Hydra
 from ssmkit.layers.hyena import Hyena
 from ssmkit.layers.long_conv import LongConv
+from ssmkit.layers.longvq import LongVQ
 from ssmkit.layers.mamba import Mamba
 from ssmkit.layers.mamba2 import Mamba2
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
@@ -21,6 +22,7 @@ __all__ = [
     "Hydra",
     "Hyena",
     "LongConv",
+    "LongVQ",
     "Mamba",
     "Mamba2",
     "Mixer",

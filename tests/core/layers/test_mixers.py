@@ -210,3 +210,25 @@ class TestMoM(MixerContract):
             _, state = mixer.step(x[:, t], state)
         memories = state["memories"][0]
         assert bool(memories[2].eq(0).all()) and not bool(memories[0].eq(0).all())
+
+
+class TestLongVQ(MixerContract):
+    name = "longvq"
+
+    def test_attention_equals_softmax_attention_over_quantised_keys(self):
+        """The code-factorised read is exact causal softmax attention with keys replaced by their codes."""
+        mixer, x = self.make(), self.inputs(batch=1)
+        q, k = mixer.qk_proj(x).chunk(2, dim=-1)
+        v, _ = mixer.vz_proj(x).chunk(2, dim=-1)
+        codes = mixer.assign(k)
+        values = torch.cumsum(codes[..., None] * v[..., None, :], dim=1)
+        fast = mixer._read(q, values, torch.cumsum(codes, dim=1))
+        quantised = codes @ mixer.codebook  # (1, L, d_key)
+        scores = (q @ quantised.transpose(1, 2)) / mixer.d_key**0.5
+        scores = scores.masked_fill(torch.ones(13, 13, dtype=torch.bool).triu(1), float("-inf"))
+        torch.testing.assert_close(fast, scores.softmax(-1) @ v)
+
+    def test_gradients_reach_the_keys_through_the_straight_through_assignment(self):
+        mixer, x = self.make(), self.inputs()
+        mixer(x).sum().backward()
+        assert mixer.qk_proj.weight.grad[mixer.d_key :].abs().sum() > 0  # the rows that make the keys
