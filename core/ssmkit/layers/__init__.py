@@ -12,6 +12,7 @@ from ssmkit.layers.mixer import Mixer, State, no_weight_decay, set_debug
 from ssmkit.layers.mlp import GatedMLP
 from ssmkit.layers.mom import MoM
 from ssmkit.layers.norms import RMSNorm
+from ssmkit.layers.orchid import Orchid
 from ssmkit.layers.s4d import S4D
 from ssmkit.layers.sgconv import SGConv
 
@@ -27,6 +28,7 @@ __all__ = [
     "Mamba2",
     "Mixer",
     "MoM",
+    "Orchid",
     "RMSNorm",
     "S4D",
     "SGConv",

@@ -17,6 +17,8 @@ class MixerContract:
     d_model: ClassVar[int] = 8
     # step vs forward in float64: the two paths are the same math, so only rounding differs.
     step_atol: ClassVar[float] = 1e-9
+    # SSM and long-convolution mixers tag their dynamics parameters / kernels (no weight decay).
+    tags_dynamics: ClassVar[bool] = True
 
     def make(self, dtype: torch.dtype = torch.float64, **overrides: Any):
         torch.manual_seed(0)
@@ -92,7 +94,7 @@ class MixerContract:
             mixer(torch.randn(2, 13, self.d_model), lengths=torch.tensor([14, 3]))
 
     def test_dynamics_parameters_are_tagged(self) -> None:
-        """SSM mixers tag their dynamics parameters for the optimiser groups; attention has none."""
+        """SSM mixers tag their dynamics parameters for the optimiser groups (`tags_dynamics = False` opts out)."""
         mixer = self.make()
         tagged = [n for n, p in mixer.named_parameters() if hasattr(p, "_optim")]
-        assert tagged or self.name == "attention", f"{self.name} tags no SSM dynamics parameters"
+        assert bool(tagged) == self.tags_dynamics, f"{self.name}: tagged parameters {tagged}"

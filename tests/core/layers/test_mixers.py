@@ -23,10 +23,12 @@ class TestS4DInv(MixerContract):
 
 class TestCausalAttention(MixerContract):
     name = "attention"
+    tags_dynamics = False
 
 
 class TestBidirectionalAttention(MixerContract):
     name = "attention"
+    tags_dynamics = False
     kwargs = {"n_heads": 2, "causal": False}
 
     def test_sees_the_future(self):
@@ -148,6 +150,7 @@ class TestH3StatePassing(MixerContract):
 
 class TestSlidingWindowAttention(MixerContract):
     name = "attention"
+    tags_dynamics = False
     kwargs = {"n_heads": 2, "window": 4}
 
     def test_attends_only_within_the_window(self):
@@ -160,6 +163,7 @@ class TestSlidingWindowAttention(MixerContract):
 
 class TestChunkedAttention(MixerContract):
     name = "attention"
+    tags_dynamics = False
     kwargs = {"n_heads": 2, "chunk_size": 5}
 
     def test_attends_only_within_the_chunk(self):
@@ -172,6 +176,7 @@ class TestChunkedAttention(MixerContract):
 
 class TestBidirectionalWindowAttention(MixerContract):
     name = "attention"
+    tags_dynamics = False
     kwargs = {"n_heads": 2, "window": 3, "causal": False}
 
 
@@ -232,3 +237,28 @@ class TestLongVQ(MixerContract):
         mixer, x = self.make(), self.inputs()
         mixer(x).sum().backward()
         assert mixer.qk_proj.weight.grad[mixer.d_key :].abs().sum() > 0  # the rows that make the keys
+
+
+class TestOrchid(MixerContract):
+    name = "orchid"
+
+    def test_shift_equivariant(self):
+        """Shifting the input inside zero padding shifts the output: the kernel depends on the data only
+        through a shift-invariant cross-correlation."""
+        mixer = self.make()
+        with torch.no_grad():  # biases would make the zero padding non-zero after the projection
+            mixer.in_proj.bias.zero_()
+            mixer.out_proj.bias.zero_()
+        x = torch.zeros(1, 20, self.d_model, dtype=torch.float64)
+        x[:, 2:9] = self.inputs(batch=1, length=7)
+        shifted = x.roll(5, dims=1)
+        torch.testing.assert_close(mixer(shifted), mixer(x).roll(5, dims=1))
+
+    def test_two_sided_convolution_matches_the_definition(self):
+        from ssmkit.layers.orchid import two_sided_conv
+
+        v, h = torch.randn(1, 1, 6, dtype=torch.float64), torch.randn(11, dtype=torch.float64)  # lags -5..5
+        wrapped = torch.cat([h[5:], torch.zeros(16 - 11, dtype=torch.float64), h[:5]])
+        y = two_sided_conv(v, torch.fft.rfft(wrapped, n=16), 16)
+        expected = [sum(h[5 + t - s] * v[0, 0, s] for s in range(6)) for t in range(6)]
+        torch.testing.assert_close(y[0, 0], torch.stack(expected))
