@@ -14,6 +14,7 @@ from ssmkit.layers.mom import MoM
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.layers.orchid import Orchid
 from ssmkit.layers.s4d import S4D
+from ssmkit.layers.seqboat import SeqBoat
 from ssmkit.layers.sgconv import SGConv
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "RMSNorm",
     "S4D",
     "SGConv",
+    "SeqBoat",
     "State",
     "no_weight_decay",
     "set_debug",

@@ -109,17 +109,28 @@ class Attention(Mixer):
         }
 
     def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
-        t = int(state["length"][0])
+        return self.step_rows(x_t, state, torch.ones(x_t.shape[0], dtype=torch.bool, device=x_t.device))
+
+    def step_rows(self, x_t: Tensor, state: State, rows: Tensor) -> tuple[Tensor, State]:
+        """A step for the sequences where `rows: (B,)` is true; the others keep their cache and position (their
+        outputs are meaningless). Each sequence may be at its own position (SeqBoat's sparse activation)."""
+        length = state["length"]  # (B,)
         k_cache, v_cache = state["k"], state["v"]
         local = self.window or self.chunk_size
-        if local is None and t == k_cache.shape[2]:
+        if local is None and int(length.max()) >= k_cache.shape[2]:
             k_cache = torch.cat([k_cache, torch.zeros_like(k_cache)], dim=2)
             v_cache = torch.cat([v_cache, torch.zeros_like(v_cache)], dim=2)
-        slot = t if local is None else t % local
-        # the slots holding visible keys: a ring of the last `window`, or the current chunk so far
-        visible = t + 1 if local is None else (min(t + 1, local) if self.window else slot + 1)
-        q, k, v = self._heads(x_t[:, None, :], state["length"][:, None])  # (B, H, 1, d_head)
-        k_cache[:, :, slot], v_cache[:, :, slot] = k[:, :, 0], v[:, :, 0]
-        y = F.scaled_dot_product_attention(q, k_cache[:, :, :visible], v_cache[:, :, :visible])
-        state.update(k=k_cache, v=v_cache, length=state["length"] + 1)
+        slot = length if local is None else length % local
+        # the slots holding visible keys: all so far, a ring of the last `window`, or the current chunk so far
+        if local is None:
+            visible = length + 1
+        else:
+            visible = torch.minimum(length + 1, torch.full_like(length, local)) if self.window else slot + 1
+        q, k, v = self._heads(x_t[:, None, :], length[:, None])  # (B, H, 1, d_head)
+        batch = torch.arange(x_t.shape[0], device=x_t.device)[rows]
+        k_cache[batch, :, slot[rows]], v_cache[batch, :, slot[rows]] = k[rows, :, 0], v[rows, :, 0]
+        width = int(visible.max())
+        mask = (torch.arange(width, device=x_t.device)[None, :] < visible[:, None])[:, None, None, :]
+        y = F.scaled_dot_product_attention(q, k_cache[:, :, :width], v_cache[:, :, :width], attn_mask=mask)
+        state.update(k=k_cache, v=v_cache, length=length + rows.long())
         return self.out_proj(y.reshape(x_t.shape[0], self.d_model)), state

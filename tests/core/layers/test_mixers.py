@@ -262,3 +262,47 @@ class TestOrchid(MixerContract):
         y = two_sided_conv(v, torch.fft.rfft(wrapped, n=16), 16)
         expected = [sum(h[5 + t - s] * v[0, 0, s] for s in range(6)) for t in range(6)]
         torch.testing.assert_close(y[0, 0], torch.stack(expected))
+
+
+class TestSeqBoat(MixerContract):
+    name = "seqboat"
+
+    def with_gate(self, bias: float, pattern: torch.Tensor | None = None):
+        """A SeqBoat whose gate is forced: all off (bias -50), all on (+50), or on where `pattern` is."""
+        mixer = self.make()
+        with torch.no_grad():
+            mixer.gate.weight.zero_()
+            mixer.gate.bias.fill_(bias)
+        if pattern is not None:
+            original = mixer.activation
+            mixer.activation = lambda h: (original(h)[0], pattern.expand(h.shape[:-1]))
+        return mixer
+
+    def test_gate_off_is_the_ssm_path_alone(self):
+        mixer, x = self.with_gate(-50.0), self.inputs()
+        h = mixer.ssm(mixer.in_proj(x).transpose(1, 2)).transpose(1, 2)
+        torch.testing.assert_close(mixer(x), mixer.out_proj(h))
+
+    def test_attention_runs_on_the_activated_tokens_only(self):
+        pattern = torch.tensor([True, False] * 6 + [True])
+        mixer, x = self.with_gate(50.0, pattern), self.inputs()
+        h = mixer.ssm(mixer.in_proj(x).transpose(1, 2)).transpose(1, 2)
+        attn = torch.zeros_like(h)
+        attn[:, pattern] = mixer.attention(h[:, pattern])  # attention over the activated tokens, run directly
+        torch.testing.assert_close(mixer(x), mixer.out_proj(h + attn))  # p = sigmoid(50) = 1 in float64
+
+    def test_step_with_sequences_activating_differently(self):
+        mixer = self.make().eval()
+        with torch.no_grad():
+            mixer.gate.bias.fill_(0.0)
+            mixer.gate.weight.normal_(0, 3.0)
+        x = self.inputs(batch=3, length=17)
+        h = mixer.ssm(mixer.in_proj(x).transpose(1, 2)).transpose(1, 2)
+        active = mixer.activation(h)[1]
+        assert active.any() and not active.all() and not bool((active == active[:1]).all())
+        state = mixer.allocate_state(3, dtype=x.dtype)
+        steps = []
+        for t in range(17):
+            y, state = mixer.step(x[:, t], state)
+            steps.append(y)
+        torch.testing.assert_close(torch.stack(steps, 1), mixer(x), atol=1e-9, rtol=0)
