@@ -10,3 +10,15 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     assert {("selective_scan", "reference"), ("fft_conv", "fft"), ("fft_conv", "reference")} <= backends
     assert all(r["forward_s"] > 0 and r["forward_backward_s"] > 0 for r in results)
     assert "| fft_conv |" in (tmp_path / "results.md").read_text()
+
+
+def test_scoreboard_quick_writes_the_mixer_by_task_table(tmp_path):
+    assert main(["bench", "--tasks", "--quick", "--out", str(tmp_path)]) == 0
+    cells = json.loads((tmp_path / "scoreboard.json").read_text())["cells"]
+    assert {(c["mixer"], c["task"]) for c in cells} == {
+        (m, t) for m in ("mamba", "hydra") for t in ("selective_copy", "icl_regression")}
+    assert not [c for c in cells if "error" in c]
+    hydra_icl = next(c for c in cells if c["mixer"] == "hydra" and c["task"] == "icl_regression")
+    assert "non-causal" in hydra_icl["skipped"]
+    table = (tmp_path / "scoreboard.md").read_text()
+    assert "| mamba |" in table and "| hydra |" in table and "n/a" in table

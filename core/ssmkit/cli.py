@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="the benchmark suite: JSON + a markdown table")
     bench.add_argument("--quick", action="store_true", help="small shapes, for a smoke run")
     bench.add_argument("--out", default="runs/bench")
+    bench.add_argument("--tasks", action="store_true", help="the synthetic scoreboard (mixer x task) instead")
+    bench.add_argument("--mixers", help="scoreboard: comma-separated mixers (default: all in scoreboard.yaml)")
+    bench.add_argument("--only", help="scoreboard: comma-separated synthetic tasks (default: all)")
     bench.set_defaults(handler=_bench)
     return p
 
@@ -149,13 +152,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    suite = REPO_ROOT / "apps" / "bench" / "suite.py"
-    if not suite.is_file():
-        print(f"ssmkit bench runs from a source checkout; {suite} not found", file=sys.stderr)
+    name = "scoreboard.py" if args.tasks else "suite.py"
+    path = REPO_ROOT / "apps" / "bench" / name
+    if not path.is_file():
+        print(f"ssmkit bench runs from a source checkout; {path} not found", file=sys.stderr)
         return 2
-    spec = import_util.spec_from_file_location("ssmkit_bench_suite", suite)
+    spec = import_util.spec_from_file_location(f"ssmkit_bench_{path.stem}", path)
     module = import_util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if args.tasks:
+        split = lambda s: s.split(",") if s else None  # noqa: E731
+        return module.main(Path(args.out), quick=args.quick, mixers=split(args.mixers), tasks=split(args.only))
     return module.main(quick=args.quick, out_dir=Path(args.out))
 
 
