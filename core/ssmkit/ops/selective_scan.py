@@ -15,6 +15,8 @@ Shapes (b batch, d channels, l length, n state, g groups):
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -181,3 +183,32 @@ def _check_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
 
 register_backend("selective_scan", Backend(REFERENCE, selective_scan_ref))
 register_backend("selective_state_update", Backend(REFERENCE, selective_state_update_ref))
+
+
+@functools.cache
+def _numba_importable() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _selective_scan_numba(*args):
+    """The fused numba CPU scan of `ssmkit_kernels.cpu`, imported on first use so `import ssmkit.ops` stays cheap."""
+    from ssmkit_kernels.cpu.selective_scan import selective_scan_numba
+
+    return selective_scan_numba(*args)
+
+
+register_backend(
+    "selective_scan",
+    Backend(
+        "numba",
+        _selective_scan_numba,
+        devices=("cpu",),
+        priority=10,
+        available=_numba_importable,
+        why_unavailable="numba is not installed (pip install numba)",
+    ),
+)
