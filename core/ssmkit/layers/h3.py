@@ -45,7 +45,7 @@ class H3(Mixer):
         self.head_dim, self.n_heads = head_dim, d_model // head_dim
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.shift = nn.Conv1d(d_model, d_model, shift_size, groups=d_model, bias=False)
-        self.ssm = DiagonalSSM(d_model * head_dim, d_state, "lin", dt_min, dt_max, block_size)
+        self.ssm = DiagonalSSM(d_model * head_dim, d_state, dt_min=dt_min, dt_max=dt_max, block_size=block_size)
         self.out_proj = nn.Linear(d_model, d_model)
 
     def _outer(self, k: Tensor, v: Tensor) -> Tensor:

@@ -16,13 +16,12 @@ replaces. Reversals are within each sequence's valid length, so padding never mi
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.mixer import Mixer, no_weight_decay, reverse_valid
+from ssmkit.layers.mamba2 import ssd_head_parameters
+from ssmkit.layers.mixer import Mixer, reverse_valid
 from ssmkit.layers.norms import GatedRMSNorm
 from ssmkit.ops import ssd_scan
 from ssmkit.registry import register_mixer
@@ -71,11 +70,7 @@ class Hydra(Mixer):
         self.norm = GatedRMSNorm(self.d_inner, group_size=self.d_inner // ngroups)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(*A_init_range)))
-        self.D = nn.Parameter(torch.ones(self.nheads))
-        no_weight_decay(self.A_log, self.D, self.dt_bias)
+        self.dt_bias, self.A_log, self.D = ssd_head_parameters(self.nheads, A_init_range, dt_min, dt_max)
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
         b, length, _ = u.shape

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmkit.layers.conv import cached_conv_step
+from ssmkit.layers.gated_output import GatedOutput
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import fft_conv
 from ssmkit.registry import register_mixer
@@ -32,8 +33,7 @@ class LongConvMixer(Mixer):
         super().__init__(d_model)
         self.l_max = l_max
         self.D = nn.Parameter(torch.randn(d_model))
-        self.dropout = nn.Dropout(dropout)
-        self.output_linear = nn.Linear(d_model, 2 * d_model)
+        self.output = GatedOutput(d_model, dropout)
 
     def kernel(self, length: int) -> Tensor:
         raise NotImplementedError
@@ -43,12 +43,9 @@ class LongConvMixer(Mixer):
             raise ValueError(f"sequence length {length} exceeds the kernel's l_max={self.l_max}")
         return self.kernel(length)
 
-    def _output(self, y: Tensor) -> Tensor:
-        return F.glu(self.output_linear(self.dropout(F.gelu(y))), dim=-1)
-
     def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         y = fft_conv(x.transpose(1, 2), self._checked_kernel(x.shape[1]), self.D)
-        return self._output(y.transpose(1, 2))
+        return self.output(y.transpose(1, 2))
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -63,7 +60,7 @@ class LongConvMixer(Mixer):
         t = int(state["position"][0])
         y = cached_conv_step(state["history"], t, x_t, self._checked_kernel(t + 1)) + self.D * x_t
         state["position"] = state["position"] + 1
-        return self._output(y), state
+        return self.output(y), state
 
 
 @register_mixer("long_conv")

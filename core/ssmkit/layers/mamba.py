@@ -27,6 +27,12 @@ from ssmkit.registry import register_mixer
 Tensor = torch.Tensor
 
 
+def dt_bias_init(n: int, dt_min: float, dt_max: float, floor: float = 1e-4) -> Tensor:
+    """Biases b with softplus(b) = dt, dt log-uniform in [dt_min, dt_max] (at least `floor`): (n,)."""
+    dt = torch.exp(torch.rand(n) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
+    return dt + torch.log(-torch.expm1(-dt))  # the inverse of softplus
+
+
 @register_mixer("mamba")
 class Mamba(Mixer):
     tiny_kwargs = {"d_state": 4, "d_conv": 3, "expand": 2}
@@ -55,10 +61,8 @@ class Mamba(Mixer):
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
         nn.init.uniform_(self.dt_proj.weight, -(self.dt_rank**-0.5), self.dt_rank**-0.5)
-        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=dt_init_floor)
         with torch.no_grad():
-            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+            self.dt_proj.bias.copy_(dt_bias_init(self.d_inner, dt_min, dt_max, dt_init_floor))
         A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
         self.A_log = nn.Parameter(torch.log(A))  # (E, N)
         self.D = nn.Parameter(torch.ones(self.d_inner))

@@ -15,19 +15,29 @@ the carried state.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ssmkit.layers.conv import causal_conv, causal_conv_step
+from ssmkit.layers.mamba import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.norms import GatedRMSNorm
 from ssmkit.ops import ssd_scan
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
+
+
+def ssd_head_parameters(
+    nheads: int, A_init_range: tuple[float, float], dt_min: float, dt_max: float, dt_init_floor: float = 1e-4
+) -> tuple[nn.Parameter, nn.Parameter, nn.Parameter]:
+    """(dt_bias, A_log, D), one per head, tagged as dynamics parameters: A uniform in A_init_range, D = 1."""
+    dt_bias = nn.Parameter(dt_bias_init(nheads, dt_min, dt_max, dt_init_floor))
+    A_log = nn.Parameter(torch.log(torch.empty(nheads).uniform_(*A_init_range)))
+    D = nn.Parameter(torch.ones(nheads))
+    no_weight_decay(dt_bias, A_log, D)
+    return dt_bias, A_log, D
 
 
 @register_mixer("mamba2")
@@ -65,12 +75,7 @@ class Mamba2(Mixer):
         self.norm = GatedRMSNorm(self.d_inner, group_size=self.d_inner // ngroups)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
 
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=dt_init_floor)
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(*A_init_range)))
-        self.D = nn.Parameter(torch.ones(self.nheads))
-        no_weight_decay(self.A_log, self.D, self.dt_bias)
+        self.dt_bias, self.A_log, self.D = ssd_head_parameters(self.nheads, A_init_range, dt_min, dt_max, dt_init_floor)
 
     def _split(self, xBC: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(..., conv_dim) -> x (..., H, P), B (..., G, N), C (..., G, N)."""

@@ -59,11 +59,12 @@ class Mixer(nn.Module):
             raise ValueError(f"d_model must be >= 1, got {d_model}")
         self.d_model = d_model
 
-    def forward(self, x: Tensor, *, lengths: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, *, lengths: Tensor | None = None, **extra: Tensor | None) -> Tensor:
+        """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`)."""
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         check_lengths(lengths, x.shape[0], x.shape[1])
         mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
-        y = self._forward(x if mask is None else x * mask, lengths)
+        y = self._forward(x if mask is None else x * mask, lengths, **extra)
         if mask is not None:
             y = y * mask
         self._debug_check(y, "forward")

@@ -60,7 +60,7 @@ def test_registry_lists_and_rejects():
 def test_debug_mode_catches_non_finite_outputs():
     mixer = ssmkit.create_mixer("s4d", 4, d_state=4)
     with torch.no_grad():
-        mixer.D.fill_(float("nan"))
+        mixer.ssm.D.fill_(float("nan"))
     x = torch.randn(1, 5, 4)
     assert torch.isnan(mixer(x)).any()  # off by default: no check on the hot path
     set_debug(True)
