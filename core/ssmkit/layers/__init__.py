@@ -8,6 +8,7 @@ from ssmkit.layers.h3 import H3
 from ssmkit.layers.hydra import Hydra
 from ssmkit.layers.hyena import Hyena
 from ssmkit.layers.linear_recurrence import DiagonalRecurrence
+from ssmkit.layers.liquid_s4 import LiquidS4
 from ssmkit.layers.long_conv import LongConv
 from ssmkit.layers.longvq import LongVQ
 from ssmkit.layers.lru import LRU
@@ -38,6 +39,7 @@ __all__ = [
     "LongConv",
     "LongVQ",
     "LRU",
+    "LiquidS4",
     "LSSL",
     "Mamba",
     "Mamba2",

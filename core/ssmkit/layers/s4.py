@@ -72,16 +72,17 @@ class S4(Mixer):
         Lambda = torch.complex(-torch.exp(self.log_A_real), self.A_imag)
         return Lambda, torch.view_as_complex(self.P), torch.view_as_complex(self.B)
 
-    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
-        length = x.shape[1]
+    def kernel(self, length: int, direction: int = 0) -> Tensor:
+        """The convolution kernel (H, length); direction 1 is the anti-causal one of a bidirectional layer."""
         self._extend_kernel(length)
-        Lambda, P, B = self._dplr()
-        C = torch.view_as_complex(self.C)
-        u = x.transpose(1, 2)
-        y = fft_conv(u, dplr_kernel(self.log_dt, Lambda, P, B, C[0], int(self.l_kernel))[:, :length], self.D)
+        C = torch.view_as_complex(self.C)[direction]
+        return dplr_kernel(self.log_dt, *self._dplr(), C, int(self.l_kernel))[:, :length]
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        length, u = x.shape[1], x.transpose(1, 2)
+        y = fft_conv(u, self.kernel(length), self.D)
         if not self.causal:
-            K = dplr_kernel(self.log_dt, Lambda, P, B, C[1], int(self.l_kernel))
-            y = y + fft_conv(u.flip(-1), F.pad(K, (1, 0))[:, :length]).flip(-1)
+            y = y + fft_conv(u.flip(-1), F.pad(self.kernel(length, 1), (1, 0))[:, :length]).flip(-1)
         return self.output(y.transpose(1, 2))
 
     def _dense(self) -> tuple[Tensor, Tensor, Tensor]:
