@@ -1,10 +1,11 @@
 """`ssmkit bench --tasks`: the synthetic scoreboard, every mixer x every synthetic task at one fixed budget.
 
-Each cell trains the task's default model (2 layers, d_model 64) with the mixer replaced, for `steps`
-optimiser steps, and reports the validation metric: token / class accuracy, or for `icl_regression` the MSE
-beside least squares. A non-causal mixer is not scored on `icl_regression`, whose targets sit in the next
-input position. Writes `scoreboard.json` and `scoreboard.md` to the output folder; a mixer that fails is
-reported with the error rather than stopping the board.
+Each cell trains the task's default model (2 layers, d_model 64) with the mixer replaced, on board-sized
+data (`scoreboard.yaml`), for `steps` optimiser steps, and reports the validation metric: token / class
+accuracy, or for `icl_regression` the MSE beside least squares. A non-causal mixer is not scored on
+`icl_regression`, whose targets sit in the next input position. Writes `scoreboard.json` and
+`scoreboard.md` to the output folder; a mixer that fails is reported with the error rather than stopping
+the board.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ from ssmkit.registry import list_mixers, mixer_class
 CONFIG = Path(__file__).with_name("scoreboard.yaml")
 
 
-def run_cell(task_name: str, mixer: str, mixer_kwargs: dict[str, Any], steps: int, num_val: int) -> dict[str, Any]:
+def run_cell(task_name: str, mixer: str, mixer_kwargs: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """Train one (mixer, task) cell and return its validation metrics and wall time."""
     _, _, task = find_task(f"synthetic.{task_name}")
     module_cls, datamodule_cls = task.load()
     config = yaml.safe_load(task.config_path().read_text())
+    steps, num_val = spec["steps"], spec["num_val"]
     L.seed_everything(0, verbose=False)
-    model = module_cls(**{**config["model"], "mixer": mixer, "mixer_kwargs": mixer_kwargs})
-    data_kwargs = dict(config.get("data", {}))
+    model_kwargs = {**config["model"], **spec.get("model", {}).get(task_name, {})}
+    model = module_cls(**{**model_kwargs, "mixer": mixer, "mixer_kwargs": mixer_kwargs})
+    data_kwargs = {**config.get("data", {}), **spec.get("data", {}).get(task_name, {})}
     if "num_val" in data_kwargs:
         data_kwargs.update(num_val=num_val, num_train=steps * data_kwargs.get("batch_size", 64))
     data = datamodule_cls(**data_kwargs)
@@ -60,7 +63,7 @@ def main(out_dir: Path, quick: bool = False, mixers: list[str] | None = None, ta
                 cell["skipped"] = "non-causal mixer: the targets are visible in the input"
             else:
                 try:
-                    cell.update(run_cell(task_name, mixer, kwargs, spec["steps"], spec["num_val"]))
+                    cell.update(run_cell(task_name, mixer, kwargs, spec))
                 except Exception as exc:  # one broken mixer must not stop the board
                     cell["error"] = f"{type(exc).__name__}: {exc}"
             print(json.dumps(cell), flush=True)
