@@ -11,6 +11,9 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     assert {("selective_scan", "numba"), ("selective_scan", "exp floor")} <= backends
     assert all(r["forward_s"] > 0 and r["forward_backward_s"] > 0 for r in results)
     assert "| fft_conv |" in (tmp_path / "results.md").read_text()
+    decoding = json.loads((tmp_path / "results.json").read_text())["generation"]
+    assert [r["model"] for r in decoding] == ["mamba_lm_small", "transformer_lm_small"]
+    assert all(r["tokens_per_s"] > 0 and r["state_mb"] > 0 for r in decoding)
 
 
 def test_scoreboard_quick_writes_the_mixer_by_task_table(tmp_path):

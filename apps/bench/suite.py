@@ -37,6 +37,9 @@ import torch.nn.functional as F
 
 from ssmkit.ops import dispatch, fft_conv, selective_scan
 
+sys.path.insert(0, str(Path(__file__).parent))  # the suite's sibling modules (loaded by path, not installed)
+import generation  # noqa: E402
+
 Run = Callable[[Callable[..., torch.Tensor]], torch.Tensor]  # runs one case through an implementation of its op
 
 
@@ -213,9 +216,10 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
     }
     if not quick and "numba" in dispatch.backends()["selective_scan"]["available"]:
         meta["numba_selective_scan_first_call"] = _numba_compile_s()
+    decoding = generation.run(quick)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
-    (out_dir / "results.md").write_text(_markdown(rows, meta))
+    (out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": rows, "generation": decoding}, indent=2))
+    (out_dir / "results.md").write_text(_markdown(rows, meta) + "\n" + generation.markdown(decoding))
     print(f"wrote {out_dir / 'results.json'} and {out_dir / 'results.md'}")
     return 0
 
