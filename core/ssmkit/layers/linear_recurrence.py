@@ -21,6 +21,11 @@ from ssmkit.ops import linear_scan
 Tensor = torch.Tensor
 
 
+def project(h: Tensor, C: Tensor, dtype: torch.dtype) -> Tensor:
+    """Re(C h): h (..., P) complex, C (H, P) -> (..., H) in `dtype`."""
+    return torch.einsum("...p,hp->...h", h, C).real.to(dtype)
+
+
 class DiagonalRecurrence(Mixer):
     def __init__(self, d_model: int, dropout: float = 0.0) -> None:
         super().__init__(d_model)
@@ -39,8 +44,7 @@ class DiagonalRecurrence(Mixer):
         return self._readout(h, x, C)
 
     def _readout(self, h: Tensor, u: Tensor, C: Tensor) -> Tensor:
-        y = torch.einsum("...p,hp->...h", h, C).real.to(u.dtype) + self.D * u
-        return self.output(y)
+        return self.output(project(h, C, u.dtype) + self.D * u)
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None

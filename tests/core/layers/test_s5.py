@@ -77,3 +77,16 @@ def test_bad_resets_and_state_size():
         mixer(x, resets=torch.zeros(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="multiple of 2 \\* blocks"):
         ssmkit.create_mixer("s5", 4, d_state=6, blocks=2)
+
+
+class TestBidirectionalS5(MixerContract):
+    name = "s5"
+    kwargs = {"d_state": 8, "blocks": 2, "bidirectional": True}
+
+    def test_sees_the_future_and_refuses_resets(self):
+        mixer, x = self.make(), self.inputs()
+        x2 = x.clone()
+        x2[:, -1] += 1.0
+        assert not torch.allclose(mixer(x)[:, 0], mixer(x2)[:, 0])
+        with pytest.raises(ValueError, match="bidirectional S5 takes none"):
+            mixer(x, resets=torch.zeros(2, 13, dtype=torch.bool))
