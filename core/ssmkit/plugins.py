@@ -54,6 +54,18 @@ class Task:
     quick_config: str
     description: str
 
+    @classmethod
+    def in_package(cls, package: str, module: str, datamodule: str, config: str, description: str) -> Task:
+        """A task laid out as DESIGN.md's plugins are: `<package>.tasks:<module>`,
+        `<package>.datamodules:<datamodule>`, configs `<package>/configs/<config>{,_quick}.yaml`."""
+        return cls(
+            module=f"{package}.tasks:{module}",
+            datamodule=f"{package}.datamodules:{datamodule}",
+            config=f"{package}:configs/{config}.yaml",
+            quick_config=f"{package}:configs/{config}_quick.yaml",
+            description=description,
+        )
+
     def load(self) -> tuple[type, type]:
         """(LightningModule class, LightningDataModule class); imports torch and the plugin's libraries."""
         return load_object(self.module), load_object(self.datamodule)

@@ -5,46 +5,41 @@ from ssmkit.plugins import Plugin, Task
 _PKG = "ssmkit.synthetic"
 
 
-def _task(module: str, datamodule: str, name: str, description: str) -> Task:
-    return Task(
-        module=f"{_PKG}.tasks:{module}",
-        datamodule=f"{_PKG}.datamodules:{datamodule}",
-        config=f"{_PKG}:configs/{name}.yaml",
-        quick_config=f"{_PKG}:configs/{name}_quick.yaml",
-        description=description,
-    )
-
-
 plugin = Plugin(
     name="synthetic",
     description="Synthetic sequence tasks: the yardstick between mixers (no data to download)",
     requires_ssmkit=">=0.1,<0.2",
     tasks={
-        "selective_copy": _task(
+        "selective_copy": Task.in_package(
+            _PKG,
             "TokenSequenceTask",
             "SelectiveCopyData",
             "selective_copy",
             "copy the data tokens scattered among noise, in order (Mamba paper)",
         ),
-        "associative_recall": _task(
+        "associative_recall": Task.in_package(
+            _PKG,
             "TokenSequenceTask",
             "AssociativeRecallData",
             "associative_recall",
             "multi-query associative recall, MQAR (Zoology)",
         ),
-        "induction_heads": _task(
+        "induction_heads": Task.in_package(
+            _PKG,
             "TokenSequenceTask",
             "InductionHeadsData",
             "induction_heads",
             "recall the token that followed the trigger earlier in the sequence (H3 paper)",
         ),
-        "icl_regression": _task(
+        "icl_regression": Task.in_package(
+            _PKG,
             "InContextRegression",
             "ICLRegressionData",
             "icl_regression",
             "in-context linear regression, reported beside least squares",
         ),
-        "sequential_digits": _task(
+        "sequential_digits": Task.in_package(
+            _PKG,
             "SequenceClassifier",
             "SequentialDigitsData",
             "sequential_digits",

@@ -1,0 +1,1 @@
+"""ssmkit-genomics: HyenaDNA-style DNA models (pretraining, classification, generation) for ssmkit."""

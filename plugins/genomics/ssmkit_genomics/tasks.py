@@ -1,0 +1,264 @@
+"""Lightning modules of the genomics tasks (HyenaDNA, Nguyen et al., 2023, with any registry mixer).
+
+- `GenomicsLM` (pretrain): next-nucleotide cross-entropy, reported as bits per base (`val/bpb`), and a
+  bits-per-base-vs-context plot; `predict` continues prompts on the recurrent path and writes FASTA
+  (prompts and sampling settings come from the data module: LightningCLI restores the model's
+  hyper-parameters from the checkpoint over the command line).
+- `GenomicsClassifier` (classify): mean-pooled head over the valid positions; accuracy, MCC and macro F1,
+  a confusion-matrix plot; `init_from` a pretrain checkpoint (read when fitting starts); `predict` writes
+  class probabilities as CSV.
+
+A mixer with an `l_max` argument (hyena, s4, long_conv, ...) gets `l_max = max_length` unless its
+kwargs say otherwise; the implicit filters' positions are scaled by l_max, so a fine-tuned model keeps
+the pretrained `max_length` (checked against the checkpoint by `init_from`).
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from Bio import SeqIO
+from Bio.Seq import Seq
+from Bio.SeqRecord import SeqRecord
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassMatthewsCorrCoef,
+)
+
+from ssmkit.layers.mixer import State
+from ssmkit.models.generation import generate
+from ssmkit.models.heads import ClassificationHead, LMHead
+from ssmkit.registry import mixer_class
+from ssmkit.train.checkpoint import load_checkpoint
+from ssmkit.train.module import TaskModule
+from ssmkit_genomics.plots import plot_confusion, plot_context_curve
+from ssmkit_genomics.tokenizer import PAD, VOCAB_SIZE, decode
+
+Tensor = torch.Tensor
+# backbone settings that must agree between a checkpoint and the model it initialises
+ARCHITECTURE = ("d_model", "n_layers", "mixer", "mixer_kwargs", "mlp_ratio", "hybrid", "hybrid_kwargs", "bidirectional")
+
+
+class GenomicsModule(TaskModule):
+    """Shared by the genomics tasks: a token backbone over the nucleotide vocabulary, sized by max_length."""
+
+    def __init__(self, max_length: int = 1024, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        config = self.backbone_config
+        config["mixer_kwargs"] = _default_l_max(config["mixer"], config["mixer_kwargs"], max_length)
+        if config["hybrid"]:
+            given = config["hybrid_kwargs"] or {}
+            config["hybrid_kwargs"] = {n: _default_l_max(n, given.get(n, {}), max_length) for n in config["hybrid"]}
+        self.backbone = self.make_backbone(vocab_size=VOCAB_SIZE)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["backbone_config"] = dict(self.backbone_config)
+
+    def load_backbone(self, path: str) -> None:
+        """Copy the backbone weights of a genomics checkpoint (loaded with weights_only=True)."""
+        ckpt = load_checkpoint(path)
+        theirs = ckpt.get("backbone_config")
+        if theirs is None:
+            raise ValueError(f"{path} is not a genomics checkpoint (no backbone_config)")
+        differ = [k for k in ARCHITECTURE if theirs.get(k) != self.backbone_config[k]]
+        if differ:
+            detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {self.backbone_config[k]!r} here" for k in differ)
+            raise ValueError(f"init_from {path}: the backbone differs ({detail})")
+        prefix = "backbone."
+        weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        self.backbone.load_state_dict(weights)
+        rank_zero_info(f"initialised the backbone from {path}")
+
+    def run_file(self, name: str) -> Path:
+        """A file in this run's folder (predict outputs)."""
+        path = Path(self.trainer.log_dir or ".") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def plot_dir(self) -> Path | None:
+        """The run's plots folder; None without a logger (e.g. a notebook's Trainer(logger=False))."""
+        logger = self.trainer.logger
+        return None if logger is None or logger.log_dir is None else Path(logger.log_dir) / "plots"
+
+
+class GenomicsLM(GenomicsModule):
+    monitor = "val/bpb"
+    monitor_mode = "min"
+
+    def __init__(self, max_length: int = 1024, **kwargs: Any) -> None:
+        super().__init__(max_length=max_length, **kwargs)
+        self.save_hyperparameters()
+        self.head = LMHead(self.backbone_config["d_model"], VOCAB_SIZE)
+        self.register_buffer("val_bits", torch.zeros(0), persistent=False)  # (L,) summed bits per position
+        self.val_windows = 0
+        self.generated: list[SeqRecord] = []
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, L) -> next-token logits (B, L, V)."""
+        return self.head(self.backbone(tokens))
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        tokens, targets = batch
+        logits = self(tokens)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log(f"{stage}/bpb", loss / math.log(2), prog_bar=stage != "train")
+        if stage == "val":
+            nats = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")  # (B, L)
+            bits = nats.sum(0).detach() / math.log(2)
+            self.val_bits = bits if self.val_bits.numel() == 0 else self.val_bits + bits
+            self.val_windows += tokens.shape[0]
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_bits, self.val_windows = self.val_bits.new_zeros(0), 0
+
+    def on_validation_epoch_end(self) -> None:
+        plots = self.plot_dir()
+        if plots is not None and not self.trainer.sanity_checking and self.val_windows:
+            curve = (self.val_bits / self.val_windows).cpu().numpy()
+            plot_context_curve(curve, plots / "bpb_vs_context.png", f"validation, {self.val_windows} windows")
+
+    # generation on the recurrent path (the protocol of ssmkit.models.generation.generate)
+    def allocate_state(self, batch_size: int, device=None, dtype=None) -> list[State]:
+        return self.backbone.allocate_state(batch_size, device, dtype)
+
+    def step_logits(self, tokens_t: Tensor, state: list[State]) -> tuple[Tensor, list[State]]:
+        """tokens_t (B,) -> logits (B, V)."""
+        h, state = self.backbone.step(tokens_t, state)
+        return self.head(h), state
+
+    def generate(self, prompt: Tensor, max_new_tokens: int, **sampling: Any) -> Tensor:
+        """prompt (B, T) ids -> (B, T + max_new_tokens); sampling: greedy / temperature / top_k / top_p."""
+        if prompt.shape[1] + max_new_tokens > self.max_length:
+            raise ValueError(
+                f"prompt ({prompt.shape[1]}) + {max_new_tokens} new tokens exceeds max_length={self.max_length}"
+            )
+        return generate(self, prompt, max_new_tokens, **sampling)
+
+    def on_predict_epoch_start(self) -> None:
+        self.generated = []
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Continue one prompt with the data module's sampling settings (not the checkpoint's hparams)."""
+        prompt, index = batch
+        data = self.trainer.datamodule
+        out = self.generate(prompt, data.generate_tokens, temperature=data.temperature, top_k=data.top_k)
+        sampling = f"temperature={data.temperature} top_k={data.top_k}"
+        description = f"{prompt.shape[1]} prompt bases + {data.generate_tokens} sampled, {sampling}"
+        name = data.predict_ids[int(index[0])]
+        self.generated.append(SeqRecord(Seq(decode(out[0])), id=f"{name}_generated", description=description))
+        return out
+
+    def on_predict_epoch_end(self) -> None:
+        path = self.run_file("generated.fasta")
+        SeqIO.write(self.generated, path, "fasta")
+        rank_zero_info(f"wrote {len(self.generated)} generated sequence(s) to {path}")
+
+
+class GenomicsClassifier(GenomicsModule):
+    monitor = "val/mcc"
+    monitor_mode = "max"
+
+    def __init__(
+        self,
+        n_classes: int = 2,
+        pooling: str = "mean",
+        head_dropout: float = 0.0,
+        init_from: str | None = None,
+        max_length: int = 1024,
+        **kwargs: Any,
+    ) -> None:
+        """init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one."""
+        super().__init__(max_length=max_length, **kwargs)
+        self.save_hyperparameters()
+        self.head = ClassificationHead(self.backbone_config["d_model"], n_classes, pooling, head_dropout)
+        self.metrics = nn.ModuleDict({stage: _classification_metrics(n_classes) for stage in ("fit", "val", "test")})
+        self.confusion = MulticlassConfusionMatrix(n_classes)
+        self.probabilities: list[Tensor] = []
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.init_from is not None:
+            self.load_backbone(self.hparams.init_from)
+
+    def forward(self, tokens: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """tokens (B, L), lengths (B,) -> logits (B, n_classes)."""
+        return self.head(self.backbone(tokens, lengths=lengths), lengths)
+
+    def batch_tokens(self, batch: tuple[Tensor, Tensor, Tensor]) -> int:
+        return int(batch[1].sum())
+
+    def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
+        tokens, lengths, labels = batch
+        if int(labels.max()) >= self.hparams.n_classes or int(labels.min()) < 0:
+            raise ValueError(f"labels must lie in [0, n_classes={self.hparams.n_classes}), got {labels.tolist()}")
+        logits = self(tokens, lengths)
+        loss = F.cross_entropy(logits, labels)
+        metrics = self.metrics["fit" if stage == "train" else stage]
+        metrics(logits, labels)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log_dict({f"{stage}/{k}": m for k, m in metrics.items()}, prog_bar=stage != "train", on_epoch=True)
+        if stage == "val":
+            self.confusion(logits, labels)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        matrix = self.confusion.compute().cpu().numpy()
+        self.confusion.reset()
+        plots = self.plot_dir()
+        if plots is not None and not self.trainer.sanity_checking:
+            plot_confusion(matrix, plots / "confusion_matrix.png", f"validation, epoch {self.current_epoch}")
+
+    def on_predict_epoch_start(self) -> None:
+        self.probabilities = []
+
+    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        tokens, lengths, _ = batch
+        probs = self(tokens, lengths).softmax(-1)
+        self.probabilities.append(probs.cpu())
+        return probs
+
+    def on_predict_epoch_end(self) -> None:
+        path = self.run_file("predictions.csv")
+        probs = torch.cat(self.probabilities).numpy()
+        write_predictions(path, self.trainer.datamodule.predict_ids, probs)
+        rank_zero_info(f"wrote class probabilities of {len(probs)} sequence(s) to {path}")
+
+
+def write_predictions(path: Path, ids: list[str], probs: np.ndarray) -> None:
+    """CSV: id, p_0 .. p_{K-1}, predicted."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", *(f"p_{k}" for k in range(probs.shape[1])), "predicted"])
+        for sample_id, p in zip(ids, probs, strict=True):
+            writer.writerow([sample_id, *(f"{x:.6f}" for x in p), int(p.argmax())])
+
+
+def _classification_metrics(n_classes: int) -> MetricCollection:
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(n_classes, average="micro"),
+            "mcc": MulticlassMatthewsCorrCoef(n_classes),
+            "f1": MulticlassF1Score(n_classes, average="macro"),
+        }
+    )
+
+
+def _default_l_max(mixer: str, kwargs: dict[str, Any], max_length: int) -> dict[str, Any]:
+    """A mixer that takes `l_max` gets max_length unless its kwargs set one."""
+    if "l_max" in inspect.signature(mixer_class(mixer).__init__).parameters:
+        return {"l_max": max_length, **kwargs}
+    return dict(kwargs)

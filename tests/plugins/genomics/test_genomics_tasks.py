@@ -1,0 +1,68 @@
+"""Each task's quick config end to end through the `ssmkit` command, and the predict runs."""
+
+import csv
+
+import pytest
+import torch
+from Bio import SeqIO
+
+from ssmkit.cli import main
+from ssmkit_genomics.tasks import GenomicsClassifier, GenomicsLM
+
+
+def fit(task, tmp_path, *args):
+    assert main(["fit", f"genomics.{task}", "--quick", "--runs_dir", str(tmp_path), *args]) == 0
+    return tmp_path / "genomics" / task
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    return fit("pretrain", tmp_path_factory.mktemp("runs")) / "version_0"
+
+
+def test_pretrain_quick_writes_checkpoints_and_plots(pretrained):
+    assert (pretrained / "checkpoints" / "last.ckpt").is_file()
+    assert {p.name for p in (pretrained / "plots").iterdir()} == {"loss.png", "bpb_vs_context.png"}
+    header = (pretrained / "metrics.csv").read_text().splitlines()[0]
+    assert "val/bpb" in header
+
+
+def test_generate_is_predict_of_pretrain(pretrained, tmp_path):
+    runs = pretrained.parents[2]
+    args = ["predict", "genomics.pretrain", "--quick", "--runs_dir", str(runs), "--ckpt_path", "last"]
+    assert main([*args, "--data.prompts", "ACGTTGCA", "--data.top_k", "3", "--data.generate_tokens", "10"]) == 0
+    (out,) = runs.glob("genomics/pretrain/version_*/generated.fasta")
+    (record,) = SeqIO.parse(out, "fasta")
+    assert str(record.seq).startswith("ACGTTGCA") and 8 < len(record.seq) <= 18  # specials are not written
+
+
+def test_generate_refuses_to_pass_max_length():
+    model = GenomicsLM(max_length=16, d_model=8, n_layers=1, mixer="hyena", mixer_kwargs={"filter_order": 4})
+    with pytest.raises(ValueError, match="exceeds max_length=16"):
+        model.generate(torch.tensor([[2, 3, 4]]), 14)
+    assert model.generate(torch.tensor([[2, 3, 4]]), 13, greedy=True).shape == (1, 16)
+
+
+def test_classify_quick_from_pretrain_then_predict(pretrained, tmp_path):
+    ckpt = pretrained / "checkpoints" / "last.ckpt"
+    run = fit("classify", tmp_path, "--model.init_from", str(ckpt)) / "version_0"
+    assert (run / "plots" / "confusion_matrix.png").is_file()
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert all(m in header for m in ("val/acc", "val/mcc", "val/f1"))
+    fasta = tmp_path / "x.fa"
+    fasta.write_text(">a\nACGTACGT\n>b\nGGGCCCAAAT\n")
+    args = ["predict", "genomics.classify", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]
+    assert main([*args, "--data.predict_path", str(fasta)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "genomics" / "classify" / "version_1" / "predictions.csv")))
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert float(rows[0]["p_0"]) + float(rows[0]["p_1"]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_classify_on_another_mixer_from_scratch(tmp_path):
+    fit("classify", tmp_path, "--model.mixer", "mamba", "--model.mixer_kwargs", "{d_state: 4}")
+
+
+def test_init_from_refuses_a_different_backbone(pretrained):
+    model = GenomicsClassifier(d_model=32, n_layers=1, mixer="hyena", max_length=128)
+    with pytest.raises(ValueError, match=r"the backbone differs \(d_model: 16 there, 32 here"):
+        model.load_backbone(str(pretrained / "checkpoints" / "last.ckpt"))
