@@ -20,7 +20,8 @@ def test_scoreboard_quick_writes_the_mixer_by_task_table(tmp_path):
     assert main(["bench", "--tasks", "--quick", "--out", str(tmp_path)]) == 0
     cells = json.loads((tmp_path / "scoreboard.json").read_text())["cells"]
     assert {(c["mixer"], c["task"]) for c in cells} == {
-        (m, t) for m in ("mamba", "hydra") for t in ("selective_copy", "icl_regression")}
+        (m, t) for m in ("mamba", "hydra") for t in ("selective_copy", "icl_regression")
+    }
     assert not [c for c in cells if "error" in c]
     hydra_icl = next(c for c in cells if c["mixer"] == "hydra" and c["task"] == "icl_regression")
     assert "non-causal" in hydra_icl["skipped"]

@@ -3,6 +3,7 @@
 
     q, k, v = W_qkv x;   q, k = rope(q), rope(k);   y = W_o softmax(q k^T / sqrt(d_head) + mask) v
 
+`rope=False` leaves out the rotary embedding (for models that add absolute positions themselves).
 `causal=True` masks the future and has a KV-cache `step`; `causal=False` attends both ways (no `step`).
 `window=w`: sliding-window attention, each query sees the keys at distance < w (the step keeps a ring buffer
 of w keys: constant memory). `chunk_size=c`: block-diagonal attention within consecutive chunks of c
@@ -48,6 +49,7 @@ class Attention(Mixer):
         bias: bool = False,
         window: int | None = None,
         chunk_size: int | None = None,
+        rope: bool = True,
     ) -> None:
         super().__init__(d_model)
         if d_model % n_heads:
@@ -56,15 +58,17 @@ class Attention(Mixer):
             raise ValueError("give window (sliding) or chunk_size (block-diagonal) attention, not both")
         if (window or 1) < 1 or (chunk_size or 1) < 1:
             raise ValueError(f"window and chunk_size must be >= 1, got {window} and {chunk_size}")
-        self.window, self.chunk_size = window, chunk_size
+        self.window, self.chunk_size, self.rope = window, chunk_size, rope
         self.causal, self.n_heads, self.d_head = causal, n_heads, d_model // n_heads
         self.rope_base, self.dropout = rope_base, dropout
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
     def _heads(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x: (B, L, D) -> q, k, v: (B, H, L, d_head), rotary applied to q and k."""
+        """x: (B, L, D) -> q, k, v: (B, H, L, d_head), rotary applied to q and k (unless rope=False)."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.n_heads, self.d_head)).permute(2, 0, 3, 1, 4)
+        if not self.rope:  # positions come from elsewhere (e.g. a ViT's absolute position embedding)
+            return q, k, v
         return rotary(q, positions, self.rope_base), rotary(k, positions, self.rope_base), v
 
     def _mask(self, seq_len: int, lengths: Tensor | None, device: torch.device) -> Tensor | None:

@@ -69,8 +69,12 @@ class Mamba(Mixer):
         no_weight_decay(self.A_log, self.D, self.dt_proj.bias)
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
-        x, z = self.in_proj(u).transpose(1, 2).chunk(2, dim=1)  # (B, E, L) each
-        x = F.silu(causal_conv(self.conv1d, x))
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
+        return self.out_proj(self.ssm(x, z))
+
+    def ssm(self, x: Tensor, z: Tensor) -> Tensor:
+        """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E)."""
+        x = F.silu(causal_conv(self.conv1d, x.transpose(1, 2)))  # (B, E, L)
         dt, B, C = self._project(x.transpose(1, 2))  # (B, L, R), (B, L, N), (B, L, N)
         y = selective_scan(
             x,
@@ -79,11 +83,11 @@ class Mamba(Mixer):
             B.transpose(1, 2),
             C.transpose(1, 2),
             self.D,
-            z=z,
+            z=z.transpose(1, 2),
             delta_bias=self.dt_proj.bias,
             delta_softplus=True,
         )
-        return self.out_proj(y.transpose(1, 2))
+        return y.transpose(1, 2)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)

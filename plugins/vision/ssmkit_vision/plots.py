@@ -1,0 +1,61 @@
+"""The classify task's pictures: confusion matrix beside per-class accuracy, and a grid of misclassified images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], out: Path, title: str = "") -> Path:
+    """matrix: (K, K) counts, rows true class, columns predicted class."""
+    per_class = matrix.diagonal() / np.maximum(matrix.sum(1), 1)
+    k = len(classes)
+    fig, (ax_cm, ax_acc) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.3, 1]})
+    ax_cm.imshow(matrix, cmap="Blues")
+    if k <= 20:
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                ax_cm.text(j, i, int(count), ha="center", va="center", fontsize=8)
+    ticks = np.arange(k)
+    ax_cm.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="confusion matrix")
+    ax_cm.set_xticklabels(classes, rotation=90 if k > 10 else 0)
+    ax_cm.set_yticklabels(classes)
+    ax_acc.barh(ticks, per_class, color="tab:blue")
+    ax_acc.set(yticks=ticks, xlim=(0, 1), xlabel="accuracy", title="per-class accuracy")
+    ax_acc.set_yticklabels(classes)
+    ax_acc.invert_yaxis()
+    ax_acc.grid(axis="x", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def plot_mistakes(
+    images: np.ndarray, true: np.ndarray, predicted: np.ndarray, classes: list[str], out: Path, columns: int = 8
+) -> Path:
+    """images: (N, C, H, W) normalised; each shown min-max scaled with its "true -> predicted" label."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, t, p in zip(axes.flat, images, true, predicted, strict=False):
+        shown = (image - image.min()) / max(float(image.max() - image.min()), 1e-8)
+        shown = shown.transpose(1, 2, 0)
+        ax.imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray")
+        ax.set_title(f"{classes[t]} -> {classes[p]}", fontsize=8, color="tab:red")
+    fig.suptitle(f"misclassified: {n} shown (true -> predicted)" if n else "no misclassified images")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def _save(fig: plt.Figure, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
