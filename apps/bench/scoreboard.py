@@ -48,10 +48,18 @@ def run_cell(task_name: str, mixer: str, mixer_kwargs: dict[str, Any], spec: dic
     return {**{k: float(v) for k, v in metrics.items()}, "seconds": seconds}
 
 
-def main(out_dir: Path, quick: bool = False, mixers: list[str] | None = None, tasks: list[str] | None = None) -> int:
+def main(
+    out_dir: Path,
+    quick: bool = False,
+    mixers: list[str] | None = None,
+    tasks: list[str] | None = None,
+    steps: int | None = None,
+) -> int:
     spec = yaml.safe_load(CONFIG.read_text())
     if quick:
         spec = {**spec, **spec["quick"]}
+    if steps is not None:
+        spec["steps"] = steps
     known = set(list_mixers())
     board_mixers = {m: kw for m, kw in spec["mixers"].items() if m in known and (mixers is None or m in mixers)}
     board_tasks = [t for t in spec["tasks"] if tasks is None or t in tasks]

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--tasks", action="store_true", help="the synthetic scoreboard (mixer x task) instead")
     bench.add_argument("--mixers", help="scoreboard: comma-separated mixers (default: all in scoreboard.yaml)")
     bench.add_argument("--only", help="scoreboard: comma-separated synthetic tasks (default: all)")
+    bench.add_argument("--steps", type=int, help="scoreboard: training steps per cell (default: scoreboard.yaml)")
     bench.set_defaults(handler=_bench)
     return p
 
@@ -162,7 +163,9 @@ def _bench(args: argparse.Namespace) -> int:
     spec.loader.exec_module(module)
     if args.tasks:
         split = lambda s: s.split(",") if s else None  # noqa: E731
-        return module.main(Path(args.out), quick=args.quick, mixers=split(args.mixers), tasks=split(args.only))
+        return module.main(
+            Path(args.out), quick=args.quick, mixers=split(args.mixers), tasks=split(args.only), steps=args.steps
+        )
     return module.main(quick=args.quick, out_dir=Path(args.out))
 
 
