@@ -65,6 +65,7 @@ def ssd_scan_ref(
     """The spec: a loop over time (chunk_size is unused)."""
     x, dt, B, C, work = _prepare(x, dt, A, B, C, dt_bias, dt_softplus)
     b, _, h, p = x.shape
+    B, C = (M.repeat_interleave(h // M.shape[2], dim=2) for M in (B, C))  # (b, l, h, n)
     state = _initial(initial_states, b, h, p, B.shape[-1], x)
     ys = []
     for x_t, dt_t, B_t, C_t in zip(x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1), strict=True):
@@ -89,48 +90,53 @@ def ssd_scan_chunked(
     dt_softplus: bool = False,
     return_final_states: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """The chunked SSD algorithm: memory O(b·l·h·(p + n) + b·l·h·T), time O(l·T) per head and channel."""
+    """The chunked SSD algorithm: memory O(b·l·h·(p + T) + b·(l/T)·h·p·n), time O(l·T) per head and channel.
+
+    Heads are split as (g groups, k heads per group) so C B^T is computed once per group, not once per head.
+    """
     x, dt, B, C, work = _prepare(x, dt, A, B, C, dt_bias, dt_softplus)
     b, length, h, p = x.shape
+    g, n = B.shape[2:]
     T = min(chunk_size, length)
     pad = -length % T
     # Padding with dt = 0 means decay 1 and no input: the padded steps change nothing.
     xs, dts, Bs, Cs = (F.pad(t, (0, 0) * (t.dim() - 2) + (0, pad)) for t in (x * dt[..., None], dt, B, C))
     c = (length + pad) // T
-    xs, Bs, Cs = (t.reshape(b, c, T, h, -1) for t in (xs, Bs, Cs))  # (b, c, T, h, p|n)
-    cs = torch.cumsum((dts * A.to(work)).reshape(b, c, T, h), dim=2).transpose(2, 3)  # (b, c, h, T)
+    xs = xs.reshape(b, c, T, g, h // g, p)  # (b, c, T, g, k, p)
+    Bs, Cs = (t.reshape(b, c, T, g, n) for t in (Bs, Cs))
+    cs = torch.cumsum((dts * A.to(work)).reshape(b, c, T, g, h // g), dim=2).permute(0, 1, 3, 4, 2)  # (b,c,g,k,T)
 
     # within each chunk: y_t = sum_{s <= t} exp(cs_t - cs_s) (C_t . B_s) dt_s x_s
     causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-    decay = torch.exp((cs[..., :, None] - cs[..., None, :]).masked_fill(~causal, float("-inf")))  # (b,c,h,T,T)
-    scores = torch.einsum("bcthn,bcshn->bchts", Cs, Bs) * decay
-    y = torch.einsum("bchts,bcshp->bcthp", scores, xs)
+    decay = torch.exp((cs[..., :, None] - cs[..., None, :]).masked_fill(~causal, float("-inf")))  # (b,c,g,k,T,T)
+    scores = torch.einsum("bctgn,bcsgn->bcgts", Cs, Bs)[:, :, :, None] * decay
+    y = torch.einsum("bcgkts,bcsgkp->bctgkp", scores, xs)
 
     # the state each chunk adds, then the recurrence between chunks
-    to_end = torch.exp(cs[..., -1:] - cs)  # (b, c, h, T)
-    chunk_states = torch.einsum("bcht,bcthn,bcthp->bchpn", to_end, Bs, xs)
-    state = _initial(initial_states, b, h, p, Bs.shape[-1], x)
-    entering = []
-    for k in range(c):
+    to_end = torch.exp(cs[..., -1:] - cs).permute(0, 1, 4, 2, 3)  # (b, c, T, g, k)
+    chunk_states = torch.einsum("bctgkp,bctgn->bcgkpn", xs * to_end[..., None], Bs).reshape(b, c, h, p, n)
+    state = _initial(initial_states, b, h, p, n, x)
+    chunk_decays = torch.exp(cs[..., -1]).reshape(b, c, h)
+    entering = []  # unbind, not indexing: an indexed tensor's backward allocates a full-size gradient per step
+    for chunk_decay, added in zip(chunk_decays.unbind(1), chunk_states.unbind(1), strict=True):
         entering.append(state)
-        state = torch.exp(cs[:, k, :, -1])[..., None, None] * state + chunk_states[:, k]
-    entering = torch.stack(entering, dim=1)  # (b, c, h, p, n): the state before each chunk
-    y = y + torch.einsum("bcthn,bchpn,bcht->bcthp", Cs, entering, torch.exp(cs))
+        state = chunk_decay[..., None, None] * state + added
+    entering = torch.stack(entering, dim=1).reshape(b, c, g, h // g, p, n)  # the state before each chunk
+    from_start = torch.exp(cs).permute(0, 1, 4, 2, 3)[..., None]  # (b, c, T, g, k, 1)
+    y = y + torch.einsum("bctgn,bcgkpn->bctgkp", Cs, entering) * from_start
     y = _finish(y.reshape(b, c * T, h, p)[:, :length], x, D, z, work)
     return (y, state) if return_final_states else y
 
 
 def _prepare(x, dt, A, B, C, dt_bias, dt_softplus):
-    """Cast to the working dtype, apply dt_bias / softplus, and expand groups of B, C to heads."""
+    """Cast to the working dtype and apply dt_bias / softplus; B, C keep their groups (b, l, g, n)."""
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     dt = dt.to(work)
     if dt_bias is not None:
         dt = dt + dt_bias.to(work)
     if dt_softplus:
         dt = F.softplus(dt)
-    heads_per_group = x.shape[2] // B.shape[2]
-    B, C = (M.to(work).repeat_interleave(heads_per_group, dim=2) for M in (B, C))  # (b, l, h, n)
-    return x.to(work), dt, B, C, work
+    return x.to(work), dt, B.to(work), C.to(work), work
 
 
 def _initial(initial_states: Tensor | None, b: int, h: int, p: int, n: int, like: Tensor) -> Tensor:
