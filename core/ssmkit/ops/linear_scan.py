@@ -5,9 +5,14 @@
 and where `resets[:, t]` is true the state restarts before step t: h_t = b_t (as in S5 for in-context
 RL, where an episode boundary clears the memory). a and b may be real or complex.
 Shapes: a, b (B, L, D); h0 (B, D); resets (B, L) bool. Returns h (B, L, D) [, h_last (B, D)].
+
+Backends: `reference` is the loop over time (the spec); `numba` (CPU) is the fused loop of
+`ssmkit_kernels.cpu.linear_scan` with a hand-written backward, the CPU default when numba is installed.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import torch
 
@@ -60,3 +65,23 @@ def linear_scan_ref(
 
 
 register_backend("linear_scan", Backend(REFERENCE, linear_scan_ref))
+
+
+def _linear_scan_numba(*args):
+    """The fused numba CPU scan of `ssmkit_kernels.cpu`, imported on first use so `import ssmkit.ops` stays cheap."""
+    from ssmkit_kernels.cpu.linear_scan import linear_scan_numba
+
+    return linear_scan_numba(*args)
+
+
+register_backend(
+    "linear_scan",
+    Backend(
+        "numba",
+        _linear_scan_numba,
+        devices=("cpu",),
+        priority=10,
+        available=lambda: importlib.util.find_spec("numba") is not None,
+        why_unavailable="numba is not installed (pip install numba)",
+    ),
+)
