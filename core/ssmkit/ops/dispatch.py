@@ -8,11 +8,16 @@ that is unavailable raises instead of falling back.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 REFERENCE = "reference"
+TRITON_UNAVAILABLE = (
+    "Triton kernels need triton installed (pip install triton) and a CUDA GPU; they run on CUDA tensors"
+)
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,11 @@ def backends() -> dict[str, dict[str, Any]]:
             "default": {dev: _best(op, dev).name for dev in ("cpu", "cuda")},
         }
     return report
+
+
+@functools.cache
+def triton_on_cuda() -> bool:
+    """Whether the Triton backends can run: triton is importable and torch sees a CUDA device (triton not imported)."""
+    import torch
+
+    return importlib.util.find_spec("triton") is not None and torch.cuda.is_available()

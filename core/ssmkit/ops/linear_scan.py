@@ -16,7 +16,7 @@ import importlib.util
 
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -84,4 +84,16 @@ register_backend(
         available=lambda: importlib.util.find_spec("numba") is not None,
         why_unavailable="numba is not installed (pip install numba)",
     ),
+)
+
+
+def _linear_scan_triton(*args):
+    """The Triton GPU scan of `ssmkit_kernels.triton`, imported on first use like the numba backend."""
+    from ssmkit_kernels.triton.linear_scan import linear_scan_triton
+
+    return linear_scan_triton(*args)
+
+
+register_backend(
+    "linear_scan", Backend("triton", _linear_scan_triton, ("cuda",), 20, triton_on_cuda, TRITON_UNAVAILABLE)
 )

@@ -20,7 +20,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -212,3 +212,23 @@ register_backend(
         why_unavailable="numba is not installed (pip install numba)",
     ),
 )
+
+
+def _selective_scan_triton(*args):
+    """The Triton GPU scan of `ssmkit_kernels.triton`, imported on first use like the numba backend."""
+    from ssmkit_kernels.triton.selective_scan import selective_scan_triton
+
+    return selective_scan_triton(*args)
+
+
+def _selective_state_update_triton(*args):
+    from ssmkit_kernels.triton.selective_scan import selective_state_update_triton
+
+    return selective_state_update_triton(*args)
+
+
+for _op, _fn in (
+    ("selective_scan", _selective_scan_triton),
+    ("selective_state_update", _selective_state_update_triton),
+):
+    register_backend(_op, Backend("triton", _fn, ("cuda",), 20, triton_on_cuda, TRITON_UNAVAILABLE))

@@ -124,5 +124,5 @@ def test_bad_arguments_raise_clear_errors(change, message):
 def test_dispatch_is_visible_and_forcing_unknown_backend_raises():
     report = backends()
     assert report["selective_scan"]["default"]["cpu"] in report["selective_scan"]["available"]
-    with pytest.raises(ValueError, match="unknown backend 'triton'"):
-        selective_scan(*rand_args(), backend="triton")
+    with pytest.raises(ValueError, match="unknown backend 'cutlass'"):
+        selective_scan(*rand_args(), backend="cutlass")

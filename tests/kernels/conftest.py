@@ -1,0 +1,46 @@
+"""Triton kernels are tested on CPU tensors under the Triton interpreter (`TRITON_INTERPRET=1`); no GPU needed.
+
+The interpreter has to be on before triton is first imported: `triton.jit` decides when a function is decorated,
+triton's own library functions included. This conftest turns it on when it is loaded before anything imported
+triton (`pytest tests/kernels`, `pytest tests/kernels tests/core/ops`). Lightning imports triton, so a session that
+collected other tests first may already hold triton without it; there each `test_triton_*.py` module runs as one
+test, in a fresh `python -m pytest` subprocess with the variable set, and fails with that run's report.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+INTERPRETED_HERE = "triton" not in sys.modules or os.environ.get("TRITON_INTERPRET") == "1"
+if INTERPRETED_HERE:
+    os.environ["TRITON_INTERPRET"] = "1"
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    if not INTERPRETED_HERE and module_path.name.startswith("test_triton_"):
+        return InterpretedModule.from_parent(parent, path=module_path)
+    return None
+
+
+class InterpretedModule(pytest.File):
+    def collect(self):
+        yield InterpretedRun.from_parent(self, name="interpreted_in_subprocess")
+
+
+class InterpretedRun(pytest.Item):
+    def runtest(self) -> None:
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(self.path)]
+        env = os.environ | {"TRITON_INTERPRET": "1"}
+        run = subprocess.run(command, env=env, cwd=self.config.rootpath, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed:\n{run.stdout[-6000:]}{run.stderr[-2000:]}")
+
+    def repr_failure(self, excinfo):
+        return str(excinfo.value)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.path.name} in a TRITON_INTERPRET=1 subprocess"
