@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -179,3 +179,13 @@ def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states) -> No
 
 register_backend("ssd_scan", Backend(REFERENCE, ssd_scan_ref))
 register_backend("ssd_scan", Backend("chunked", ssd_scan_chunked, priority=10))
+
+
+def _ssd_scan_triton(*args):
+    """The Triton GPU scan of `ssmkit_kernels.triton`, imported on first use so `import ssmkit.ops` stays cheap."""
+    from ssmkit_kernels.triton.ssd_scan import ssd_scan_triton
+
+    return ssd_scan_triton(*args)
+
+
+register_backend("ssd_scan", Backend("triton", _ssd_scan_triton, ("cuda",), 20, triton_on_cuda, TRITON_UNAVAILABLE))
