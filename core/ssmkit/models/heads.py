@@ -66,3 +66,53 @@ class RegressionHead(nn.Module):
 
     def forward(self, h: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.proj(h if self.pooling is None else pool(h, self.pooling, lengths))
+
+
+class FourierHead(nn.Module):
+    """A predictive distribution over a continuous value: a categorical over `n_bins` equal bins of
+    [low, high] whose logits are a Fourier series in the bin centre (Gillman et al., 2024, "Fourier Head"):
+
+        logit_i = sum_{k=1..n_freqs} a_k cos(pi k c_i) + b_k sin(pi k c_i),   c_i in (-1, 1) the rescaled centre
+
+    with (a, b) = Linear(h). Few frequencies keep the density smooth across neighbouring bins, which a plain
+    softmax over bins does not. Values outside [low, high] fall into the edge bins.
+    """
+
+    def __init__(self, d_model: int, n_bins: int = 64, n_freqs: int = 8, low: float = -1.0, high: float = 1.0) -> None:
+        super().__init__()
+        if not low < high:
+            raise ValueError(f"FourierHead needs low < high, got low={low}, high={high}")
+        if n_bins < 2 or n_freqs < 1:
+            raise ValueError(f"FourierHead needs n_bins >= 2 and n_freqs >= 1, got {n_bins} and {n_freqs}")
+        self.n_bins, self.low, self.high = n_bins, low, high
+        self.width = (high - low) / n_bins
+        self.register_buffer("centres", low + self.width * (torch.arange(n_bins) + 0.5), persistent=False)
+        unit = 2 * (self.centres - low) / (high - low) - 1  # (n_bins,) in (-1, 1)
+        k = torch.arange(1, n_freqs + 1) * torch.pi
+        basis = torch.cat([torch.cos(unit[:, None] * k), torch.sin(unit[:, None] * k)], -1)
+        self.register_buffer("basis", basis, persistent=False)  # (n_bins, 2 n_freqs)
+        self.proj = nn.Linear(d_model, 2 * n_freqs)
+
+    def forward(self, h: Tensor) -> Tensor:
+        """h: (..., D) -> logits (..., n_bins)."""
+        return self.proj(h) @ self.basis.T
+
+    def bin_index(self, y: Tensor) -> Tensor:
+        """y: (...) -> the bin holding each value (...) long; outside [low, high] -> the edge bin."""
+        return ((y - self.low) / self.width).floor().long().clamp(0, self.n_bins - 1)
+
+    def nll(self, logits: Tensor, y: Tensor) -> Tensor:
+        """Mean negative log-density of y (...) under logits (..., n_bins): bin NLL + log(bin width)."""
+        ce = nn.functional.cross_entropy(logits.reshape(-1, self.n_bins), self.bin_index(y).reshape(-1))
+        return ce + torch.log(torch.tensor(self.width, device=logits.device))
+
+    def mean(self, logits: Tensor) -> Tensor:
+        """logits (..., n_bins) -> expected value (...)."""
+        return logits.softmax(-1) @ self.centres
+
+    def sample(self, logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """logits (..., n_bins) -> one draw per distribution (...), uniform within the drawn bin."""
+        probs = logits.softmax(-1).reshape(-1, self.n_bins)
+        idx = torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+        jitter = torch.rand(idx.shape, generator=generator, device=logits.device) - 0.5
+        return self.centres[idx] + jitter * self.width

@@ -1,0 +1,1 @@
+"""ssmkit plugin for sensor streams and time series: HiSS, forecasting, classification."""

@@ -1,0 +1,71 @@
+"""The sensors tasks' pictures: prediction vs truth, forecasts after their history, confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_prediction(truth: np.ndarray, predicted: np.ndarray, names: list[str], out: Path, title: str = "") -> Path:
+    """truth, predicted: (N, L, T) windows; one panel per (window, target) pair, at most 3 windows."""
+    n, _, t = truth.shape
+    n = min(n, 3)
+    fig, axes = plt.subplots(n * t, 1, figsize=(10, 2.2 * n * t), squeeze=False, sharex=True)
+    for i in range(n):
+        for j in range(t):
+            ax = axes[i * t + j, 0]
+            ax.plot(truth[i, :, j], color="black", lw=1.2, label="truth")
+            ax.plot(predicted[i, :, j], color="tab:red", lw=1.0, label="predicted")
+            ax.set_ylabel(f"{names[j]}\n(window {i})", fontsize=8)
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].set_xlabel("step")
+    return _save(fig, out, title)
+
+
+def plot_forecast(
+    history: np.ndarray, truth: np.ndarray, predicted: np.ndarray, names: list[str], out: Path, title: str = ""
+) -> Path:
+    """history (L, C), truth and predicted (H, C): one panel per channel (at most 4, the last ones)."""
+    channels = list(range(history.shape[1]))[-4:]
+    fig, axes = plt.subplots(len(channels), 1, figsize=(10, 2.2 * len(channels)), squeeze=False, sharex=True)
+    past = np.arange(-len(history), 0)
+    future = np.arange(len(truth))
+    for ax, c in zip(axes[:, 0], channels, strict=True):
+        ax.plot(past, history[:, c], color="gray", lw=1.0, label="history")
+        ax.plot(future, truth[:, c], color="black", lw=1.2, label="truth")
+        ax.plot(future, predicted[:, c], color="tab:red", lw=1.0, label="forecast")
+        ax.axvline(0, color="gray", ls=":")
+        ax.set_ylabel(names[c])
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper left")
+    axes[-1, 0].set_xlabel("step (0 = first forecast step)")
+    return _save(fig, out, title)
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], out: Path, title: str = "") -> Path:
+    """matrix: (K, K) counts, rows true class, columns predicted class."""
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.2 * k + 2))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, int(count), ha="center", va="center", fontsize=9)
+    ticks = np.arange(k)
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true")
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticklabels(classes)
+    return _save(fig, out, title)
+
+
+def _save(fig: plt.Figure, out: Path, title: str) -> Path:
+    fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

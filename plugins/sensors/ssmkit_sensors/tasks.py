@@ -1,0 +1,306 @@
+"""Lightning modules of the sensors tasks.
+
+- `Seq2SeqRegressor` (seq2seq): a causal encoder (`encoder: hiss | flat | lstm`, see `models`) and a
+  linear head, MSE on standardised targets. `target_stride: k` scores only the steps that close a chunk of
+  k (t = k-1, 2k-1, ...): HiSS's protocol, where the hierarchical model predicts at the chunk rate and the
+  flat models' outputs are subsampled there. Logs `<stage>/mse`, `/mae`, `/nmse` (MSE over the target's
+  variance, averaged over targets; predicting the mean gives 1) and plots prediction vs truth.
+- `Forecaster` (forecast): `model: ssm` (RevIN + channel-independent patched SSM, optional Fourier head)
+  or `dlinear`; `<stage>/mse` and `/mae` over every future step and channel, a forecast plot.
+- `SensorClassifier` (classify): a causal encoder pooled (`last` by default: the prediction once the
+  window has been read), accuracy and a confusion-matrix plot.
+
+The model's input sizes are checked against the data module when a run starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, R2Score
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from ssmkit.models.heads import ClassificationHead
+from ssmkit.train.module import TaskModule
+from ssmkit_sensors.forecasting import FORECASTERS, DLinear, SSMForecaster
+from ssmkit_sensors.models import build_encoder
+from ssmkit_sensors.plots import plot_confusion, plot_forecast, plot_prediction
+
+Tensor = torch.Tensor
+STAGES = ("train", "val", "test")
+
+
+class SensorModule(TaskModule):
+    """Shared by the tasks: the run folder, the model-vs-data check, and the figures kept per epoch."""
+
+    def check_data(self, expected: dict[str, Any]) -> None:
+        """Raise if the data module's sizes differ from the model's (`expected`: name -> model value)."""
+        data = self.trainer.datamodule
+        if data is None:
+            return
+        clash = {k: (v, getattr(data, k)) for k, v in expected.items() if getattr(data, k) != v}
+        if clash:
+            details = ", ".join(f"{k}: model {m}, data {d}" for k, (m, d) in clash.items())
+            raise ValueError(f"the model and the data disagree ({details}); set model.* and data.* to match")
+
+    def plot_path(self, name: str) -> Path | None:
+        """`plots/<name>` in the run folder; None without a logger or off rank zero."""
+        logger = self.trainer.logger
+        if logger is None or logger.log_dir is None or not self.trainer.is_global_zero:
+            return None
+        return Path(logger.log_dir) / "plots" / name
+
+    def on_validation_epoch_start(self) -> None:
+        self.shown: list[Tensor] | None = None
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def keep_for_plot(self, *tensors: Tensor) -> None:
+        """Keep the first batch of an evaluation epoch for its figure."""
+        if getattr(self, "shown", None) is None:
+            self.shown = [t.detach().float().cpu() for t in tensors]
+
+
+class EncoderModule(SensorModule):
+    """A causal sensor encoder (HiSS / flat / LSTM) built from the backbone settings."""
+
+    def __init__(
+        self,
+        d_input: int = 3,
+        encoder: str = "hiss",
+        chunk_size: int = 10,
+        low_d_model: int = 32,
+        low_n_layers: int = 1,
+        low_mixer: str = "mamba",
+        low_mixer_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """encoder: 'hiss' (low level: low_* settings, one feature per chunk_size steps; high level: the
+        backbone settings d_model / n_layers / mixer ...), 'flat' (the backbone over the raw stream) or
+        'lstm' (d_model, n_layers)."""
+        super().__init__(**kwargs)
+        low = {
+            **self.backbone_config,
+            "d_model": low_d_model,
+            "n_layers": low_n_layers,
+            "mixer": low_mixer,
+            "mixer_kwargs": low_mixer_kwargs or {},
+            "hybrid": None,
+            "hybrid_kwargs": None,
+        }
+        self.d_input = d_input
+        self.encoder = build_encoder(encoder, d_input, self.backbone_config, chunk_size, low)
+
+
+class Seq2SeqRegressor(EncoderModule):
+    monitor = "val/mse"
+    monitor_mode = "min"
+
+    def __init__(self, d_target: int = 1, target_stride: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.d_target, self.target_stride = d_target, target_stride
+        self.head = nn.Linear(self.encoder.d_output, d_target)
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric()
+                for stage in STAGES
+                for name, metric in (("mse", MeanSquaredError), ("mae", MeanAbsoluteError))
+            }
+        )
+        self.r2 = nn.ModuleDict({f"{stage}_r2": R2Score(d_target) for stage in STAGES})
+
+    def setup(self, stage: str) -> None:
+        self.check_data({"d_input": self.d_input, "d_target": self.d_target})
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, L, d_input) -> predictions at every step (B, L, d_target)."""
+        return self.head(self.encoder(x))
+
+    def scored(self, y: Tensor) -> Tensor:
+        """(B, L, ...) -> the steps closing a chunk of target_stride (B, L // target_stride, ...)."""
+        return y[:, self.target_stride - 1 :: self.target_stride]
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        dense = self(x)
+        pred, true = self.scored(dense), self.scored(y)
+        loss = F.mse_loss(pred, true)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        for name in ("mse", "mae"):
+            metric = self.metrics[f"{stage}_{name}"]
+            metric(pred, true)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
+        self.r2[f"{stage}_r2"].update(pred.reshape(-1, self.d_target), true.reshape(-1, self.d_target))
+        if stage != "train":
+            self.keep_for_plot(y, dense)
+        return loss
+
+    def _end_epoch(self, stage: str) -> None:
+        nmse = 1.0 - self.r2[f"{stage}_r2"].compute()
+        self.r2[f"{stage}_r2"].reset()
+        self.log(f"{stage}/nmse", nmse)
+
+    def on_train_epoch_end(self) -> None:
+        self._end_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if not self.trainer.sanity_checking:
+            self._end_epoch("val")
+        else:
+            self.r2["val_r2"].reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._end_epoch("test")
+        self.write_plot("test")
+
+    def on_fit_end(self) -> None:
+        self.write_plot("val")
+
+    def write_plot(self, stage: str) -> None:
+        path = self.plot_path(f"{stage}_prediction.png")
+        if path is None or not self.shown:
+            return
+        data = self.trainer.datamodule
+        names = data.target_names if data is not None else [f"y{j}" for j in range(self.d_target)]
+        truth, predicted = (t.numpy() for t in self.shown)
+        plot_prediction(truth, predicted, names, path, f"{self.hparams.encoder}: {stage} windows (standardised)")
+        rank_zero_info(f"{stage} prediction plot: {path}")
+
+
+class SensorClassifier(EncoderModule):
+    monitor = "val/acc"
+    monitor_mode = "max"
+
+    def __init__(self, n_classes: int = 4, pooling: str = "last", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.n_classes = n_classes
+        self.head = ClassificationHead(self.encoder.d_output, n_classes, pooling)
+        self.acc = nn.ModuleDict({f"{stage}_acc": MulticlassAccuracy(n_classes, average="micro") for stage in STAGES})
+        self.confusion = MulticlassConfusionMatrix(n_classes)
+
+    def setup(self, stage: str) -> None:
+        self.check_data({"d_input": self.d_input, "n_classes": self.n_classes})
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, L, d_input) -> logits (B, n_classes)."""
+        return self.head(self.encoder(x))
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, labels = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, labels)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.acc[f"{stage}_acc"](logits, labels)
+        self.log(f"{stage}/acc", self.acc[f"{stage}_acc"], on_step=False, on_epoch=True, prog_bar=True)
+        if stage != "train":
+            self.confusion.update(logits.argmax(-1), labels)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.confusion.reset()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_fit_end(self) -> None:
+        self.write_confusion("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.write_confusion("test")
+
+    def write_confusion(self, stage: str) -> None:
+        if not int(self.confusion.confmat.sum()):
+            return
+        matrix = self.confusion.compute().cpu().numpy()
+        path = self.plot_path(f"{stage}_confusion.png")
+        if path is None:
+            return
+        title = f"{self.hparams.encoder}: {stage} accuracy {matrix.trace() / matrix.sum():.4f}"
+        plot_confusion(matrix, self.trainer.datamodule.classes, path, title)
+        np.savetxt(path.parent.parent / f"{stage}_confusion.csv", matrix, fmt="%d", delimiter=",")
+        rank_zero_info(f"{stage} confusion matrix: {path}")
+
+
+class Forecaster(SensorModule):
+    monitor = "val/mse"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        model: str = "ssm",
+        n_channels: int = 7,
+        seq_len: int = 96,
+        horizon: int = 96,
+        patch_len: int = 16,
+        patch_stride: int = 8,
+        head_dropout: float = 0.0,
+        fourier: dict[str, Any] | None = None,
+        kernel_size: int = 25,
+        **kwargs: Any,
+    ) -> None:
+        """model: 'ssm' (RevIN, channel independence, patches of patch_len every patch_stride, the backbone
+        settings; fourier: FourierHead kwargs + d_head for a predictive distribution) or 'dlinear'."""
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        if model not in FORECASTERS:
+            raise ValueError(f"model must be one of {FORECASTERS}, got {model!r}")
+        self.n_channels, self.seq_len, self.horizon = n_channels, seq_len, horizon
+        if model == "ssm":
+            self.model: nn.Module = SSMForecaster(
+                n_channels, seq_len, horizon, self.backbone_config, patch_len, patch_stride, head_dropout, fourier
+            )
+        else:
+            self.model = DLinear(seq_len, horizon, kernel_size)
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": metric()
+                for stage in ("val", "test")
+                for name, metric in (("mse", MeanSquaredError), ("mae", MeanAbsoluteError))
+            }
+        )
+
+    def setup(self, stage: str) -> None:
+        self.check_data({"seq_len": self.seq_len, "horizon": self.horizon, "n_channels": self.n_channels})
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, seq_len, C) -> forecast (B, horizon, C)."""
+        return self.model(x)
+
+    def batch_tokens(self, batch: tuple[Tensor, Tensor]) -> int:
+        return int(batch[0].shape[0] * batch[0].shape[1] * batch[0].shape[2])
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        loss = self.model.loss(x, y)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        if stage == "train":
+            return loss
+        pred = self(x).contiguous()
+        for name in ("mse", "mae"):
+            metric = self.metrics[f"{stage}_{name}"]
+            metric(pred, y)
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "mse")
+        self.keep_for_plot(x[0], y[0], pred[0])
+        return loss
+
+    def on_fit_end(self) -> None:
+        self.write_plot("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.write_plot("test")
+
+    def write_plot(self, stage: str) -> None:
+        path = self.plot_path(f"{stage}_forecast.png")
+        if path is None or not self.shown:
+            return
+        history, truth, predicted = (t.numpy() for t in self.shown)
+        names = getattr(self.trainer.datamodule, "channels", None) or [f"c{c}" for c in range(self.n_channels)]
+        plot_forecast(history, truth, predicted, names, path, f"{self.hparams.model}: first {stage} window")
+        rank_zero_info(f"{stage} forecast plot: {path}")
