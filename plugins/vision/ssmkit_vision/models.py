@@ -14,7 +14,9 @@ Sizes: tiny/small/base of the Vim paper (D = 192/384/768) at 224 px with patch 1
 CPU variants (D = 64, MNIST-sized: 1 channel, 28 px, 10 classes). No weights are published here: every
 `pretrained_cfg` has no url, so `pretrained=True` needs a local file,
 `timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file="weights.pth"))`
-(timm loads it with `weights_only=True`).
+(timm loads it with `weights_only=True`). Weights trained at another image size load into a model built with
+`img_size=...`: the position embedding's patch grid is resampled (`resample_pos_embed`), the class token's
+entry lifted out of the middle of the sequence first and put back in the middle of the new one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import PatchEmbed, trunc_normal_
+from timm.layers import PatchEmbed, resample_abs_pos_embed, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
@@ -71,7 +73,7 @@ class SequenceImageModel(nn.Module):
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         n_patches = self.patch_embed.num_patches
         self.num_prefix_tokens = 0 if cls_position == "none" else 1
-        self.cls_index = {"middle": n_patches // 2, "first": 0, "none": None}[cls_position]
+        self.cls_index = cls_index(cls_position, n_patches)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if self.num_prefix_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, n_patches + self.num_prefix_tokens, embed_dim))
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
@@ -116,7 +118,7 @@ class SequenceImageModel(nn.Module):
         tokens = self.patch_embed(x)
         if self.cls_token is not None:
             cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-            tokens = torch.cat([tokens[:, : self.cls_index], cls, tokens[:, self.cls_index :]], dim=1)
+            tokens = insert_token(tokens, cls, self.cls_index)
         h = (tokens + self.pos_embed).float()
         for block in self.blocks:
             h = block(h)
@@ -140,6 +142,45 @@ class SequenceImageModel(nn.Module):
             )
 
 
+def cls_index(cls_position: str, n_patches: int) -> int | None:
+    """Where the class token sits among `n_patches` patch tokens (None: no class token)."""
+    return {"middle": n_patches // 2, "first": 0, "none": None}[cls_position]
+
+
+def insert_token(tokens: Tensor, token: Tensor, index: int) -> Tensor:
+    """tokens (B, N, D), token (B, 1, D) -> (B, N + 1, D) with `token` at position `index`."""
+    return torch.cat([tokens[:, :index], token, tokens[:, index:]], dim=1)
+
+
+def resample_pos_embed(pos_embed: Tensor, model: SequenceImageModel) -> Tensor:
+    """A checkpoint's position embedding (1, N_old + prefix, D), from a square patch grid with the class token
+    where `model.cls_position` puts it for that grid -> `model`'s shape (1, N + prefix, D).
+
+    The patch entries are resampled as a grid (timm's `resample_abs_pos_embed`, bicubic); the class token's
+    entry is taken out at its old index (the middle of the old sequence for Vim) and inserted at the model's.
+    """
+    prefix, n_old = model.num_prefix_tokens, pos_embed.shape[1] - model.num_prefix_tokens
+    side = math.isqrt(n_old)
+    if side * side != n_old or pos_embed.shape[-1] != model.embed_dim:
+        raise ValueError(
+            f"cannot resample a position embedding of shape {tuple(pos_embed.shape)} to "
+            f"{tuple(model.pos_embed.shape)}: expected {model.embed_dim} channels and a square grid of patches "
+            f"plus {prefix} class token(s)"
+        )
+    index = cls_index(model.cls_position, n_old)
+    patches = pos_embed if index is None else torch.cat([pos_embed[:, :index], pos_embed[:, index + 1 :]], dim=1)
+    patches = resample_abs_pos_embed(patches, list(model.patch_embed.grid_size), [side, side], num_prefix_tokens=0)
+    return patches if index is None else insert_token(patches, pos_embed[:, index : index + 1], model.cls_index)
+
+
+def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: SequenceImageModel) -> dict[str, Tensor]:
+    """timm's `pretrained_filter_fn`: adapts a checkpoint of another image size to `model` (position embedding)."""
+    pos_embed = state_dict.get("pos_embed")
+    if pos_embed is None or pos_embed.shape == model.pos_embed.shape:
+        return state_dict
+    return {**state_dict, "pos_embed": resample_pos_embed(pos_embed, model)}
+
+
 ARCHS: dict[str, dict[str, Any]] = {
     "vim": {"mixer": "bimamba_v2", "mixer_kwargs": {"d_state": 16, "d_conv": 4, "expand": 2}, "depth": 24},
     "hydra": {"mixer": "hydra", "mixer_kwargs": {"d_state": 64, "d_conv": 7, "expand": 2, "headdim": 64}, "depth": 24},
@@ -161,7 +202,9 @@ def _create(variant: str, pretrained: bool, **kwargs: Any) -> SequenceImageModel
         config.update(TEST_ARCHS[arch], patch_size=4)
     elif arch == "vit_matched":
         config["mixer_kwargs"] = {"n_heads": WIDTHS[size] // 64}
-    return build_model_with_cfg(SequenceImageModel, variant, pretrained, **{**config, **kwargs})
+    return build_model_with_cfg(
+        SequenceImageModel, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **{**config, **kwargs}
+    )
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""The classify task's pictures: confusion matrix beside per-class accuracy, and a grid of misclassified images."""
+"""The classify task's pictures: confusion matrix beside per-class accuracy, a grid of misclassified images, and
+the demo's comparison of runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -57,5 +59,24 @@ def plot_mistakes(
 def _save(fig: plt.Figure, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_runs(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
+    """Runs side by side: validation top-1 against the step (each run's `curve`: [(step, top-1)]) on the left,
+    fit time (`seconds`) on the right; each run also has a `label` and `params`."""
+    fig, (ax_acc, ax_time) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    for run in runs:
+        steps, top1 = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
+        ax_acc.plot(steps, top1, marker="o", label=f"{run['label']} ({run['params'] / 1e3:.0f}k parameters)")
+    ax_acc.set(xlabel="training step", ylabel="validation top-1", ylim=(0, 1.02))
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(loc="lower right")
+    ax_time.barh([run["label"] for run in runs], [run["seconds"] for run in runs], color="tab:gray")
+    ax_time.set(xlabel="fit time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -15,4 +15,5 @@ plugin = Plugin(
             "image classification from an image folder, npz/csv arrays or scikit-learn's digits",
         ),
     },
+    demo="ssmkit_vision.demo:run_demo",
 )

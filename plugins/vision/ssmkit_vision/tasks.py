@@ -1,5 +1,9 @@
 """`ImageClassifier`: a timm-registry image model trained with cross-entropy.
 
+With `mixup` (timm's `Mixup` arguments: `mixup_alpha`, `cutmix_alpha`, `prob`, `switch_prob`, `mode`, ...),
+training batches are mixed by timm's Mixup / CutMix into soft targets (label smoothing folded in) and the loss is
+timm's `SoftTargetCrossEntropy`; top-1 / top-5 are still measured against the hard labels of the batch.
+
 Logs `<stage>/loss`, `<stage>/acc` (top-1) and `<stage>/top5`. At the end of fit (from the last validation
 epoch) and of test it writes, into the run folder, `plots/<stage>_confusion.png` (confusion matrix beside
 per-class accuracy), `plots/<stage>_mistakes.png` (a grid of misclassified images) and
@@ -18,6 +22,8 @@ import timm
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
@@ -42,6 +48,7 @@ class ImageClassifier(TaskModule):
         model_kwargs: dict[str, Any] | None = None,
         pretrained_file: str | None = None,
         label_smoothing: float = 0.0,
+        mixup: dict[str, Any] | None = None,
         max_mistakes: int = 32,
         lr: float = 1e-3,
         weight_decay: float = 0.05,
@@ -50,7 +57,8 @@ class ImageClassifier(TaskModule):
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
         """model_name: any timm model (`vim_*`, `hydra_*`, `vit_matched_*`, or timm's own) built with these
-        num_classes / in_chans / img_size and `model_kwargs`; pretrained_file: local weights (never a download)."""
+        num_classes / in_chans / img_size and `model_kwargs`; pretrained_file: local weights (never a download), of
+        any image size (the position embedding is resampled); mixup: timm's `Mixup` arguments, or None."""
         super().__init__(
             lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio, betas=betas
         )
@@ -61,6 +69,8 @@ class ImageClassifier(TaskModule):
         )
         self.num_classes, self.in_chans, self.img_size = num_classes, in_chans, img_size
         self.label_smoothing, self.max_mistakes = label_smoothing, max_mistakes
+        self.mixup = _mixup(mixup, label_smoothing, num_classes)
+        self.soft_cross_entropy = SoftTargetCrossEntropy()
         top_k = min(5, num_classes)
         # ModuleDict keys may not be "train" (a Module method), hence "<stage>_top1"
         self.metrics = nn.ModuleDict(
@@ -85,6 +95,13 @@ class ImageClassifier(TaskModule):
         if clash:
             details = ", ".join(f"{k}: model {m}, data {d}" for k, (m, d) in clash.items())
             raise ValueError(f"the model and the data disagree ({details}); set model.* and data.* to match")
+        if self.mixup is not None and data.train_set is not None:
+            smallest_batch = min(data.batch_size, len(data.train_set))  # the loader drops a last partial batch
+            if smallest_batch % 2:
+                raise ValueError(
+                    "mixup / cutmix pair each image with another of its batch and need an even batch size, "
+                    f"but training batches hold {smallest_batch} images; set data.batch_size to an even number"
+                )
 
     def forward(self, images: Tensor) -> Tensor:
         """images (B, C, H, W) -> logits (B, num_classes)."""
@@ -97,8 +114,13 @@ class ImageClassifier(TaskModule):
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         images, labels = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
+        if stage == "train" and self.mixup is not None:
+            mixed, soft_targets = self.mixup(images, labels)  # (B, C, H, W), (B, num_classes)
+            logits = self(mixed)
+            loss = self.soft_cross_entropy(logits, soft_targets)
+        else:
+            logits = self(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing if stage == "train" else 0.0)
         self.log(f"{stage}/loss", loss, prog_bar=True)
         for k, name in ((1, "acc"), (self.top_k, f"top{self.top_k}")):
             metric = self.metrics[f"{stage}_top{k}"]
@@ -183,3 +205,13 @@ class ImageClassifier(TaskModule):
         run_dir = Path(logger.log_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
+
+
+def _mixup(arguments: dict[str, Any] | None, label_smoothing: float, num_classes: int) -> Mixup | None:
+    """timm's Mixup / CutMix from the config's arguments; label smoothing and classes come from the task."""
+    if arguments is None:
+        return None
+    clash = sorted({"label_smoothing", "num_classes"} & set(arguments))
+    if clash:
+        raise ValueError(f"mixup takes {clash} from the task (model.label_smoothing, model.num_classes); drop them")
+    return Mixup(**arguments, label_smoothing=label_smoothing, num_classes=num_classes)

@@ -128,3 +128,46 @@ def test_sizes_not_divisible_by_the_patch_and_wrong_inputs_are_named_errors():
         model(torch.randn(2, 1, 32, 32))
     with pytest.raises(ValueError, match="cls_position"):
         SequenceImageModel(cls_position="last", embed_dim=16, depth=1)
+
+
+def test_a_checkpoint_of_another_image_size_loads_with_a_resampled_position_embedding(tmp_path):
+    """Vim's class token sits in the middle of the sequence: its entry must move as a whole to the middle of the
+    new sequence, not be interpolated as a patch (timm's default treats prefix tokens as leading)."""
+    source = timm.create_model("vim_test_patch4_28")  # 7 x 7 patches, class token at index 24
+    with torch.no_grad():
+        source.pos_embed.fill_(0.5)  # a constant patch grid stays constant under bicubic resampling
+        source.pos_embed[0, source.cls_index] = 100.0
+    torch.save(source.state_dict(), tmp_path / "weights.pth")
+    big = timm.create_model(
+        "vim_test_patch4_28",
+        img_size=56,
+        pretrained=True,
+        pretrained_cfg_overlay={"file": str(tmp_path / "weights.pth")},
+    )
+    assert big.pos_embed.shape == (1, 14 * 14 + 1, 64) and big.cls_index == 98
+    torch.testing.assert_close(big.pos_embed[0, 98], torch.full((64,), 100.0))
+    patches = torch.cat([big.pos_embed[0, :98], big.pos_embed[0, 99:]])
+    torch.testing.assert_close(patches, torch.full_like(patches, 0.5))
+    torch.testing.assert_close(big.blocks[0].mixer.in_proj.weight, source.blocks[0].mixer.in_proj.weight)
+    assert big(torch.randn(2, 1, 56, 56)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(("name", "index"), [("vit_matched_test_patch4_28", 0), ("vim_test_patch4_28", 32)])
+def test_position_embedding_resampling_keeps_the_grid_and_the_class_token(name, index):
+    from ssmkit_vision.models import resample_pos_embed
+
+    small = timm.create_model(name, img_size=16)  # 4 x 4 patches
+    rows = torch.arange(4.0).repeat_interleave(4)  # a patch's row index, row-major
+    grid = rows[:, None].expand(16, 64)
+    cls = torch.full((1, 64), -7.0)
+    pos = torch.cat([grid[: small.cls_index], cls, grid[small.cls_index :]])[None]
+    same = resample_pos_embed(pos, small)
+    torch.testing.assert_close(same, pos)
+    large = timm.create_model(name, img_size=32)  # 8 x 8 patches
+    resampled = resample_pos_embed(pos, large)[0]
+    assert large.cls_index == index and resampled.shape == (65, 64)
+    torch.testing.assert_close(resampled[index], cls[0])
+    new_rows = torch.cat([resampled[:index], resampled[index + 1 :]])[:, 0].reshape(8, 8)
+    assert (new_rows.diff(dim=0) > 0).all() and torch.allclose(new_rows, new_rows[:, :1].expand(8, 8))
+    with pytest.raises(ValueError, match="square grid"):
+        resample_pos_embed(pos[:, :-1], large)

@@ -5,7 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 
 from ssmkit.plugins import find_task
 from ssmkit.train.cli import run_task
@@ -88,3 +92,47 @@ def test_shared_mnist_sample_loads_as_4500_train_and_500_validation_and_trains(t
     assert np.bincount(data.val_set.labels).tolist() == [50] * 10
     assert data.train_set[0][0].shape == (1, 28, 28)
     assert (Path(cli.trainer.logger.log_dir) / "plots" / "val_mistakes.png").is_file()
+
+
+def _tiny_classifier(**kwargs) -> ImageClassifier:
+    torch.manual_seed(0)
+    return ImageClassifier("vim_test_patch4_28", img_size=16, model_kwargs={"depth": 1, "embed_dim": 16}, **kwargs)
+
+
+def test_mixup_trains_on_soft_targets_and_scores_the_hard_labels():
+    task = _tiny_classifier(mixup={"mixup_alpha": 1.0, "cutmix_alpha": 0.0}, label_smoothing=0.1)
+    images, labels = torch.randn(6, 1, 16, 16), torch.tensor([0, 1, 2, 3, 4, 5])
+    np.random.seed(0)
+    loss = task.shared_step((images.clone(), labels), "train")
+    np.random.seed(0)
+    mixed, soft = Mixup(mixup_alpha=1.0, cutmix_alpha=0.0, label_smoothing=0.1, num_classes=10)(images.clone(), labels)
+    assert ((soft > 0.1 / 10 + 1e-6).sum(1) == 2).all()  # two classes per image, not one-hot
+    logits = task(mixed)
+    torch.testing.assert_close(loss, SoftTargetCrossEntropy()(logits, soft))
+    hard_top1 = (logits.argmax(-1) == labels).float().mean()
+    torch.testing.assert_close(task.metrics["train_top1"].compute(), hard_top1)
+    plain = _tiny_classifier()
+    assert not torch.allclose(plain.shared_step((images, labels), "train"), loss)
+    torch.testing.assert_close(plain.shared_step((images, labels), "val"), F.cross_entropy(plain(images), labels))
+
+
+def test_cutmix_pastes_a_box_of_the_partner_image():
+    mixup = _tiny_classifier(mixup={"mixup_alpha": 0.0, "cutmix_alpha": 1.0}).mixup
+    images = torch.arange(4.0)[:, None, None, None].expand(4, 1, 16, 16).clone()  # image i is all i
+    np.random.seed(0)
+    mixed, soft = mixup(images.clone(), torch.arange(4))
+    partner = images.flip(0)
+    from_partner = mixed == partner
+    assert ((mixed == images) | from_partner).all() and 0 < from_partner[0].float().mean() < 1
+    torch.testing.assert_close(soft[0, 3], from_partner[0].float().mean())  # the box's area is the partner's weight
+
+
+def test_mixup_fit_runs_and_bad_mixup_settings_are_named(tmp_path):
+    mixing = ["--model.mixup", "{mixup_alpha: 0.8, cutmix_alpha: 1.0, switch_prob: 0.5}"]
+    cli = run_task("fit", "vision.classify", mixing, runs_dir=tmp_path, quick=True)
+    history = (Path(cli.trainer.logger.log_dir) / "metrics.csv").read_text()
+    assert "train/acc" in history and "val/acc" in history
+    with pytest.raises(ValueError, match="even batch size, but training batches hold 31 images"):
+        run_task("fit", "vision.classify", [*mixing, "--data.batch_size", "31"], runs_dir=tmp_path, quick=True)
+    with pytest.raises(ValueError, match=r"mixup takes \['label_smoothing'\] from the task"):
+        _tiny_classifier(mixup={"mixup_alpha": 1.0, "label_smoothing": 0.2})
