@@ -26,8 +26,7 @@ import torch
 import ssmkit_vision  # noqa: F401  (registers the models in timm)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from measure import peak_extra_mb  # noqa: E402  (the suite's CPU peak-memory measure)
-from scaling import loglog_panels  # noqa: E402
+from suite import _peak_extra_mb  # noqa: E402  (the suite's CPU peak-memory measure)
 
 MODELS = {"Vim": "vim_test_patch4_28", "ViT": "vit_matched_test_patch4_28"}
 
@@ -66,7 +65,7 @@ def _sync(device: str) -> None:
 
 def _peak_mb(step, device: str) -> float | None:
     if device != "cuda":
-        return peak_extra_mb(step)
+        return _peak_extra_mb(step)
     torch.cuda.empty_cache()
     before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
@@ -92,11 +91,25 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def plot(rows: list[dict], out: Path) -> None:
-    series = {
-        label: [(r["tokens"], r["images_per_s"], r["peak_mb"]) for r in rows if r["label"] == label] for label in MODELS
-    }
-    labels = ("training images / s", "peak memory of a step (MiB)")
-    loglog_panels(series, "tokens per image (patch 4)", labels, "Vim vs ViT: resolution scaling (28 .. 224 px)", out)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_speed, ax_mem) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label in MODELS:
+        mine = [r for r in rows if r["label"] == label]
+        tokens = [r["tokens"] for r in mine]
+        ax_speed.plot(tokens, [r["images_per_s"] for r in mine], marker="o", label=label)
+        ax_mem.plot(tokens, [r["peak_mb"] or float("nan") for r in mine], marker="o", label=label)
+    for ax, ylabel in ((ax_speed, "training images / s"), (ax_mem, "peak memory of a step (MiB)")):
+        ax.set(xscale="log", yscale="log", xlabel="tokens per image (patch 4)", ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle("Vim vs ViT: resolution scaling (28 .. 224 px)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
 
 
 def main(quick: bool = False, device: str = "cpu", out_dir: Path = Path("runs/bench")) -> int:
