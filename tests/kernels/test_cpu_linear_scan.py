@@ -44,8 +44,8 @@ def run_with_grads(fn, inputs: dict, seed: int = 1) -> dict:
     return {"h": h, "last": last} | {f"d{k}": gr for k, gr in zip(inputs, grads, strict=False)}
 
 
-def assert_matches_reference(inputs: dict) -> None:
-    fast, ref = run_with_grads(linear_scan_numba, inputs), run_with_grads(linear_scan_ref, inputs)
+def assert_matches_reference(inputs: dict, fast_fn=linear_scan_numba) -> None:
+    fast, ref = run_with_grads(fast_fn, inputs), run_with_grads(linear_scan_ref, inputs)
     assert fast.keys() == ref.keys()
     for name, r in ref.items():
         f = fast[name]

@@ -46,8 +46,8 @@ def run_with_grads(fn, inputs: dict, softplus: bool, seed: int = 1) -> dict:
     return {"y": y, "last_state": last} | {f"d{k}": gr for k, gr in zip(inputs, grads, strict=True)}
 
 
-def assert_matches_reference(inputs: dict, softplus: bool = True) -> None:
-    fast = run_with_grads(selective_scan_numba, inputs, softplus)
+def assert_matches_reference(inputs: dict, softplus: bool = True, fast_fn=selective_scan_numba) -> None:
+    fast = run_with_grads(fast_fn, inputs, softplus)
     ref = run_with_grads(selective_scan_ref, inputs, softplus)
     assert fast.keys() == ref.keys()
     for name, r in ref.items():

@@ -1,30 +1,23 @@
 """The Triton linear scan against the reference `linear_scan_ref`, run by the Triton interpreter on CPU tensors.
 
-Inputs come from the CPU kernel tests' `make_inputs` (|a| < 1, random resets and one at step 0) and
-`run_with_grads` (h, last state and every gradient for a random cotangent of both). Tolerance: largest absolute
-difference / largest magnitude of the reference <= 1e-12 in (complex) double and 1e-5 in (complex) single
-precision; the kernel composes steps as a parallel scan within chunks of BLOCK_L=8 (under the interpreter), so it
-rounds differently from the loop. Shapes are tiny because the interpreter is slow.
+Inputs and the check are the CPU kernel tests' `make_inputs` (|a| < 1, random resets and one at step 0) and
+`assert_matches_reference` (h, last state and every gradient for a random cotangent of both). Tolerance there:
+largest absolute difference / largest magnitude of the reference <= 1e-12 in (complex) double and 1e-5 in
+(complex) single precision; the kernel composes steps as a parallel scan within chunks of BLOCK_L=8 (under the
+interpreter), so it rounds differently from the loop. Shapes are tiny because the interpreter is slow.
 """
 
 import pytest
 import torch
-from test_cpu_linear_scan import make_inputs, run_with_grads
+from test_cpu_linear_scan import assert_matches_reference as assert_matches
+from test_cpu_linear_scan import make_inputs
 
 from ssmkit.ops import backends, linear_scan, linear_scan_ref
 from ssmkit_kernels.triton.linear_scan import linear_scan_triton
 
-TOL = {torch.float64: 1e-12, torch.complex128: 1e-12, torch.float32: 1e-5, torch.complex64: 1e-5}
-
 
 def assert_matches_reference(inputs: dict) -> None:
-    fast, ref = run_with_grads(linear_scan_triton, inputs), run_with_grads(linear_scan_ref, inputs)
-    assert fast.keys() == ref.keys()
-    for name, r in ref.items():
-        f = fast[name]
-        assert f.dtype == r.dtype and f.shape == r.shape, name
-        err = (f - r).abs().max() / r.abs().max().clamp_min(1e-30)
-        assert err <= TOL[inputs["b"].dtype], f"{name}: relative error {err:.2e}"
+    assert_matches(inputs, fast_fn=linear_scan_triton)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64, torch.complex128])

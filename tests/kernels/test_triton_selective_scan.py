@@ -1,32 +1,25 @@
 """The Triton selective scan and state update against the references, run by the Triton interpreter on CPU tensors.
 
-Inputs come from the CPU kernel tests' `make_inputs` (every optional input, delta_bias past softplus's linear
-threshold on one channel) and `run_with_grads` (y, last_state and every gradient for a random cotangent of both).
-Tolerance: largest absolute difference / largest magnitude of the reference <= 1e-12 in float64 and 1e-5 in
-float32: both sides compute in that precision, the kernel in another order (a parallel scan within chunks,
-gradients summed per chunk), which measured <= 5e-7 in float32. The interpreter is slow, so the shapes are tiny;
-blocks are BLOCK_L=8 steps x BLOCK_D=2 channels under it, so these shapes cover several chunks and partial blocks.
+Inputs and the check are the CPU kernel tests' `make_inputs` (every optional input, delta_bias past softplus's
+linear threshold on one channel) and `assert_matches_reference` (y, last_state and every gradient for a random
+cotangent of both). Tolerance there: largest absolute difference / largest magnitude of the reference <= 1e-12 in
+float64 and 1e-5 in float32: both sides compute in that precision, the kernel in another order (a parallel scan
+within chunks, gradients summed per chunk); it measured <= 5e-7 in float32. The interpreter is slow, so the
+shapes are tiny; blocks are BLOCK_L=8 steps x BLOCK_D=2 channels under it, so they cover several chunks and
+partial blocks.
 """
 
 import pytest
 import torch
-from test_cpu_selective_scan import make_inputs, run_with_grads
+from test_cpu_selective_scan import TOL, make_inputs
+from test_cpu_selective_scan import assert_matches_reference as assert_matches
 
 from ssmkit.ops import backends, selective_scan, selective_scan_ref, selective_state_update_ref
 from ssmkit_kernels.triton.selective_scan import selective_scan_triton, selective_state_update_triton
 
-TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
-
 
 def assert_matches_reference(inputs: dict, softplus: bool = True) -> None:
-    fast = run_with_grads(selective_scan_triton, inputs, softplus)
-    ref = run_with_grads(selective_scan_ref, inputs, softplus)
-    assert fast.keys() == ref.keys()
-    for name, r in ref.items():
-        f = fast[name]
-        assert f.dtype == r.dtype and f.shape == r.shape, name
-        err = (f - r).abs().max() / r.abs().max().clamp_min(1e-30)
-        assert err <= TOL[inputs["u"].dtype], f"{name}: relative error {err:.2e}"
+    assert_matches(inputs, softplus, selective_scan_triton)
 
 
 @pytest.mark.parametrize(
