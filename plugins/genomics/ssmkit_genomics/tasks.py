@@ -6,7 +6,10 @@
   hyper-parameters from the checkpoint over the command line).
 - `GenomicsClassifier` (classify): mean-pooled head over the valid positions; accuracy, MCC and macro F1,
   a confusion-matrix plot; `init_from` a pretrain checkpoint (read when fitting starts); `predict` writes
-  class probabilities as CSV.
+  class probabilities as CSV. `self_pretrain_steps=N` ("Never Train from Scratch", Amos et al., 2024): the
+  first N training steps of the fit are next-nucleotide steps on the task's own training sequences (an LM
+  head of its own, labels unused), then the classifier fine-tunes; the learning-rate schedule restarts
+  (warm-up + cosine) at the switch.
 
 A mixer with an `l_max` argument (hyena, s4, long_conv, ...) gets `l_max = max_length` unless its
 kwargs say otherwise; the implicit filters' positions are scaled by l_max, so a fine-tuned model keeps
@@ -43,6 +46,7 @@ from ssmkit.models.heads import ClassificationHead, LMHead
 from ssmkit.registry import mixer_class
 from ssmkit.train.checkpoint import load_checkpoint
 from ssmkit.train.module import TaskModule
+from ssmkit.train.optim import warmup_cosine
 from ssmkit_genomics.plots import plot_confusion, plot_context_curve
 from ssmkit_genomics.tokenizer import PAD, VOCAB_SIZE, decode
 
@@ -179,13 +183,22 @@ class GenomicsClassifier(GenomicsModule):
         pooling: str = "mean",
         head_dropout: float = 0.0,
         init_from: str | None = None,
+        self_pretrain_steps: int = 0,
         max_length: int = 1024,
         **kwargs: Any,
     ) -> None:
-        """init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one."""
+        """init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one.
+        self_pretrain_steps: training steps of next-nucleotide self-pretraining before fine-tuning (0: none)."""
         super().__init__(max_length=max_length, **kwargs)
         self.save_hyperparameters()
         self.head = ClassificationHead(self.backbone_config["d_model"], n_classes, pooling, head_dropout)
+        if self_pretrain_steps < 0:
+            raise ValueError(f"self_pretrain_steps must be >= 0, got {self_pretrain_steps}")
+        if self_pretrain_steps and not self.backbone.causal:
+            raise ValueError(
+                "self-pretraining predicts the next nucleotide and needs a causal backbone (bidirectional=False)"
+            )
+        self.lm_head = LMHead(self.backbone_config["d_model"], VOCAB_SIZE) if self_pretrain_steps else None
         self.metrics = nn.ModuleDict({stage: _classification_metrics(n_classes) for stage in ("fit", "val", "test")})
         self.confusion = MulticlassConfusionMatrix(n_classes)
         self.probabilities: list[Tensor] = []
@@ -200,6 +213,36 @@ class GenomicsClassifier(GenomicsModule):
 
     def batch_tokens(self, batch: tuple[Tensor, Tensor, Tensor]) -> int:
         return int(batch[1].sum())
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        if self.global_step < self.hparams.self_pretrain_steps:
+            return self.self_pretrain_step(batch)
+        return self.shared_step(batch, "train")
+
+    def self_pretrain_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """Next-nucleotide cross-entropy on a training batch (tokens (B, L) right-padded; labels unused),
+        logged as `self_pretrain/bpb`. Right padding cannot reach valid positions of a causal backbone."""
+        tokens = batch[0]
+        logits = self.lm_head(self.backbone(tokens[:, :-1]))  # (B, L - 1, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten(), ignore_index=PAD)
+        self.log("self_pretrain/bpb", loss / math.log(2), prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> dict:
+        """TaskModule's AdamW; with self-pretraining, warm-up + cosine over its steps, then afresh over the rest."""
+        config = super().configure_optimizers()
+        pretrain = self.hparams.self_pretrain_steps
+        if not pretrain:
+            return config
+        total = int(self.trainer.estimated_stepping_batches)
+        if total <= pretrain:
+            raise ValueError(
+                f"self_pretrain_steps={pretrain} leaves no fine-tuning: the fit has {total} training steps; "
+                "raise trainer.max_steps / max_epochs or lower self_pretrain_steps"
+            )
+        opt, c = config["optimizer"], self.optim_config
+        sched = restarting_schedule(opt, [pretrain, total - pretrain], c["warmup_steps"], c["min_lr_ratio"])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
         tokens, lengths, labels = batch
@@ -236,6 +279,15 @@ class GenomicsClassifier(GenomicsModule):
         probs = torch.cat(self.probabilities).numpy()
         write_predictions(path, self.trainer.datamodule.predict_ids, probs)
         rank_zero_info(f"wrote class probabilities of {len(probs)} sequence(s) to {path}")
+
+
+def restarting_schedule(
+    optimizer: torch.optim.Optimizer, phases: list[int], warmup_steps: int, min_lr_ratio: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Warm-up + cosine (`ssmkit.train.optim.warmup_cosine`) over each phase's steps in turn, restarting at each."""
+    schedules = [warmup_cosine(optimizer, min(warmup_steps, n), n, min_lr_ratio) for n in phases]
+    milestones = np.cumsum(phases[:-1]).tolist()
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=milestones)
 
 
 def write_predictions(path: Path, ids: list[str], probs: np.ndarray) -> None:

@@ -1,6 +1,7 @@
 """Each task's quick config end to end through the `ssmkit` command, and the predict runs."""
 
 import csv
+import math
 
 import pytest
 import torch
@@ -66,3 +67,39 @@ def test_init_from_refuses_a_different_backbone(pretrained):
     model = GenomicsClassifier(d_model=32, n_layers=1, mixer="hyena", max_length=128)
     with pytest.raises(ValueError, match=r"the backbone differs \(d_model: 16 there, 32 here"):
         model.load_backbone(str(pretrained / "checkpoints" / "last.ckpt"))
+
+
+def test_self_pretraining_then_fine_tuning_in_one_fit(tmp_path):
+    """The first steps are next-nucleotide steps on the task's own training sequences (their bits per base
+    fall), the rest classification steps; both phases run in one `ssmkit fit genomics.classify`."""
+    steps = ["--trainer.max_epochs", "3", "--trainer.log_every_n_steps", "1", "--model.lr", "0.01"]
+    run = fit("classify", tmp_path, "--model.self_pretrain_steps", "8", *steps) / "version_0"
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    bpb = [(int(r["step"]), float(r["self_pretrain/bpb"])) for r in rows if r.get("self_pretrain/bpb")]
+    classify = [int(r["step"]) for r in rows if r.get("train/loss")]
+    assert [s for s, _ in bpb] == list(range(8)) and classify == [8, 9, 10, 11]
+    assert bpb[-1][1] < bpb[0][1] - 0.2  # from ~log2(7) towards the 2 bits of four bases
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert any(k.startswith("lm_head.") for k in ckpt["state_dict"])
+
+
+def test_self_pretraining_schedule_restarts_and_bad_settings_are_named():
+    from ssmkit_genomics.tasks import restarting_schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = restarting_schedule(opt, [4, 6], warmup_steps=2, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.5, 1.0, 1.0, 0.55])  # warm-up, then cosine over the pretraining
+    assert lrs[4:6] == pytest.approx([0.5, 1.0]) and lrs[-1] == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 4))
+    )
+    with pytest.raises(ValueError, match="needs a causal backbone"):
+        GenomicsClassifier(
+            d_model=8, n_layers=1, mixer="hyena", max_length=32, bidirectional=True, self_pretrain_steps=4
+        )
+    with pytest.raises(ValueError, match="self_pretrain_steps must be >= 0"):
+        GenomicsClassifier(d_model=8, n_layers=1, mixer="hyena", max_length=32, self_pretrain_steps=-1)
