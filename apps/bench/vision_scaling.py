@@ -26,7 +26,8 @@ import torch
 import ssmkit_vision  # noqa: F401  (registers the models in timm)
 
 sys.path.insert(0, str(Path(__file__).parent))
-from suite import _peak_extra_mb  # noqa: E402  (the suite's CPU peak-memory measure)
+from measure import peak_extra_mb  # noqa: E402  (the suite's CPU peak-memory measure)
+from scaling import loglog_panels  # noqa: E402
 
 MODELS = {"Vim": "vim_test_patch4_28", "ViT": "vit_matched_test_patch4_28"}
 
@@ -65,7 +66,7 @@ def _sync(device: str) -> None:
 
 def _peak_mb(step, device: str) -> float | None:
     if device != "cuda":
-        return _peak_extra_mb(step)
+        return peak_extra_mb(step)
     torch.cuda.empty_cache()
     before = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
@@ -91,25 +92,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
 
 
 def plot(rows: list[dict], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_speed, ax_mem) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for label in MODELS:
-        mine = [r for r in rows if r["label"] == label]
-        tokens = [r["tokens"] for r in mine]
-        ax_speed.plot(tokens, [r["images_per_s"] for r in mine], marker="o", label=label)
-        ax_mem.plot(tokens, [r["peak_mb"] or float("nan") for r in mine], marker="o", label=label)
-    for ax, ylabel in ((ax_speed, "training images / s"), (ax_mem, "peak memory of a step (MiB)")):
-        ax.set(xscale="log", yscale="log", xlabel="tokens per image (patch 4)", ylabel=ylabel)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend()
-    fig.suptitle("Vim vs ViT: resolution scaling (28 .. 224 px)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    series = {
+        label: [(r["tokens"], r["images_per_s"], r["peak_mb"]) for r in rows if r["label"] == label] for label in MODELS
+    }
+    labels = ("training images / s", "peak memory of a step (MiB)")
+    loglog_panels(series, "tokens per image (patch 4)", labels, "Vim vs ViT: resolution scaling (28 .. 224 px)", out)
 
 
 def main(quick: bool = False, device: str = "cpu", out_dir: Path = Path("runs/bench")) -> int:
