@@ -1,6 +1,8 @@
 """How the bench suite measures: wall time, peak memory, and the machine's floors.
 
 - `best_time`: best wall time of repeated calls (forward, or forward + backward of the output's sum).
+- `predicted_s`: a call's time extrapolated from the same implementation's smaller sizes, so a sweep stops
+  before a call would take over `MAX_CALL_S`.
 - `peak_extra_mb`: peak resident memory during one forward+backward minus the resident memory before it (Linux
   VmHWM after resetting it through /proc/self/clear_refs, with free heap pages returned first by malloc_trim so
   memory the allocator kept from earlier calls cannot hide new use); it counts every allocation of the process,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +37,17 @@ def best_time(fn: Callable[[], torch.Tensor], backward: bool, repeats: int) -> f
             out.sum().backward()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+MAX_CALL_S = 30.0  # a call predicted to take longer is skipped
+
+
+def predicted_s(measured: list[tuple[int, float]], size: int) -> float:
+    """The time of a call at `size`, from earlier (size, seconds) calls of the same implementation: their growth
+    between the last two sizes (at least linear), or quadratic growth from a single one."""
+    (s1, t1), (s0, t0) = measured[-1], measured[-2] if len(measured) > 1 else (0, 0.0)
+    exponent = max(1.0, math.log(t1 / t0) / math.log(s1 / s0)) if t0 > 0 else 2.0
+    return t1 * (size / s1) ** exponent
 
 
 def peak_extra_mb(fn: Callable[[], torch.Tensor]) -> float | None:

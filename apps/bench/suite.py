@@ -9,7 +9,7 @@ compiling when the cache is cold; the cold compile itself is measured in a fresh
 `peak_extra_mb` and best-of-`repeats` forward and forward+backward wall time (see `measure.py`). Each shape also
 gets a "floor" row: the least time its work (exponentials, flops, bytes; stated per op in `cases`) takes at the
 machine's measured rates, and every row reads as a ratio to it. A call predicted to take over `MAX_CALL_S`
-(the previous shape's time scaled quadratically, the direct convolution's cost) is skipped and says so.
+(extrapolated from the implementation's smaller shapes) is skipped and says so.
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ from ssmkit.ops.fft_conv import fast_fft_size
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's sibling modules (loaded by path, not installed)
 import generation  # noqa: E402
 import scaling  # noqa: E402
-from measure import Work, best_time, floor, machine_floors, peak_extra_mb  # noqa: E402
+from measure import MAX_CALL_S, Work, best_time, floor, machine_floors, peak_extra_mb, predicted_s  # noqa: E402
 from ssd_minimal import ssd_scan_minimal  # noqa: E402
 
 Run = Callable[[Callable[..., torch.Tensor]], torch.Tensor]  # runs one case through an implementation of its op
-MAX_CALL_S = 20.0
 SLOW_CALL_S = 2.0  # a first call slower than this is timed once, not best-of-repeats
 
 
@@ -231,15 +230,15 @@ def _op_rows(quick: bool, floors: dict[str, float]) -> list[dict]:
     repeats = 1 if quick else 3
     rows = []
     for op, (dispatching, op_cases) in cases(quick).items():
-        last: dict[str, tuple[Case, dict]] = {}  # implementation -> its last measured case and row
+        measured: dict[str, list[tuple[int, float]]] = {}  # implementation -> its (size, forward+backward s)
         for case in op_cases:
             head = {"op": op, "shape": case.shape, "size": case.size}
             for name, impl in _implementations(op, dispatching).items():
-                if name in last and _predicted_s(*last[name], case) > MAX_CALL_S:
+                if name in measured and predicted_s(measured[name], case.size) > MAX_CALL_S:
                     rows.append(head | {"backend": name, "skipped": f"predicted > {MAX_CALL_S:.0f} s per call"})
                 else:
                     rows.append(head | {"backend": name} | _measure(case.run, impl, repeats))
-                    last[name] = (case, rows[-1])
+                    measured.setdefault(name, []).append((case.size, rows[-1]["forward_backward_s"]))
                 _print(rows[-1])
             (fwd, fwd_bound), (fwd_bwd, bound) = (floor(w, floors) for w in case.work)
             rows.append(head | {"backend": "floor", "bound": bound, "forward_s": fwd, "forward_backward_s": fwd_bwd})
@@ -290,11 +289,6 @@ def _synchronised(call: Callable[[], torch.Tensor], backward: bool) -> float:
         out.sum().backward()
     torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def _predicted_s(case: Case, row: dict, next_case: Case) -> float:
-    """The next case's forward+backward time if it grows quadratically in the swept size."""
-    return row["forward_backward_s"] * (next_case.size / case.size) ** 2
 
 
 def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
