@@ -1,4 +1,5 @@
-"""The fused numba selective scan against the reference `selective_scan_ref`: outputs, last state and every gradient.
+"""The fused numba selective scan against the reference `selective_scan_ref` (outputs, last state and every gradient),
+and the fused decoding step against `selective_state_update_ref`.
 
 Tolerance (stated per dtype): the largest absolute difference, divided by the largest magnitude of the reference
 tensor, must be <= 1e-12 in float64 and <= 1e-5 in float32 (both sides compute in float32 there, in a different
@@ -9,8 +10,8 @@ compiled, so the file runs in seconds once numba's on-disk cache is warm.
 import pytest
 import torch
 
-from ssmkit.ops import backends, selective_scan, selective_scan_ref
-from ssmkit_kernels.cpu.selective_scan import selective_scan_numba
+from ssmkit.ops import backends, selective_scan, selective_scan_ref, selective_state_update_ref
+from ssmkit_kernels.cpu.selective_scan import selective_scan_numba, selective_state_update_numba
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
@@ -67,10 +68,11 @@ def test_every_layout_matches_reference(dtype, b_layout, c_layout):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     ("b", "d", "length", "n"),
-    [(1, 1, 1, 1), (1, 1, 7, 3), (2, 6, 1, 2), (1, 8, 17, 7), (3, 10, 31, 5), (2, 64, 9, 4)],
+    [(1, 1, 1, 1), (1, 1, 7, 3), (2, 6, 1, 2), (1, 8, 17, 7), (3, 10, 31, 5), (2, 64, 9, 4), (2, 6, 150, 5), (1, 2, 150, 70)],
 )
 def test_odd_shapes_match_reference(dtype, b, d, length, n):
-    """Batch or channels of 1, one step, n not a power of two, one or many channel blocks per group."""
+    """Batch or channels of 1, one step, n not a power of two, one or many channel blocks per group, and lengths
+    past the backward's checkpoint chunk (max(64, n) steps): several chunks, the last one partial."""
     layouts = ("grouped", "variable") if d % 2 == 0 else ("variable", "invariant")
     assert_matches_reference(make_inputs(b, d, length, n, dtype, layouts, seed=b * 100 + d))
 
@@ -111,7 +113,53 @@ def test_only_some_inputs_require_grad():
 
 def test_dispatcher_picks_numba_on_cpu():
     assert backends()["selective_scan"]["default"]["cpu"] == "numba"
+    assert backends()["selective_state_update"]["default"]["cpu"] == "numba"
     inputs = {k: v.detach() for k, v in make_inputs(1, 2, 5, 3, torch.float64).items()}
     torch.testing.assert_close(
         selective_scan(**inputs), selective_scan(**inputs, backend="reference"), rtol=0, atol=1e-12
     )
+
+
+def step_inputs(b: int, d: int, n: int, dtype, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    bias = torch.randn(d, generator=g, dtype=dtype)
+    bias[0] = 25.0  # softplus's linear branch
+    return {
+        "x": torch.randn(b, d, generator=g, dtype=dtype),
+        "dt": torch.rand(b, d, generator=g, dtype=dtype),
+        "A": -torch.rand(d, n, generator=g, dtype=dtype) * 2,
+        "B": torch.randn(b, n, generator=g, dtype=dtype),
+        "C": torch.randn(b, n, generator=g, dtype=dtype),
+        "D": torch.randn(d, generator=g, dtype=dtype),
+        "z": torch.randn(b, d, generator=g, dtype=dtype),
+        "dt_bias": bias,
+    }
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("b", "d", "n", "optional"), [(2, 6, 5, True), (1, 1, 1, True), (3, 4, 16, False)])
+def test_state_update_matches_reference_over_steps(dtype, b, d, n, optional):
+    """Three steps from a random state: outputs and the in-place state agree with the reference."""
+    g = torch.Generator().manual_seed(7)
+    state_ref = torch.randn(b, d, n, generator=g, dtype=dtype)
+    state_fast = state_ref.clone()
+    for step in range(3):
+        inputs = step_inputs(b, d, n, dtype, seed=step)
+        if not optional:
+            inputs = {k: v for k, v in inputs.items() if k not in ("D", "z", "dt_bias")}
+        y_ref = selective_state_update_ref(state_ref, **inputs, dt_softplus=optional)
+        y = selective_state_update_numba(state_fast, **inputs, dt_softplus=optional)
+        assert y.dtype == y_ref.dtype and y.shape == y_ref.shape
+        for fast, ref in ((y, y_ref), (state_fast, state_ref)):
+            err = (fast - ref).abs().max() / ref.abs().max()
+            assert err <= TOL[dtype], f"step {step}: relative error {err:.2e}"
+
+
+def test_state_update_keeps_a_bfloat16_state_in_place():
+    inputs = step_inputs(2, 4, 3, torch.float32)
+    state = torch.randn(2, 4, 3).bfloat16()
+    expected_state = state.clone()
+    y_ref = selective_state_update_ref(expected_state, **inputs, dt_softplus=True)
+    y = selective_state_update_numba(state, **inputs, dt_softplus=True)
+    torch.testing.assert_close(state, expected_state)  # bfloat16 tolerances
+    torch.testing.assert_close(y, y_ref, rtol=1e-2, atol=1e-2)

@@ -194,24 +194,30 @@ def _numba_importable() -> bool:
     return True
 
 
-def _selective_scan_numba(*args):
-    """The fused numba CPU scan of `ssmkit_kernels.cpu`, imported on first use so `import ssmkit.ops` stays cheap."""
-    from ssmkit_kernels.cpu.selective_scan import selective_scan_numba
+def _numba_kernel(name: str):
+    """A function running `ssmkit_kernels.cpu.selective_scan.<name>`, imported on first use so `import ssmkit.ops`
+    stays cheap."""
 
-    return selective_scan_numba(*args)
+    def run(*args):
+        from ssmkit_kernels.cpu import selective_scan as kernels
+
+        return getattr(kernels, name)(*args)
+
+    return run
 
 
-register_backend(
-    "selective_scan",
-    Backend(
-        "numba",
-        _selective_scan_numba,
-        devices=("cpu",),
-        priority=10,
-        available=_numba_importable,
-        why_unavailable="numba is not installed (pip install numba)",
-    ),
-)
+for _op in ("selective_scan", "selective_state_update"):
+    register_backend(
+        _op,
+        Backend(
+            "numba",
+            _numba_kernel(f"{_op}_numba"),
+            devices=("cpu",),
+            priority=10,
+            available=_numba_importable,
+            why_unavailable="numba is not installed (pip install numba)",
+        ),
+    )
 
 
 def _selective_scan_triton(*args):
