@@ -1,8 +1,10 @@
-"""The genomics runs' own pictures: bits per base against context position, and a confusion matrix."""
+"""The genomics runs' own pictures: bits per base against context position, a confusion matrix, and the
+context scan's bits per base against the trained context length."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -31,6 +33,21 @@ def plot_confusion(matrix: np.ndarray, out: Path, title: str = "") -> Path:
         colour = "white" if count > matrix.max() / 2 else "black"
         ax.text(j, i, str(int(count)), ha="center", va="center", color=colour)
     ax.set(xlabel="predicted", ylabel="true", title=title, xticks=range(len(matrix)), yticks=range(len(matrix)))
+    return _save(fig, out)
+
+
+def plot_context_scan(rows: list[dict[str, Any]], entropy_rate: float, out: Path) -> Path:
+    """Held-out bits per base (all bases, inside repeats, elsewhere) against each model's context length."""
+    contexts = [r["context"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for key, label in (("bpb", "all bases"), ("bpb_repeats", "inside repeat copies"), ("bpb_background", "elsewhere")):
+        ax.plot(contexts, [r[key] for r in rows], marker="o", label=label)
+    ax.axhline(entropy_rate, color="grey", linestyle="--", linewidth=1, label=f"background H* = {entropy_rate:.3f}")
+    ax.set(xscale="log", xticks=contexts, xlabel="context length (trained and evaluated)", ylabel="bits per base")
+    ax.set_xticklabels([f"{c:,}" for c in contexts])
+    ax.set_title(f"same token budget per model ({rows[0]['train_tokens']:,} tokens)")
+    ax.grid(alpha=0.3)
+    ax.legend()
     return _save(fig, out)
 
 

@@ -1,0 +1,97 @@
+"""A HyenaDNA forward pass at a million tokens: peak memory and time (batch 1, inference mode).
+
+    python -m ssmkit_genomics.long_forward [--length 1048576] [--out runs/bench]
+
+The model is the pretrain config's (`configs/pretrain.yaml`: 2 order-2 Hyena layers, d_model 128, gated MLP
+ratio 2, LM head) with `max_length = length`, on random bases. Measured: wall and process CPU seconds of one
+forward under `torch.inference_mode()`, and its peak memory, the process's peak resident memory during the
+forward (Linux `VmHWM`, reset through `/proc/self/clear_refs` just before) minus its resident memory before
+it. Writes `long_forward.json` to `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ssmkit.plugins import resource_path
+from ssmkit_genomics.tasks import GenomicsLM
+from ssmkit_genomics.tokenizer import A, T
+
+PRETRAIN_CONFIG = "ssmkit_genomics:configs/pretrain.yaml"
+
+
+def build_model(length: int, **overrides: Any) -> GenomicsLM:
+    """The pretrain config's model with `max_length = length` (and any other model argument overridden)."""
+    model_args = yaml.safe_load(resource_path(PRETRAIN_CONFIG).read_text())["model"]
+    return GenomicsLM(**{**model_args, "max_length": length, **overrides}).eval()
+
+
+def measure(length: int, seed: int = 0, **overrides: Any) -> dict[str, Any]:
+    """One forward of (1, length) random bases; seconds (wall, CPU), peak extra MiB and the output shape."""
+    torch.manual_seed(seed)
+    model = build_model(length, **overrides)
+    tokens = torch.randint(A, T + 1, (1, length))
+    before_kib = _reset_peak_rss()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with torch.inference_mode():
+        logits = model(tokens)  # (1, length, vocab)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak_kib = _status_kib("VmHWM")
+    return {
+        "length": length,
+        "d_model": model.backbone_config["d_model"],
+        "n_layers": model.backbone_config["n_layers"],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "tokens_per_s": length / wall,
+        "peak_extra_mib": None if before_kib is None else (peak_kib - before_kib) / 1024,
+        "peak_rss_mib": peak_kib / 1024,
+        "logits_shape": list(logits.shape),
+        "finite": bool(torch.isfinite(logits).all()),
+    }
+
+
+def _reset_peak_rss() -> int | None:
+    """Resets the peak resident memory to the current one and returns it (KiB); None where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _status_kib("VmRSS")
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise OSError(f"no {field} in /proc/self/status (Linux only)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=int, default=1 << 20, help="tokens in the sequence (default 1,048,576)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    args = parser.parse_args(argv)
+    result = measure(args.length)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "long_forward.json").write_text(json.dumps(result, indent=2))
+    peak = "n/a" if result["peak_extra_mib"] is None else f"{result['peak_extra_mib']:,.0f} MiB"
+    print(
+        f"HyenaDNA forward, batch 1, {result['length']:,} tokens, d_model {result['d_model']}, "
+        f"{result['n_layers']} layers: {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU, "
+        f"{result['tokens_per_s']:,.0f} tokens/s, peak extra memory {peak} (peak RSS {result['peak_rss_mib']:,.0f} MiB)"
+    )
+    return 0 if result["finite"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,21 @@
+"""`python -m ssmkit_genomics.long_forward` at a tiny length: the pretrain model, inference mode, a JSON record."""
+
+import json
+
+from ssmkit_genomics.long_forward import build_model, main
+from ssmkit_genomics.tokenizer import VOCAB_SIZE
+
+
+def test_the_model_is_the_pretrain_configs_with_max_length_set():
+    model = build_model(4096, d_model=16)
+    assert model.max_length == 4096 and model.backbone_config["mixer"] == "hyena"
+    assert model.backbone_config["mixer_kwargs"]["l_max"] == 4096 and not model.training
+
+
+def test_long_forward_writes_time_and_memory(tmp_path, capsys):
+    assert main(["--length", "2048", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "long_forward.json").read_text())
+    assert result["length"] == 2048 and result["logits_shape"] == [1, 2048, VOCAB_SIZE] and result["finite"]
+    assert result["wall_s"] > 0 and result["cpu_s"] > 0 and result["tokens_per_s"] > 0
+    assert result["peak_extra_mib"] is None or 0 <= result["peak_extra_mib"] <= result["peak_rss_mib"]
+    assert "2,048 tokens" in capsys.readouterr().out
