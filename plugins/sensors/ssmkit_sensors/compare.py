@@ -1,0 +1,121 @@
+"""Rerun the README's comparisons: each model trained the same way through `ssmkit fit` (the task's default
+config, the named overlay, the flags below), then tested with its best-validation checkpoint.
+
+    python -m ssmkit_sensors.compare simulator                          HiSS vs flat models, simulated sensor
+    python -m ssmkit_sensors.compare etth1 --root .../ETTh1.csv [--horizons 96 192 336 720]
+    python -m ssmkit_sensors.compare air_quality --root .../AirQualityUCI_2004.csv
+    python -m ssmkit_sensors.compare activity --root .../sp_sw_har     (or .../basicmotions)
+
+Common flags: --models (a subset of the experiment's), --epochs, --out (runs and results; default
+runs/compare). Each finished row is appended to `<out>/<experiment>.jsonl`; the markdown table is printed
+and written to `<out>/<experiment>.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ssmkit.plugins import find_task
+from ssmkit.train.cli import run_task
+
+# model name -> command-line flags, per task
+ENCODERS = {
+    "hiss": ["--model.encoder", "hiss"],
+    "flat_mamba": ["--model.encoder", "flat", "--model.mixer", "mamba"],
+    "flat_s4d": ["--model.encoder", "flat", "--model.mixer", "s4d"],
+    "transformer": ["--model.encoder", "flat", "--model.mixer", "attention"],
+    "lstm": ["--model.encoder", "lstm"],
+}
+FORECASTERS = {"ssm": ["--model.model", "ssm"], "dlinear": ["--model.model", "dlinear", "--model.lr", "0.005"]}
+EXPERIMENTS = {
+    # name: (task, overlay config or None, models, metrics)
+    "simulator": ("seq2seq", None, ENCODERS, ("test/mse", "test/mae", "test/nmse")),
+    "air_quality": ("seq2seq", "air_quality.yaml", ENCODERS, ("test/mse", "test/mae", "test/nmse")),
+    "etth1": ("forecast", None, FORECASTERS, ("test/mse", "test/mae")),
+    "activity": ("classify", None, {k: ENCODERS[k] for k in ("hiss", "flat_mamba", "lstm")}, ("test/acc",)),
+}
+
+
+def fit_and_test(spec: str, args: list[str], runs_dir: Path) -> dict[str, float]:
+    """Train with `ssmkit fit` settings, test the best-validation checkpoint; test metrics + seconds."""
+    start = time.perf_counter()
+    cli = run_task("fit", spec, args, runs_dir=runs_dir)
+    results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
+    out = {k: float(v) for k, v in results.items()}
+    out["seconds"] = time.perf_counter() - start
+    out["run"] = cli.trainer.logger.log_dir
+    return out
+
+
+def overlay_args(task: str, overlay: str | None, root: str | None) -> list[str]:
+    args = []
+    if overlay is not None:
+        args += ["--config", str(find_task(f"sensors.{task}")[2].config_path().with_name(overlay))]
+    if root is not None:
+        args += ["--data.root", root]
+    return args
+
+
+def activity_args(root: str | None) -> list[str]:
+    """The activity overlay that fits the folder: sp-sw-har subject folders or UEA BasicMotions."""
+    if root is None:
+        return []
+    name = "basicmotions.yaml" if any(Path(root).glob("*_TRAIN.ts")) else "sp_sw_har.yaml"
+    return overlay_args("classify", name, root)
+
+
+def rows(experiment: str, root: str | None, models: list[str], horizons: list[int]) -> list[tuple[str, list[str]]]:
+    """(row label, flags) for every run of the experiment."""
+    task, overlay, table, _ = EXPERIMENTS[experiment]
+    base = activity_args(root) if experiment == "activity" else overlay_args(task, overlay, root)
+    if experiment != "etth1":
+        return [(m, [*base, *table[m]]) for m in models]
+    return [
+        (f"{m} H={h}", [*base, *table[m], "--model.horizon", str(h), "--data.horizon", str(h)])
+        for h in horizons
+        for m in models
+    ]
+
+
+def markdown(results: list[dict], metrics: tuple[str, ...]) -> str:
+    head = "| model | " + " | ".join(metrics) + " | train + test seconds |"
+    lines = [head, "|" + " --- |" * (len(metrics) + 2)]
+    for r in results:
+        values = " | ".join(f"{r[m]:.4f}" for m in metrics)
+        lines.append(f"| {r['model']} | {values} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", choices=sorted(EXPERIMENTS))
+    parser.add_argument("--root", help="the data file / folder (default: the task's bundled simulator)")
+    parser.add_argument("--models", nargs="+", help="a subset of the experiment's models")
+    parser.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
+    parser.add_argument("--epochs", type=int, help="trainer.max_epochs for every run (default: the config's)")
+    parser.add_argument("--out", default="runs/compare")
+    opts = parser.parse_args(argv)
+    task, _, table, metrics = EXPERIMENTS[opts.experiment]
+    models = opts.models or list(table)
+    unknown = sorted(set(models) - set(table))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown} for {opts.experiment}; choose from {list(table)}")
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    extra = ["--trainer.max_epochs", str(opts.epochs)] if opts.epochs else []
+    results = []
+    for label, args in rows(opts.experiment, opts.root, models, opts.horizons):
+        result = {"model": label, **fit_and_test(f"sensors.{task}", [*args, *extra], out / opts.experiment)}
+        results.append(result)
+        with open(out / f"{opts.experiment}.jsonl", "a") as f:
+            f.write(json.dumps(result) + "\n")
+    table_md = markdown(results, metrics)
+    (out / f"{opts.experiment}.md").write_text(table_md + "\n")
+    print(table_md)
+
+
+if __name__ == "__main__":
+    main()
