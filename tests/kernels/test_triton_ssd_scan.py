@@ -81,3 +81,9 @@ def test_triton_is_registered_for_cuda_only():
     assert backends()["ssd_scan"]["default"]["cpu"] != "triton"
     with pytest.raises(RuntimeError, match="unavailable on device 'cpu'.*CUDA"):
         ssd_scan(*make_leaves(1, 3, 1, 1, 1, 1, (1,), seed=0)[:5], backend="triton")
+
+
+def test_state_tile_past_shared_memory_raises_clear_error():
+    x, dt, A, B, C = make_leaves(1, 2, 1, 100, 1, 100, (1,), seed=0)[:5]
+    with pytest.raises(ValueError, match=r"\(p, n\) = \(100, 100\).*padded to \(128, 128\).*backend='chunked'"):
+        ssd_scan_triton(x, dt, A, B, C)

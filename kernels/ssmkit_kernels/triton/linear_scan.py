@@ -48,8 +48,10 @@ def _first_order_complex(ar1, ai1, br1, bi1, ar2, ai2, br2, bi2):
 def _load(ptr, offs, mask, other, COMPLEX: tl.constexpr):
     """Real and imaginary parts (0 for real data) of the elements at `offs` (offsets of complex elements)."""
     if COMPLEX:
-        return tl.load(ptr + 2 * offs, mask, other), tl.load(ptr + 2 * offs + 1, mask, 0.0)
-    return tl.load(ptr + offs, mask, other), 0.0
+        re, im = tl.load(ptr + 2 * offs, mask, other), tl.load(ptr + 2 * offs + 1, mask, 0.0)
+    else:
+        re, im = tl.load(ptr + offs, mask, other), 0.0
+    return re, im
 
 
 @triton.jit

@@ -31,6 +31,8 @@ from ssmkit_kernels.triton import INTERPRET, warp_configs
 
 Tensor = torch.Tensor
 
+MAX_STATE_TILE = 8192  # padded p·n: the backward's tiles must fit in shared memory (see `ssd_scan_triton`)
+
 
 @triton.jit
 def _mm(a, b):
@@ -161,20 +163,21 @@ class SSDScanFn(torch.autograd.Function):
     """(y, final_states) of the SSD recurrence without D and z; dt after bias / softplus; A in the working dtype."""
 
     @staticmethod
-    def forward(ctx, x, dt, A, B, C, initial_states, block_t: int) -> tuple[Tensor, Tensor]:
+    def forward(ctx, x, dt, A, B, C, initial_states, chunk_size: int) -> tuple[Tensor, Tensor]:
         x, dt, B, C = (t.contiguous() for t in (x, dt, B, C))
         b, length, heads, p = x.shape
-        meta = _blocks(p, B.shape[-1], block_t)
+        meta = _blocks(p, B.shape[-1], chunk_size)
         save = any(ctx.needs_input_grad)
         y = x.new_empty(x.shape, dtype=A.dtype)
         final = x.new_empty(b, heads, p, B.shape[-1], dtype=A.dtype)
-        states = x.new_empty(b, heads, triton.cdiv(length, block_t), p, B.shape[-1], dtype=A.dtype) if save else None
+        chunks = triton.cdiv(length, meta["BLOCK_T"])
+        states = x.new_empty(b, heads, chunks, p, B.shape[-1], dtype=A.dtype) if save else None
         _ssd_fwd[(b, heads)](
             x, dt, A, B, C, initial_states, y, final, states, *_sizes(x, B),
             HAS_INIT=initial_states is not None, SAVE_STATES=save, **meta,
         )  # fmt: skip
         ctx.save_for_backward(x, dt, A, B, C, states)
-        ctx.has_init, ctx.block_t = initial_states is not None, block_t
+        ctx.has_init, ctx.chunk_size = initial_states is not None, chunk_size
         return y, final
 
     @staticmethod
@@ -187,7 +190,7 @@ class SSDScanFn(torch.autograd.Function):
         dA, dinit = A.new_empty(b, heads), torch.empty_like(dfinal, dtype=A.dtype)
         _ssd_bwd[(b, heads)](
             x, dt, A, B, C, states, dy.contiguous(), dfinal.contiguous(), dx, ddt, dA, dB, dC, dinit,
-            *_sizes(x, B), **_blocks(p, n, ctx.block_t),
+            *_sizes(x, B), **_blocks(p, n, ctx.chunk_size),
         )  # fmt: skip
         dB, dC = (g.view(b, length, groups, heads // groups, n).sum(3).to(B.dtype) for g in (dB, dC))
         return dx.to(x.dtype), ddt.to(dt.dtype), dA.sum(0), dB, dC, dinit if ctx.has_init else None, None
@@ -209,8 +212,10 @@ def ssd_scan_triton(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The chunked Triton SSD scan; same signature, shapes and dtypes as `ssmkit.ops.ssd_scan_ref`.
 
-    Chunks are `chunk_size` rounded up to a power of two within [16, 64] (16 under the interpreter); the chunk
-    length changes only rounding, not the result.
+    Chunks are `chunk_size` rounded up to a power of two within [16, 32], and 16 where p·n > 4096 or under the
+    interpreter: the chunk length changes only rounding, not the result, and bounds the backward's shared memory
+    (compiled for sm_90: 129 KiB at chunk 32, p = n = 64; 150 KiB at chunk 16, p = 64, n = 128; 225 KiB at
+    chunk 64, p = n = 64, past an A100's 164). p·n (each rounded up to a power of two) may be at most 8192.
     """
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
     dt = dt.to(work)
@@ -218,9 +223,8 @@ def ssd_scan_triton(
         dt = dt + dt_bias.to(work)
     if dt_softplus:
         dt = F.softplus(dt)
-    block_t = 16 if INTERPRET else min(64, max(16, triton.next_power_of_2(chunk_size)))
     init = None if initial_states is None else initial_states.to(work).contiguous()
-    y, final = SSDScanFn.apply(x, dt, A.to(work), B, C, init, block_t)
+    y, final = SSDScanFn.apply(x, dt, A.to(work), B, C, init, chunk_size)
     if D is not None:
         y = y + (D.to(work)[:, None] if D.dim() == 1 else D.to(work)) * x.to(work)
     if z is not None:
@@ -229,9 +233,16 @@ def ssd_scan_triton(
     return (y, final) if return_final_states else y
 
 
-def _blocks(p: int, n: int, block_t: int) -> dict[str, int]:
-    """Tiles cover p and n whole; 16 is the least size `tl.dot` takes."""
-    return {"BLOCK_T": block_t, "BP": max(16, triton.next_power_of_2(p)), "BN": max(16, triton.next_power_of_2(n))}
+def _blocks(p: int, n: int, chunk_size: int) -> dict[str, int]:
+    """Tiles cover p and n whole (16 is the least size `tl.dot` takes); the chunk as in `ssd_scan_triton`."""
+    bp, bn = max(16, triton.next_power_of_2(p)), max(16, triton.next_power_of_2(n))
+    if bp * bn > MAX_STATE_TILE:
+        raise ValueError(
+            f"the Triton ssd_scan holds a head's (p, n) = ({p}, {n}) state in one tile, padded to ({bp}, {bn}); "
+            f"p·n may be at most {MAX_STATE_TILE} after padding (use backend='chunked')"
+        )
+    small = INTERPRET or bp * bn > 4096
+    return {"BLOCK_T": 16 if small else min(32, max(16, triton.next_power_of_2(chunk_size))), "BP": bp, "BN": bn}
 
 
 def _sizes(x: Tensor, B: Tensor) -> tuple[int, ...]:
