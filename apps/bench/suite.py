@@ -8,8 +8,9 @@ A backend registered with `ssmkit.ops.dispatch` shows up here automatically. For
 compiling when the cache is cold; the cold compile itself is measured in a fresh cache in the full run),
 `peak_extra_mb` and best-of-`repeats` forward and forward+backward wall time (see `measure.py`). Each shape also
 gets a "floor" row: the least time its work (exponentials, flops, bytes; stated per op in `cases`) takes at the
-machine's measured rates, and every row reads as a ratio to it. A call predicted to take over `MAX_CALL_S`
-(extrapolated from the implementation's smaller shapes) is skipped and says so.
+machine's rates (measured before and after the op rows, the better kept), and every row reads as a ratio to it.
+A call predicted to take over `MAX_CALL_S` (extrapolated from the implementation's smaller shapes) is skipped and
+says so.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import NamedTuple
@@ -206,6 +208,14 @@ def _implementations(op: str, dispatching: Callable[..., torch.Tensor]) -> dict[
     return impls
 
 
+def _fill_floors(rows: list[dict], floors: dict[str, float]) -> None:
+    """Each floor row's forward and forward+backward times at the machine's rates, and the rate that sets them."""
+    for r in rows:
+        if r["backend"] == "floor":
+            (r["forward_s"], _), (r["forward_backward_s"], r["bound"]) = (floor(Work(**w), floors) for w in r["work"])
+            _print(r)
+
+
 def _runs_on(op: str, backend: str, device: str) -> bool:
     try:
         dispatch.resolve(op, device, backend)
@@ -225,8 +235,9 @@ def _measure(run: Run, impl: Callable[..., torch.Tensor], repeats: int) -> dict[
     return row
 
 
-def _op_rows(quick: bool, floors: dict[str, float]) -> list[dict]:
-    """Every implementation of every op on each of its cases, then the case's floor row."""
+def _op_rows(quick: bool) -> list[dict]:
+    """Every implementation of every op on each of its cases, then the case's floor row (its work; the times
+    come in `_fill_floors`)."""
     repeats = 1 if quick else 3
     rows = []
     for op, (dispatching, op_cases) in cases(quick).items():
@@ -240,9 +251,7 @@ def _op_rows(quick: bool, floors: dict[str, float]) -> list[dict]:
                     rows.append(head | {"backend": name} | _measure(case.run, impl, repeats))
                     measured.setdefault(name, []).append((case.size, rows[-1]["forward_backward_s"]))
                 _print(rows[-1])
-            (fwd, fwd_bound), (fwd_bwd, bound) = (floor(w, floors) for w in case.work)
-            rows.append(head | {"backend": "floor", "bound": bound, "forward_s": fwd, "forward_backward_s": fwd_bwd})
-            _print(rows[-1])
+            rows.append(head | {"backend": "floor", "work": [asdict(w) for w in case.work]})
     return rows
 
 
@@ -293,8 +302,10 @@ def _synchronised(call: Callable[[], torch.Tensor], backward: bool) -> float:
 
 def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
     floors = machine_floors(quick)
-    print("machine floors: " + ", ".join(f"{k} {v:.2f}" for k, v in floors.items()), flush=True)
-    rows = _op_rows(quick, floors) + _cuda_rows(quick)
+    rows = _op_rows(quick) + _cuda_rows(quick)
+    floors = {k: max(v, rate) for (k, v), rate in zip(floors.items(), machine_floors(quick).values(), strict=True)}
+    print("machine floors (best of two measurements): " + ", ".join(f"{k} {v:.2f}" for k, v in floors.items()))
+    _fill_floors(rows, floors)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "torch": torch.__version__,
