@@ -47,6 +47,15 @@ def test_odd_shapes_match_reference(b, d, length, n, layouts):
     assert_matches_reference(make_inputs(b, d, length, n, torch.float32, layouts, seed=d))
 
 
+def test_strided_inputs_match_reference():
+    """Views that are not contiguous: every input every other element of a larger tensor, A transposed."""
+    inputs = make_inputs(2, 3, 9, 4, torch.float32, ("variable", "invariant"))
+    strided = {k: torch.stack([v, v], -1)[..., 0] for k, v in inputs.items()}
+    strided["A"] = inputs["A"].detach().t().contiguous().t().requires_grad_()
+    assert not any(v.is_contiguous() for v in strided.values())
+    assert_matches_reference(strided)
+
+
 def test_without_optional_inputs_or_softplus():
     assert_matches_reference(make_inputs(2, 3, 11, 4, torch.float32, optional=False), softplus=False)
 

@@ -8,6 +8,9 @@ is read once, at import, which is also when `triton.jit` decides whether to inte
 
 from __future__ import annotations
 
+import contextlib
+
+import torch
 import triton
 
 INTERPRET: bool = triton.knobs.runtime.interpret
@@ -16,3 +19,8 @@ INTERPRET: bool = triton.knobs.runtime.interpret
 def warp_configs(**meta: int) -> list[triton.Config]:
     """Autotune candidates that differ only in warps (they never change results): one under the interpreter."""
     return [triton.Config(meta, num_warps=w) for w in ((4,) if INTERPRET else (4, 8))]
+
+
+def on_device(t: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Launches go to `t`'s GPU (Triton launches on the current device); nothing for CPU tensors (interpreter)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()

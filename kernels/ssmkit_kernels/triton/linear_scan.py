@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmkit_kernels.triton import INTERPRET, warp_configs
+from ssmkit_kernels.triton import INTERPRET, on_device, warp_configs
 
 Tensor = torch.Tensor
 
@@ -200,7 +200,8 @@ def linear_scan_triton(
     work = _working_dtype(out_dtype)
     a_w, b_w = a.to(work).contiguous(), b.to(work).contiguous()
     h0_w = None if h0 is None else h0.to(work).contiguous()
-    h, last = LinearScanFn.apply(a_w, b_w, h0_w, None if resets is None else resets.contiguous())
+    with on_device(b):
+        h, last = LinearScanFn.apply(a_w, b_w, h0_w, None if resets is None else resets.contiguous())
     h, last = h.to(out_dtype), last.to(out_dtype)
     return (h, last) if return_last_state else h
 

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ssmkit_kernels.triton import INTERPRET, warp_configs
+from ssmkit_kernels.triton import INTERPRET, on_device, warp_configs
 from ssmkit_kernels.triton.linear_scan import first_order
 
 Tensor = torch.Tensor
@@ -261,14 +261,15 @@ def selective_state_update_triton(
     would run the in-place update more than once.
     """
     b, dim, n = state.shape
-    x, dt, B, C, z = (None if t is None else t.contiguous() for t in (x, dt, B, C, z))
+    x, dt, B, C, D, z, dt_bias = (None if t is None else t.contiguous() for t in (x, dt, B, C, D, z, dt_bias))
     y = torch.empty_like(x)
     block_n = triton.next_power_of_2(n)
     block_d = BLOCK_D if INTERPRET else max(1, min(64, TILE // block_n))
-    _selective_state_update[(b, triton.cdiv(dim, block_d))](
-        state, x, dt, A.to(state.dtype).contiguous(), B, C, D, z, dt_bias, y, dim, n, *state.stride(),
-        **_flags(D, z, dt_bias, dt_softplus), BLOCK_D=block_d, BLOCK_N=block_n,
-    )  # fmt: skip
+    with on_device(state):
+        _selective_state_update[(b, triton.cdiv(dim, block_d))](
+            state, x, dt, A.to(state.dtype).contiguous(), B, C, D, z, dt_bias, y, dim, n, *state.stride(),
+            **_flags(D, z, dt_bias, dt_softplus), BLOCK_D=block_d, BLOCK_N=block_n,
+        )  # fmt: skip
     return y
 
 
@@ -329,7 +330,9 @@ def selective_scan_triton(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The chunked Triton selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
     work = torch.float64 if u.dtype == torch.float64 else torch.float32
-    y, last = SelectiveScanFn.apply(u, delta, A.to(work), B, C, D, z, delta_bias, delta_softplus)
+    D, delta_bias = (None if t is None else t.contiguous() for t in (D, delta_bias))
+    with on_device(u):
+        y, last = SelectiveScanFn.apply(u, delta, A.to(work).contiguous(), B, C, D, z, delta_bias, delta_softplus)
     return (y, last) if return_last_state else y
 
 

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from ssmkit_kernels.triton import INTERPRET, warp_configs
+from ssmkit_kernels.triton import INTERPRET, on_device, warp_configs
 
 Tensor = torch.Tensor
 
@@ -224,7 +224,8 @@ def ssd_scan_triton(
     if dt_softplus:
         dt = F.softplus(dt)
     init = None if initial_states is None else initial_states.to(work).contiguous()
-    y, final = SSDScanFn.apply(x, dt, A.to(work), B, C, init, chunk_size)
+    with on_device(x):
+        y, final = SSDScanFn.apply(x, dt, A.to(work).contiguous(), B, C, init, chunk_size)
     if D is not None:
         y = y + (D.to(work)[:, None] if D.dim() == 1 else D.to(work)) * x.to(work)
     if z is not None:
