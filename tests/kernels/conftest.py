@@ -14,10 +14,22 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 INTERPRETED_HERE = "triton" not in sys.modules or os.environ.get("TRITON_INTERPRET") == "1"
 if INTERPRETED_HERE:
     os.environ["TRITON_INTERPRET"] = "1"
+
+
+@pytest.fixture
+def cuda_visible(monkeypatch):
+    """`torch.cuda.is_available()` says True, as on a GPU machine: what the dispatcher would pick there."""
+    from ssmkit.ops.dispatch import triton_on_cuda
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    triton_on_cuda.cache_clear()
+    yield
+    triton_on_cuda.cache_clear()
 
 
 def pytest_pycollect_makemodule(module_path, parent):

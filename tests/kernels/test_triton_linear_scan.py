@@ -49,3 +49,7 @@ def test_triton_is_registered_for_cuda_only():
     assert backends()["linear_scan"]["default"]["cpu"] != "triton"
     with pytest.raises(RuntimeError, match="unavailable on device 'cpu'.*CUDA"):
         linear_scan(torch.rand(1, 3, 2), torch.rand(1, 3, 2), backend="triton")
+
+
+def test_dispatch_picks_triton_on_cuda(cuda_visible):
+    assert backends()["linear_scan"]["default"]["cuda"] == "triton"

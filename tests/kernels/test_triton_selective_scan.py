@@ -100,3 +100,8 @@ def test_triton_is_registered_for_cuda_only():
         selective_scan(
             *(v.detach() for v in make_inputs(1, 2, 3, 2, torch.float32, optional=False).values()), backend="triton"
         )
+
+
+@pytest.mark.parametrize("op", ("selective_scan", "selective_state_update"))
+def test_dispatch_picks_triton_on_cuda(op, cuda_visible):
+    assert backends()[op]["default"]["cuda"] == "triton"

@@ -87,3 +87,7 @@ def test_state_tile_past_shared_memory_raises_clear_error():
     x, dt, A, B, C = make_leaves(1, 2, 1, 100, 1, 100, (1,), seed=0)[:5]
     with pytest.raises(ValueError, match=r"\(p, n\) = \(100, 100\).*padded to \(128, 128\).*backend='chunked'"):
         ssd_scan_triton(x, dt, A, B, C)
+
+
+def test_dispatch_picks_triton_on_cuda(cuda_visible):
+    assert backends()["ssd_scan"]["default"]["cuda"] == "triton"
