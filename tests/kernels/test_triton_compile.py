@@ -4,7 +4,7 @@ The interpreter runs a kernel as numpy, so it accepts code the GPU compiler reje
 between branches, unsupported ops). Here each kernel goes through Triton's real pipeline, Triton IR to PTX and
 ptxas (bundled with triton) to a cubin, for a GPU target given by hand: nothing is launched. It has to happen in a
 process where triton runs without the interpreter, so the test runs this file as a script. Tiles are the small
-ones the launch code picks for small n and p, to keep ptxas fast.
+ones the launch code picks for small n and p (and 16 for SSD), to keep ptxas fast.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def kernels() -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """(kernel, pointer dtypes that are not float32, constexprs) for each variant compiled."""
     from ssmkit_kernels.triton import linear_scan, selective_scan, ssd_scan
 
-    scan = {"BLOCK_D": 4, "BLOCK_N": 16, "BLOCK_L": 32}
+    scan = {"BLOCK_D": 8, "BLOCK_N": 16, "BLOCK_L": 32}  # what the launch code picks for n <= 16
     half = {"u_ptr": "bf16", "delta_ptr": "bf16", "z_ptr": "bf16", "y_ptr": "bf16"}
     variants = [
         (selective_scan._selective_scan_fwd, half, FLAGS | scan | {"SAVE_STATES": True}),

@@ -11,7 +11,7 @@ partial blocks.
 
 import pytest
 import torch
-from test_cpu_selective_scan import TOL, make_inputs
+from test_cpu_selective_scan import TOL, make_inputs, run_with_grads
 from test_cpu_selective_scan import assert_matches_reference as assert_matches
 
 from ssmkit.ops import backends, selective_scan, selective_scan_ref, selective_state_update_ref
@@ -54,6 +54,19 @@ def test_strided_inputs_match_reference():
     strided["A"] = inputs["A"].detach().t().contiguous().t().requires_grad_()
     assert not any(v.is_contiguous() for v in strided.values())
     assert_matches_reference(strided)
+
+
+def test_bfloat16_inputs_keep_a_float32_state():
+    """u, delta, z in bfloat16: y and their gradients come back in bfloat16, within one bfloat16 step (2^-7 of the
+    largest magnitude) of the reference's; the last state and the float32 parameters' gradients to 1e-5."""
+    inputs = make_inputs(2, 4, 13, 3, torch.float32)
+    for name in ("u", "delta", "z"):
+        inputs[name] = inputs[name].detach().bfloat16().requires_grad_()
+    fast = run_with_grads(selective_scan_triton, inputs, True)
+    for name, r in run_with_grads(selective_scan_ref, inputs, True).items():
+        assert fast[name].dtype == r.dtype, name
+        err = (fast[name].float() - r.float()).abs().max() / r.float().abs().max()
+        assert err <= (2**-7 if r.dtype == torch.bfloat16 else 1e-5), f"{name}: relative error {err:.2e}"
 
 
 def test_without_optional_inputs_or_softplus():
