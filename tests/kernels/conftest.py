@@ -2,9 +2,10 @@
 
 The interpreter has to be on before triton is first imported: `triton.jit` decides when a function is decorated,
 triton's own library functions included. This conftest turns it on when it is loaded before anything imported
-triton (`pytest tests/kernels`, `pytest tests/kernels tests/core/ops`). Lightning imports triton, so a session that
-collected other tests first may already hold triton without it; there each `test_triton_*.py` module runs as one
-test, in a fresh `python -m pytest` subprocess with the variable set, and fails with that run's report.
+triton (`pytest tests/kernels`, `pytest tests/kernels tests/core/ops`) on a machine without a GPU. Lightning imports
+triton, so a session that collected other tests first may already hold triton without it, and on a GPU machine
+the rest of the session should keep compiled Triton; there each `test_triton_*.py` module runs as one test, in a
+fresh `python -m pytest` subprocess with the variable set, and fails with that run's report.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import sys
 import pytest
 import torch
 
-INTERPRETED_HERE = "triton" not in sys.modules or os.environ.get("TRITON_INTERPRET") == "1"
+# Turning the interpreter on is process-wide: only where nothing else could use compiled Triton (no GPU).
+INTERPRETED_HERE = os.environ.get("TRITON_INTERPRET") == "1" or (
+    "triton" not in sys.modules and not torch.cuda.is_available()
+)
 if INTERPRETED_HERE:
     os.environ["TRITON_INTERPRET"] = "1"
 
