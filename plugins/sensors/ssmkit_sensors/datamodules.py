@@ -81,13 +81,17 @@ def _standardise(splits: dict[str, list[Recording]]) -> tuple[StandardScaler, St
     return scalers[0], scalers[1]
 
 
-def _time_split(frame: pd.DataFrame, fractions: tuple[float, float], source: str) -> dict[str, slice]:
-    """Chronological train / val / test row ranges; val and test take the given fractions of the end."""
-    n = len(frame)
+def _time_split(n: int, fractions: tuple[float, float], source: str) -> dict[str, slice]:
+    """Chronological train / val / test ranges of n rows (or recordings); val and test take the given
+    fractions of the end."""
     n_val, n_test = int(n * fractions[0]), int(n * fractions[1])
     if min(n_val, n_test, n - n_val - n_test) < 1:
-        raise DataError(f"{source}: {n} rows cannot be split into train / val / test by fractions {fractions}")
-    return {"train": slice(0, n - n_val - n_test), "val": slice(n - n_val - n_test, n - n_test), "test": slice(n - n_test, n)}
+        raise DataError(f"{source}: {n} rows / recordings cannot be split into train / val / test by fractions {fractions}")
+    return {
+        "train": slice(0, n - n_val - n_test),
+        "val": slice(n - n_val - n_test, n - n_test),
+        "test": slice(n - n_test, n),
+    }
 
 
 class _WindowData(L.LightningDataModule):
@@ -160,15 +164,16 @@ class Seq2SeqData(_WindowData):
     def recordings(self) -> dict[str, list[Recording]]:
         if self.root is None:
             inputs, targets = simulator.drifting_sensor(**self.simulator_kwargs)
-            n = len(inputs)
-            n_val, n_test = max(1, int(n * self.fractions[0])), max(1, int(n * self.fractions[1]))
-            bounds = {"train": slice(0, n - n_val - n_test), "val": slice(n - n_val - n_test, n - n_test), "test": slice(n - n_test, n)}
+            bounds = _time_split(len(inputs), self.fractions, "simulated sensor recordings")
             valid = np.ones(inputs.shape[1], bool)
-            return {k: [Recording(x, y, valid) for x, y in zip(inputs[s], targets[s], strict=True)] for k, s in bounds.items()}
+            return {
+                k: [Recording(x, y, valid) for x, y in zip(inputs[s], targets[s], strict=True)]
+                for k, s in bounds.items()
+            }
         columns = [*self.input_columns, *self.target_columns]
         frame = readers.read_table(self.root, columns, self.date_column, self.date_format, self.missing_value)
         frame, valid = readers.handle_missing(frame, columns, self.missing, str(self.root))
-        parts = _time_split(frame, self.fractions, str(self.root))
+        parts = _time_split(len(frame), self.fractions, str(self.root))
         x, y = frame[self.input_columns].to_numpy(), frame[self.target_columns].to_numpy()
         return {k: [Recording(x[s], y[s], valid[s])] for k, s in parts.items()}
 
@@ -216,7 +221,9 @@ class ForecastData(_WindowData):
         if self.root is None:
             return simulator.ett_like(self.synthetic_rows)
         if self.columns is None:
-            head = pd.read_csv(self.root, nrows=0).columns if str(self.root).endswith(".csv") else list(np.load(self.root))
+            head = (
+                pd.read_csv(self.root, nrows=0).columns if str(self.root).endswith(".csv") else list(np.load(self.root))
+            )
             columns = [c for c in head if c != self.date_column]
         else:
             columns = list(self.columns)
@@ -225,14 +232,16 @@ class ForecastData(_WindowData):
     def borders(self, frame: pd.DataFrame, source: str) -> dict[str, slice]:
         """Row ranges of the splits (their own rows; a window's past may reach into the split before)."""
         if self.split != "ett":
-            return _time_split(frame, tuple(self.split), source)
+            return _time_split(len(frame), tuple(self.split), source)
         if "date" not in frame.columns:
             raise DataError(f"{source}: split 'ett' needs a date column (set date_column, or give split fractions)")
         step = frame["date"].diff().median()
         month = int(pd.Timedelta(days=30) / step)
         ends = [12 * month, 16 * month, 20 * month]
         if len(frame) < ends[1] + 1:
-            raise DataError(f"{source}: {len(frame)} rows do not cover the 12 + 4 months of split 'ett' ({ends[1]} rows)")
+            raise DataError(
+                f"{source}: {len(frame)} rows do not cover the 12 + 4 months of split 'ett' ({ends[1]} rows)"
+            )
         ends[2] = min(ends[2], len(frame))
         return {"train": slice(0, ends[0]), "val": slice(ends[0], ends[1]), "test": slice(ends[1], ends[2])}
 
@@ -263,7 +272,9 @@ class ForecastData(_WindowData):
             )
         for name in ("val", "test"):
             if self.horizon > sizes[name]:
-                raise DataError(f"{source}: horizon {self.horizon} is longer than the {name} split ({sizes[name]} rows)")
+                raise DataError(
+                    f"{source}: horizon {self.horizon} is longer than the {name} split ({sizes[name]} rows)"
+                )
         if parts["val"].start < self.seq_len:
             raise DataError(f"{source}: seq_len {self.seq_len} reaches before the first row of the file")
 
@@ -316,7 +327,10 @@ class ClassificationData(_WindowData):
         if self.root is None:
             self.classes = list(simulator.ACTIVITIES)
             sizes = {"train": self.n_synthetic, "val": self.n_synthetic // 4, "test": self.n_synthetic // 4}
-            return {k: simulator.activity_windows(n, self.synthetic_length, seed=self.seed + i) for i, (k, n) in enumerate(sizes.items())}
+            return {
+                k: simulator.activity_windows(n, self.synthetic_length, seed=self.seed + i)
+                for i, (k, n) in enumerate(sizes.items())
+            }
         if not Path(self.root).is_dir():
             raise FileNotFoundError(f"{self.root}: not a folder (expected *_TRAIN.ts / *_TEST.ts or sXX/ folders)")
         ts = self._ts_files()
@@ -326,7 +340,12 @@ class ClassificationData(_WindowData):
         x, y, self.classes = readers.read_ts(train_path)
         x_test, y_test, _ = readers.read_ts(test_path)
         rng = np.random.default_rng(self.seed)
-        val = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: max(1, int(self.val_fraction * (y == c).sum()))] for c in np.unique(y)])
+        val = np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(y == c))[: max(1, int(self.val_fraction * (y == c).sum()))]
+                for c in np.unique(y)
+            ]
+        )
         train = np.setdiff1d(np.arange(len(y)), val)
         return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x_test, y_test)}
 

@@ -1,9 +1,9 @@
 """The `sensors` plugin (imports no torch, pandas or lightning):
 
-    ssmkit fit sensors.seq2seq     sensor streams -> target streams (HiSS or a flat model), MSE / MAE / NMSE
-    ssmkit fit sensors.forecast    ETT-layout long-horizon forecasting (RevIN SSM or DLinear), MSE / MAE
-    ssmkit fit sensors.classify    time-series classification (HiSS or a flat model), accuracy + confusion
-    python -m ssmkit_sensors.compare {simulator,etth1,air_quality,activity}   the README's tables
+ssmkit fit sensors.seq2seq     sensor streams -> target streams (HiSS or a flat model), MSE / MAE / NMSE
+ssmkit fit sensors.forecast    ETT-layout long-horizon forecasting (RevIN SSM or DLinear), MSE / MAE
+ssmkit fit sensors.classify    time-series classification (HiSS or a flat model), accuracy + confusion
+python -m ssmkit_sensors.compare {simulator,etth1,air_quality,activity}   the README's tables
 """
 
 from ssmkit.plugins import Plugin, Task

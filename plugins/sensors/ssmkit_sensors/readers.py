@@ -91,7 +91,9 @@ def _row_name(frame: pd.DataFrame, row: int) -> str:
     return f"row {row} ({frame['date'].iloc[row]})" if "date" in frame.columns else f"row {row}"
 
 
-def handle_missing(frame: pd.DataFrame, columns: list[str], policy: str, source: str) -> tuple[pd.DataFrame, np.ndarray]:
+def handle_missing(
+    frame: pd.DataFrame, columns: list[str], policy: str, source: str
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Apply the missing-value `policy`; returns the frame and a per-row validity mask (False rows must not
     be inside any window: all True unless policy is 'drop')."""
     if policy not in MISSING:

@@ -51,7 +51,12 @@ def _creep(force: np.ndarray, dt: float, tau: float) -> np.ndarray:
 
 
 def drifting_sensor(
-    n_series: int = 64, length: int = 2000, rate: float = 100.0, creep_tau: float = 2.0, noise: float = 0.02, seed: int = 0
+    n_series: int = 64,
+    length: int = 2000,
+    rate: float = 100.0,
+    creep_tau: float = 2.0,
+    noise: float = 0.02,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Simulated recordings: inputs (n_series, length, 3) = (r1, r2, T), targets (n_series, length, 1) = F."""
     rng = np.random.default_rng(seed)
@@ -108,7 +113,9 @@ def _activity(rng: np.random.Generator, label: int, t: np.ndarray) -> np.ndarray
     return gravity + motion + bias + rng.normal(0, 0.3, (len(t), 6))
 
 
-def activity_windows(n: int = 200, length: int = 100, rate: float = 50.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def activity_windows(
+    n: int = 200, length: int = 100, rate: float = 50.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Windows (n, length, 6) float32 and labels (n,) int64, balanced over ACTIVITIES."""
     rng = np.random.default_rng(seed)
     t = np.arange(length) / rate

@@ -125,7 +125,7 @@ class Seq2SeqRegressor(EncoderModule):
 
     def scored(self, y: Tensor) -> Tensor:
         """(B, L, ...) -> the steps closing a chunk of target_stride (B, L // target_stride, ...)."""
-        return y[:, self.target_stride - 1 :: self.target_stride]
+        return y[:, self.target_stride - 1 :: self.target_stride].contiguous()
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch

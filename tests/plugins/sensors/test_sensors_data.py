@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from ssmkit_sensors.datamodules import ClassificationData, ForecastData, Seq2SeqData
 from ssmkit_sensors.readers import DataError, handle_missing, read_table, read_ts, window_starts
 
@@ -14,7 +13,11 @@ from ssmkit_sensors.readers import DataError, handle_missing, read_table, read_t
 def write_csv(path, n=60, seed=0, **overrides):
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
-        {"date": pd.date_range("2020-01-01", periods=n, freq="h").astype(str), "a": rng.normal(size=n), "b": rng.normal(size=n)}
+        {
+            "date": pd.date_range("2020-01-01", periods=n, freq="h").astype(str),
+            "a": rng.normal(size=n),
+            "b": rng.normal(size=n),
+        }
     )
     frame["y"] = frame["a"].cumsum()
     for column, values in overrides.items():
@@ -41,7 +44,9 @@ def test_nan_and_inf_are_reported_with_column_and_row_then_fail(tmp_path):
 
 
 def test_interpolate_fills_linearly_and_warns(tmp_path, caplog):
-    data = seq2seq(write_csv(tmp_path / "x.csv", a=with_holes()), missing="interpolate", val_fraction=0.2, test_fraction=0.2)
+    data = seq2seq(
+        write_csv(tmp_path / "x.csv", a=with_holes()), missing="interpolate", val_fraction=0.2, test_fraction=0.2
+    )
     with caplog.at_level(logging.WARNING):
         data.setup("fit")
     assert "column 'a'" in caplog.text and "row 7" in caplog.text and "interpolate" in caplog.text
@@ -101,7 +106,11 @@ def test_forecast_windows_follow_the_ett_split_and_train_statistics():
     data = ForecastData(seq_len=24, horizon=12, synthetic_rows=14_400)
     data.setup("fit")
     month = 30 * 24
-    assert [len(data.datasets[k]) for k in ("train", "val", "test")] == [12 * month - 36 + 1, 4 * month - 12 + 1, 4 * month - 12 + 1]
+    assert [len(data.datasets[k]) for k in ("train", "val", "test")] == [
+        12 * month - 36 + 1,
+        4 * month - 12 + 1,
+        4 * month - 12 + 1,
+    ]
     x, y = data.datasets["val"][0]
     train_x = torch.stack([data.datasets["train"][i][0] for i in range(0, len(data.datasets["train"]), 24)])
     assert x.shape == (24, 7) and y.shape == (12, 7) and data.channels[-1] == "OT"
@@ -137,9 +146,19 @@ def test_labelled_streams_window_by_majority_and_split_by_subject(tmp_path):
         frame = pd.DataFrame({c: np.random.default_rng(0).normal(size=60) for c in ("ax", "ay")})
         frame["label"] = labels
         frame.to_csv(tmp_path / subject / f"{subject}_01_sw.csv", index=False)
-    data = ClassificationData(str(tmp_path), channels=["ax", "ay"], window=20, stride=10, val_subjects=["s02"], test_subjects=["s03"])
+    data = ClassificationData(
+        str(tmp_path), channels=["ax", "ay"], window=20, stride=10, val_subjects=["s02"], test_subjects=["s03"]
+    )
     data.setup("fit")
     assert data.classes == ["SEATED", "WALKING"]
-    assert data.datasets["train"].tensors[1].tolist() == [0, 0, 0, 1, 1]  # windows 0-19, 10-29, 20-39 (tie), 30-49, 40-59
+    assert data.datasets["train"].tensors[1].tolist() == [
+        0,
+        0,
+        0,
+        1,
+        1,
+    ]  # windows 0-19, 10-29, 20-39 (tie), 30-49, 40-59
     with pytest.raises(DataError, match="no windows for split"):
-        ClassificationData(str(tmp_path), channels=["ax", "ay"], window=20, test_subjects=["s09"], val_subjects=["s08"]).setup("fit")
+        ClassificationData(
+            str(tmp_path), channels=["ax", "ay"], window=20, test_subjects=["s09"], val_subjects=["s08"]
+        ).setup("fit")

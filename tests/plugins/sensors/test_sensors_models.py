@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from ssmkit_sensors.forecasting import DLinear, RevIN, SSMForecaster
 from ssmkit_sensors.models import HiSS, build_encoder
 
