@@ -140,12 +140,14 @@ def _ssd_bwd(
         dxdt = _mm(tl.trans(CB_L), dy) + decay_out[:, None] * B_dS
         dB = _mm(tl.trans(dyx_L), C) + decay_out[:, None] * _mm(xdt, dS)
         dC = _mm(dyx_L, B) + decay_in[:, None] * _mm(dy, S)
-        # the gradient of cs: within the chunk, through the carried-in state, and into the state carried out
+        # d(dt A)_r, the gradient of every cs_t with t >= r, summed so that no two large terms cancel: a pair
+        # (t, s) of the within-chunk decay exp(cs_t - cs_s) counts only where s < r <= t, the state carried in
+        # (exp(cs_t)) where r <= t, the state carried out (exp(cs_end - cs_s)) where s < r.
         W = CB_L * dyx
+        straddle = tl.sum(tl.where(i[:, None] >= i[None, :], tl.cumsum(W, 1) - W, 0.0), 0)
+        carried_in = tl.cumsum(decay_in * tl.sum(dy * _mm(C, tl.trans(S)), 1), 0, reverse=True)
         out = decay_out * tl.sum(xdt * B_dS, 1)
-        dcs = tl.sum(W, 1) - tl.sum(W, 0) + decay_in * tl.sum(dy * _mm(C, tl.trans(S)), 1) - out
-        dcs += tl.where(i == BLOCK_T - 1, tl.sum(out, 0) + tl.exp(cs_end) * tl.sum(tl.sum(dS * S, 1), 0), 0.0)
-        d_dtA = tl.cumsum(dcs, 0, reverse=True)
+        d_dtA = straddle + carried_in + tl.cumsum(out, 0) - out + tl.exp(cs_end) * tl.sum(tl.sum(dS * S, 1), 0)
         dA += d_dtA * dt
         t_ok = t < length
         tl.store(dx_ptr + xp_offs, dxdt * dt[:, None], xp_mask)
