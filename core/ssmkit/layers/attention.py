@@ -87,6 +87,10 @@ class Attention(Mixer):
         return mask
 
     def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        return self._attend(x, lengths)[0]
+
+    def _attend(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, L, D) -> (output (B, L, D), k, v: (B, H, L, d_head))."""
         batch, seq_len, _ = x.shape
         q, k, v = self._heads(x, torch.arange(seq_len, device=x.device))
         mask = self._mask(seq_len, lengths, x.device)
@@ -98,7 +102,23 @@ class Attention(Mixer):
             is_causal=self.causal and mask is None,
             dropout_p=self.dropout if self.training else 0.0,
         )
-        return self.out_proj(y.transpose(1, 2).reshape(batch, seq_len, self.d_model))
+        return self.out_proj(y.transpose(1, 2).reshape(batch, seq_len, self.d_model)), k, v
+
+    def _prefill(self, x: Tensor) -> tuple[Tensor, State]:
+        """One parallel pass, then the cache `step` expects: every key (capacity a power of two >= 64) or, for
+        local attention, the last `window` / `chunk_size` positions in their ring slots t % local."""
+        batch, seq_len, _ = x.shape
+        y, k, v = self._attend(x, None)
+        local = self.window or self.chunk_size
+        if local is None:
+            capacity = max(64, 1 << (seq_len - 1).bit_length())
+            state = {name: F.pad(t, (0, 0, 0, capacity - seq_len)) for name, t in (("k", k), ("v", v))}
+        else:
+            state = self.allocate_state(batch, x.device, x.dtype)
+            kept = torch.arange(max(0, seq_len - local), seq_len, device=x.device)
+            state["k"][:, :, kept % local], state["v"][:, :, kept % local] = k[:, :, kept], v[:, :, kept]
+        state["length"] = torch.full((batch,), seq_len, dtype=torch.long, device=x.device)
+        return y, state
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None

@@ -25,6 +25,11 @@ def causal_conv_step(conv: nn.Conv1d, window: Tensor, x_t: Tensor) -> tuple[Tens
     return (y if conv.bias is None else y + conv.bias), window
 
 
+def causal_conv_window(x: Tensor, kernel_size: int) -> Tensor:
+    """The recurrent state after reading x: (B, C, L): its last K inputs, zero-padded on the left: (B, C, K)."""
+    return F.pad(x, (max(0, kernel_size - x.shape[-1]), 0))[..., -kernel_size:].contiguous()
+
+
 def cached_conv_step(history: Tensor, t: int, x_t: Tensor, k: Tensor) -> Tensor:
     """One position of a long causal convolution in recurrent form (a cached convolution).
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_step
+from ssmkit.layers.conv import causal_conv, causal_conv_step, causal_conv_window
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import selective_scan, selective_state_update
 from ssmkit.registry import register_mixer
@@ -72,11 +72,19 @@ class Mamba(Mixer):
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
         return self.out_proj(self.ssm(x, z))
 
-    def ssm(self, x: Tensor, z: Tensor) -> Tensor:
-        """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E)."""
+    def _prefill(self, u: Tensor) -> tuple[Tensor, State]:
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
+        y, last = self.ssm(x, z, return_last_state=True)
+        ssm_dtype = torch.promote_types(u.dtype, torch.float32)
+        state = {"conv": causal_conv_window(x.transpose(1, 2), self.d_conv), "ssm": last.to(ssm_dtype).contiguous()}
+        return self.out_proj(y), state
+
+    def ssm(self, x: Tensor, z: Tensor, return_last_state: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+        """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E)
+        [, the scan's last state (B, E, N)]."""
         x = F.silu(causal_conv(self.conv1d, x.transpose(1, 2)))  # (B, E, L)
         dt, B, C = self._project(x.transpose(1, 2))  # (B, L, R), (B, L, N), (B, L, N)
-        y = selective_scan(
+        out = selective_scan(
             x,
             (dt @ self.dt_proj.weight.T).transpose(1, 2),
             -torch.exp(self.A_log),
@@ -86,8 +94,9 @@ class Mamba(Mixer):
             z=z.transpose(1, 2),
             delta_bias=self.dt_proj.bias,
             delta_softplus=True,
+            return_last_state=return_last_state,
         )
-        return y.transpose(1, 2)
+        return (out[0].transpose(1, 2), out[1]) if return_last_state else out.transpose(1, 2)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)

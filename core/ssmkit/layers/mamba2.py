@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_step
+from ssmkit.layers.conv import causal_conv, causal_conv_step, causal_conv_window
 from ssmkit.layers.mamba import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.norms import GatedRMSNorm
@@ -95,11 +95,21 @@ class Mamba2(Mixer):
         )  # fmt: skip
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
+        return self._mix(u)[0]
+
+    def _prefill(self, u: Tensor) -> tuple[Tensor, State]:
+        return self._mix(u, self.allocate_state(u.shape[0], u.device, u.dtype))
+
+    def _mix(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State | None]:
+        """u: (B, L, D) -> (B, L, D); with a (fresh) `state`, also fills it with the state after the last position."""
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
-        xBC = causal_conv(self.conv1d, xBC.transpose(1, 2)).transpose(1, 2)
-        x, B, C = self._split(F.silu(xBC))
-        y = self._scan(x, dt, B, C).flatten(-2)  # (B, L, E)
-        return self.out_proj(self.norm(y, z))
+        conv_in = xBC.transpose(1, 2)  # (B, conv_dim, L)
+        x, B, C = self._split(F.silu(causal_conv(self.conv1d, conv_in).transpose(1, 2)))
+        y = self._scan(x, dt, B, C, None if state is None else state["ssm"])
+        if state is not None:
+            y, ssm = y
+            state.update(conv=causal_conv_window(conv_in, self.d_conv), ssm=ssm)
+        return self.out_proj(self.norm(y.flatten(-2), z)), state
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None

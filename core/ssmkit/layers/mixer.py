@@ -78,6 +78,17 @@ class Mixer(nn.Module):
         self._debug_check(y, "step")
         return y, state
 
+    def prefill(self, x: Tensor) -> tuple[Tensor, State]:
+        """Reads a prompt in one call: x (B, L, D) -> (y, state) with y equal to `forward(x)` and `state` the state
+        after the last position, ready for `step`. Mixers with a parallel form override `_prefill`; the default
+        steps through x."""
+        if not self.causal:
+            raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
+        check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        y, state = self._prefill(x)
+        self._debug_check(y, "prefill")
+        return y, state
+
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
     ) -> State:
@@ -88,6 +99,14 @@ class Mixer(nn.Module):
 
     def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         raise NotImplementedError
+
+    def _prefill(self, x: Tensor) -> tuple[Tensor, State]:
+        state = self.allocate_state(x.shape[0], x.device, x.dtype)
+        ys = []
+        for x_t in x.unbind(1):
+            y_t, state = self._step(x_t, state)
+            ys.append(y_t)
+        return torch.stack(ys, dim=1), state
 
     def _debug_check(self, y: Tensor, where: str) -> None:
         if _DEBUG and not bool(torch.isfinite(y).all()):

@@ -38,17 +38,18 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        x = x + self.dropout(self.mixer(self.norm(x), lengths=lengths))
-        if self.mlp is not None:
-            x = x + self.dropout(self.mlp(self.mlp_norm(x)))
-        return x
+        return self._mlp_residual(x + self.dropout(self.mixer(self.norm(x), lengths=lengths)))
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         y, state = self.mixer.step(self.norm(x_t), state)
-        x_t = x_t + y
-        if self.mlp is not None:
-            x_t = x_t + self.mlp(self.mlp_norm(x_t))
-        return x_t, state
+        return self._mlp_residual(x_t + self.dropout(y)), state
+
+    def prefill(self, x: Tensor) -> tuple[Tensor, State]:
+        y, state = self.mixer.prefill(self.norm(x))
+        return self._mlp_residual(x + self.dropout(y)), state
+
+    def _mlp_residual(self, x: Tensor) -> Tensor:
+        return x if self.mlp is None else x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 
 class SequenceBackbone(nn.Module):
@@ -111,15 +112,29 @@ class SequenceBackbone(nn.Module):
 
     def forward(self, inputs: Tensor, *, lengths: Tensor | None = None) -> Tensor:
         """inputs: tokens (B, L) or features (B, L, d_input) -> hidden states (B, L, d_model)."""
+        h = self._embed_sequence(inputs)
+        for block in self.layers:
+            h = block(h, lengths=lengths)
+        return self.norm_f(h)
+
+    def prefill(self, inputs: Tensor) -> tuple[Tensor, list[State]]:
+        """Reads a prompt in one call: inputs as in `forward` -> (hidden states (B, L, d_model), the per-layer state
+        after the last position, ready for `step`)."""
+        if not self.causal:
+            raise NotImplementedError("a bidirectional backbone has no recurrent state")
+        h, state = self._embed_sequence(inputs), []
+        for block in self.layers:
+            h, layer_state = block.prefill(h)
+            state.append(layer_state)
+        return self.norm_f(h), state
+
+    def _embed_sequence(self, inputs: Tensor) -> Tensor:
         if self.vocab_size is not None:
             if inputs.dim() != 2:
                 raise ValueError(f"token inputs must have shape (B, L), got {tuple(inputs.shape)}")
         else:
             check_shape("inputs", inputs, "(B, L, d_input)", None, None, self.d_input or self.d_model)
-        h = self.embed(inputs)
-        for block in self.layers:
-            h = block(h, lengths=lengths)
-        return self.norm_f(h)
+        return self.embed(inputs)
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None

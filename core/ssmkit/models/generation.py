@@ -1,5 +1,7 @@
-"""Autoregressive decoding on the recurrent `step` path: memory stays constant in the generated length
-(for SSM mixers; attention's KV cache grows, as it must).
+"""Autoregressive decoding: the prompt is read in one parallel pass (`prefill_logits`: mixers with a parallel
+form return their state directly, the others step through it), then tokens come one at a time on the recurrent
+`step` path, so memory stays constant in the generated length (for SSM mixers; attention's KV cache grows, as it
+must).
 
     tokens = generate(model, prompt, max_new_tokens=100, temperature=0.8, top_k=20)
 """
@@ -16,7 +18,7 @@ Tensor = torch.Tensor
 
 
 class StepModel(Protocol):
-    def allocate_state(self, batch_size: int, device=None, dtype=None) -> list[State]: ...
+    def prefill_logits(self, prompt: Tensor) -> tuple[Tensor, list[State]]: ...
     def step_logits(self, tokens_t: Tensor, state: list[State]) -> tuple[Tensor, list[State]]: ...
 
 
@@ -51,9 +53,7 @@ def generate(
         raise ValueError(f"prompt must have shape (B, T) with T >= 1, got {tuple(prompt.shape)}")
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}")
-    state = model.allocate_state(prompt.shape[0], device=prompt.device)
-    for t in range(prompt.shape[1]):
-        logits, state = model.step_logits(prompt[:, t], state)
+    logits, state = model.prefill_logits(prompt)
     out = [prompt]
     for _ in range(max_new_tokens):
         if greedy:

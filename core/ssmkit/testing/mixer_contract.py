@@ -58,6 +58,23 @@ class MixerContract:
             steps.append(y_t)
         torch.testing.assert_close(torch.stack(steps, 1), y, atol=self.step_atol, rtol=0)
 
+    def test_prefill_then_step_equals_forward(self) -> None:
+        """A prompt read in one `prefill` gives forward's outputs and a state from which `step` continues exactly
+        as forward does over the whole sequence (prompts shorter and longer than short-conv / local windows)."""
+        mixer = self.make()
+        if not mixer.causal:
+            pytest.skip(f"{self.name} is bidirectional: no state")
+        mixer.eval()
+        x = self.inputs()
+        y = mixer(x)
+        for split in (1, 9):
+            y_prompt, state = mixer.prefill(x[:, :split])
+            steps = [y_prompt]
+            for t in range(split, x.shape[1]):
+                y_t, state = mixer.step(x[:, t], state)
+                steps.append(y_t[:, None])
+            torch.testing.assert_close(torch.cat(steps, 1), y, atol=self.step_atol, rtol=0)
+
     def test_causal_future_does_not_change_past(self) -> None:
         mixer = self.make()
         if not mixer.causal:

@@ -49,6 +49,21 @@ def test_language_model_step_equals_forward(mixer):
     torch.testing.assert_close(torch.stack(steps, 1), lm(tokens))
 
 
+@pytest.mark.parametrize("hybrid", [{}, {"attention": [1]}])
+def test_prefill_then_step_equals_forward(hybrid):
+    """A prompt read by `prefill_logits` in one pass, then steps, gives forward's logits (Mamba with attention)."""
+    torch.manual_seed(0)
+    lm = LanguageModel(7, 16, 2, mixer="mamba", mlp_ratio=2, hybrid=hybrid).double().eval()
+    tokens = torch.randint(0, 7, (2, 9))
+    full = lm(tokens)
+    logits, state = lm.prefill_logits(tokens[:, :5])
+    steps = [logits]
+    for t in range(5, 9):
+        logits, state = lm.step_logits(tokens[:, t], state)
+        steps.append(logits)
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, 4:])
+
+
 def test_bidirectional_backbone_sees_both_directions():
     """A class token placed first must see later positions (Vim's lost-backward-scan trap)."""
     for bidirectional, should_change in ((False, False), (True, True)):
