@@ -86,7 +86,7 @@ def _time_split(n: int, fractions: tuple[float, float], source: str) -> dict[str
     fractions of the end."""
     n_val, n_test = int(n * fractions[0]), int(n * fractions[1])
     if min(n_val, n_test, n - n_val - n_test) < 1:
-        raise DataError(f"{source}: {n} rows / recordings cannot be split into train / val / test by fractions {fractions}")
+        raise DataError(f"{source}: {n} rows / recordings cannot be split into train / val / test by {fractions}")
     return {
         "train": slice(0, n - n_val - n_test),
         "val": slice(n - n_val - n_test, n - n_test),
