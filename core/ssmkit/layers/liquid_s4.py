@@ -68,7 +68,7 @@ class LiquidS4(S4):
         f = self._factory(device, dtype)
         h = super().allocate_state(batch_size, device, dtype)["h"]
         return {
-            "h": h.new_zeros(self.liquid_degree, *h.shape),  # one recurrence per degree
+            "h": h.new_zeros(h.shape[0], self.liquid_degree, *h.shape[1:]),  # (B, P, ...): one recurrence per degree
             "inputs": torch.zeros(batch_size, self.d_model, max(self.liquid_degree - 1, 1), **f),  # newest last
         }
 
@@ -76,8 +76,8 @@ class LiquidS4(S4):
         A_bar, B_bar, C = self._step_cache.get(self, self._step_system)
         window = torch.cat([state["inputs"], x_t[..., None]], dim=-1)  # (B, H, P): ..., u_{t-1}, u_t
         products = window.flip(-1).cumprod(-1)[..., : self.liquid_degree]  # U_1 = u_t, U_2, ..., U_P
-        h = torch.einsum("hnm,pbhm->pbhn", A_bar, state["h"]) + B_bar * products.permute(2, 0, 1)[..., None]
-        y = (C * h).sum(-1).real.to(x_t.dtype)  # (P, B, H)
-        scales = torch.cat([torch.ones_like(self.D)[None], self._liquid_scales()])[:, None, :]
+        h = torch.einsum("hnm,bphm->bphn", A_bar, state["h"]) + B_bar * products.transpose(1, 2)[..., None]
+        y = (C * h).sum(-1).real.to(x_t.dtype)  # (B, P, H)
+        scales = torch.cat([torch.ones_like(self.D)[None], self._liquid_scales()])  # (P, H)
         state.update(h=h, inputs=window[..., 1:])
-        return self.output((scales * y).sum(0) + self.D * x_t), state
+        return self.output((scales * y).sum(1) + self.D * x_t), state

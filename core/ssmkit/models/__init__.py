@@ -2,7 +2,7 @@
 
 from ssmkit.models.backbone import Block, SequenceBackbone
 from ssmkit.models.bidirectional import BidirectionalMixer, reverse_valid
-from ssmkit.models.generation import filter_logits, generate
+from ssmkit.models.generation import beam_search, filter_logits, generate, select_state
 from ssmkit.models.heads import ClassificationHead, LMHead, RegressionHead, pool
 from ssmkit.models.lm import LanguageModel
 
@@ -14,8 +14,10 @@ __all__ = [
     "LanguageModel",
     "RegressionHead",
     "SequenceBackbone",
+    "beam_search",
     "filter_logits",
     "generate",
     "pool",
     "reverse_valid",
+    "select_state",
 ]
