@@ -30,8 +30,9 @@ from ssmkit_kernels.triton.linear_scan import first_order
 
 Tensor = torch.Tensor
 
-BLOCK_L, BLOCK_D = (8, 2) if INTERPRET else (32, 4)
+BLOCK_L = 8 if INTERPRET else 32
 TILE = 4096  # elements of one (BLOCK_D, BLOCK_N, BLOCK_L) tile on a GPU: BLOCK_D shrinks as n grows
+INTERPRETER_BLOCK_D = 2  # channels per program under the interpreter, so tiny tests span several blocks
 
 
 @triton.jit
@@ -264,7 +265,7 @@ def selective_state_update_triton(
     x, dt, B, C, D, z, dt_bias = (None if t is None else t.contiguous() for t in (x, dt, B, C, D, z, dt_bias))
     y = torch.empty_like(x)
     block_n = triton.next_power_of_2(n)
-    block_d = BLOCK_D if INTERPRET else max(1, min(64, TILE // block_n))
+    block_d = INTERPRETER_BLOCK_D if INTERPRET else max(1, min(64, TILE // block_n))
     with on_device(state):
         _selective_state_update[(b, triton.cdiv(dim, block_d))](
             state, x, dt, A.to(state.dtype).contiguous(), B, C, D, z, dt_bias, y, dim, n, *state.stride(),
@@ -280,8 +281,7 @@ class SelectiveScanFn(torch.autograd.Function):
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool) -> tuple[Tensor, Tensor]:
         u, delta, z = (None if t is None else t.contiguous() for t in (u, delta, z))
         (b, dim, length), n = u.shape, A.shape[1]
-        (B4, sB, gB, b_varies), (C4, sC, gC, c_varies) = _bc_layout(B, dim), _bc_layout(C, dim)
-        meta = _blocks(n, [g for g, v in ((gB, b_varies), (gC, c_varies)) if v])
+        (B4, sB, gB, _), (C4, sC, gC, _), meta = _plan(B, C, dim, n)
         save = any(ctx.needs_input_grad)
         y, last = torch.empty_like(u), u.new_empty(b, dim, n, dtype=A.dtype)
         states = u.new_empty(b, dim, triton.cdiv(length, meta["BLOCK_L"]), n, dtype=A.dtype) if save else None
@@ -297,8 +297,7 @@ class SelectiveScanFn(torch.autograd.Function):
     def backward(ctx, dy: Tensor, dlast: Tensor):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         (b, dim, length), n = u.shape, A.shape[1]
-        (B4, sB, gB, b_varies), (C4, sC, gC, c_varies) = _bc_layout(B, dim), _bc_layout(C, dim)
-        meta = _blocks(n, [g for g, v in ((gB, b_varies), (gC, c_varies)) if v])
+        (B4, sB, gB, b_varies), (C4, sC, gC, c_varies), meta = _plan(B, C, dim, n)
         du, ddelta, dz = torch.empty_like(u), torch.empty_like(delta), None if z is None else torch.empty_like(z)
         per_row = A.new_empty(b, dim, n)
         dA, dD, dbias = torch.empty_like(per_row), A.new_empty(b, dim), A.new_empty(b, dim)
@@ -353,13 +352,15 @@ def _bc_grad(grad: Tensor, M: Tensor, varies: bool) -> Tensor:
     return (grad.view(M.shape) if varies else grad.sum(0)).to(M.dtype)
 
 
-def _blocks(n: int, channels_per_group: list[int]) -> dict[str, int]:
-    """Block sizes: BLOCK_N covers n; BLOCK_D divides every varying layout's channels per group."""
+def _plan(B: Tensor, C: Tensor, dim: int, n: int) -> tuple[tuple, tuple, dict[str, int]]:
+    """B and C through `_bc_layout`, and the block sizes: BLOCK_N covers n; BLOCK_D divides the channels per group
+    of each varying B, C (its channels' gradients are summed in registers before one atomic add per group)."""
+    layouts = _bc_layout(B, dim), _bc_layout(C, dim)
     block_n = triton.next_power_of_2(n)
-    block_d = BLOCK_D if INTERPRET else max(1, min(8, TILE // (block_n * BLOCK_L)))
-    while any(g % block_d for g in channels_per_group):
+    block_d = INTERPRETER_BLOCK_D if INTERPRET else max(1, min(8, TILE // (block_n * BLOCK_L)))
+    while any(varies and per_group % block_d for _, _, per_group, varies in layouts):
         block_d //= 2
-    return {"BLOCK_D": block_d, "BLOCK_N": block_n, "BLOCK_L": BLOCK_L}
+    return *layouts, {"BLOCK_D": block_d, "BLOCK_N": block_n, "BLOCK_L": BLOCK_L}
 
 
 def _grid(b: int, dim: int):
