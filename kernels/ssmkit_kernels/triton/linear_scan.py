@@ -178,7 +178,7 @@ class LinearScanFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dh: Tensor, dlast: Tensor):
         a, h0, resets, h = ctx.saved_tensors
-        dh_, dlast_ = _as_real(dh.contiguous()), _as_real(dlast.contiguous())
+        dh_, dlast_ = (_as_real(g.resolve_conj().contiguous()) for g in (dh, dlast))
         da, db, dh0 = torch.empty_like(h), torch.empty_like(h), torch.empty_like(dlast_)
         flags = _flags(dh, h0, resets)
         _linear_scan_bwd[_grid(dh)](
