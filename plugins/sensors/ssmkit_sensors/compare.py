@@ -40,12 +40,13 @@ EXPERIMENTS = {
 
 
 def fit_and_test(spec: str, args: list[str], runs_dir: Path) -> dict[str, float]:
-    """Train with `ssmkit fit` settings, test the best-validation checkpoint; test metrics + seconds."""
+    """Train with `ssmkit fit` settings, test the best-validation checkpoint: test metrics, seconds, params."""
     start = time.perf_counter()
     cli = run_task("fit", spec, args, runs_dir=runs_dir)
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
     out = {k: float(v) for k, v in results.items()}
     out["seconds"] = time.perf_counter() - start
+    out["params"] = sum(p.numel() for p in cli.model.parameters())
     out["run"] = cli.trainer.logger.log_dir
     return out
 
@@ -81,11 +82,11 @@ def rows(experiment: str, root: str | None, models: list[str], horizons: list[in
 
 
 def markdown(results: list[dict], metrics: tuple[str, ...]) -> str:
-    head = "| model | " + " | ".join(metrics) + " | train + test seconds |"
-    lines = [head, "|" + " --- |" * (len(metrics) + 2)]
+    head = "| model | " + " | ".join(metrics) + " | parameters | train + test seconds |"
+    lines = [head, "|" + " --- |" * (len(metrics) + 3)]
     for r in results:
         values = " | ".join(f"{r[m]:.4f}" for m in metrics)
-        lines.append(f"| {r['model']} | {values} | {r['seconds']:.0f} |")
+        lines.append(f"| {r['model']} | {values} | {r['params']:,} | {r['seconds']:.0f} |")
     return "\n".join(lines)
 
 
