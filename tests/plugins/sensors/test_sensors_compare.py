@@ -1,6 +1,7 @@
 """The comparison script builds one run per model (and horizon), all under the same settings."""
 
 import pytest
+
 from ssmkit_sensors.compare import main, markdown, rows
 
 

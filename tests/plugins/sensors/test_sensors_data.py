@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from ssmkit_sensors.datamodules import ClassificationData, ForecastData, Seq2SeqData
 from ssmkit_sensors.readers import DataError, handle_missing, read_table, read_ts, window_starts
 

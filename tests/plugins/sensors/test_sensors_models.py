@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from ssmkit_sensors.forecasting import DLinear, RevIN, SSMForecaster
 from ssmkit_sensors.models import HiSS, build_encoder
 

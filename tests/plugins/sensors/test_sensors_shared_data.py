@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ssmkit_sensors.datamodules import ClassificationData, ForecastData, Seq2SeqData
 
 from ssmkit.plugins import find_task
+from ssmkit_sensors.datamodules import ClassificationData, ForecastData, Seq2SeqData
 
 SHARED = Path(__file__).parents[3].parent / "shared" / "data"
 ETTH1 = SHARED / "timeseries" / "ETTh1.csv"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from ssmkit_sensors.tasks import Forecaster, Seq2SeqRegressor
 
 from ssmkit.plugins import find_task
 from ssmkit.train.cli import run_task
+from ssmkit_sensors.tasks import Forecaster, Seq2SeqRegressor
 
 TASKS = ("seq2seq", "forecast", "classify")
 PLOTS = {"seq2seq": "test_prediction.png", "forecast": "test_forecast.png", "classify": "test_confusion.png"}
