@@ -11,7 +11,8 @@ Argument order and shapes follow mamba_ssm's `mamba_chunk_scan_combined`:
     initial_states (b, h, p, n);  returns y (b, l, h, p) [, final_states (b, h, p, n)]
 
 Backends: `reference` is the sequential loop (the spec); `chunked` is the SSD algorithm: within chunks of
-`chunk_size` positions a masked quadratic (attention-like) form, between chunks a recurrence on the states.
+`chunk_size` positions a masked quadratic (attention-like) form, between chunks a recurrence on the states
+(`linear_scan`, so its fast backend runs it).
 Computation is in float32 (float64 stays float64); y is cast back to x's dtype.
 """
 
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
+from ssmkit.ops.linear_scan import linear_scan
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -115,13 +117,12 @@ def ssd_scan_chunked(
     # the state each chunk adds, then the recurrence between chunks
     to_end = torch.exp(cs[..., -1:] - cs).permute(0, 1, 4, 2, 3)  # (b, c, T, g, k)
     chunk_states = torch.einsum("bctgkp,bctgn->bcgkpn", xs * to_end[..., None], Bs).reshape(b, c, h, p, n)
-    state = _initial(initial_states, b, h, p, n, x)
-    chunk_decays = torch.exp(cs[..., -1]).reshape(b, c, h)
-    entering = []  # unbind, not indexing: an indexed tensor's backward allocates a full-size gradient per step
-    for chunk_decay, added in zip(chunk_decays.unbind(1), chunk_states.unbind(1), strict=True):
-        entering.append(state)
-        state = chunk_decay[..., None, None] * state + added
-    entering = torch.stack(entering, dim=1).reshape(b, c, g, h // g, p, n)  # the state before each chunk
+    # between chunks: the linear scan state_k = exp(cs_end_k) state_{k-1} + chunk_states_k over (h, p, n) channels
+    chunk_decays = torch.exp(cs[..., -1]).reshape(b, c, h, 1).expand(b, c, h, p * n).reshape(b, c, h * p * n)
+    state0 = _initial(initial_states, b, h, p, n, x).reshape(b, h * p * n)
+    states = linear_scan(chunk_decays, chunk_states.reshape(b, c, h * p * n), state0)  # (b, c, h*p*n)
+    state = states[:, -1].reshape(b, h, p, n)
+    entering = torch.cat([state0[:, None], states[:, :-1]], dim=1).reshape(b, c, g, h // g, p, n)
     from_start = torch.exp(cs).permute(0, 1, 4, 2, 3)[..., None]  # (b, c, T, g, k, 1)
     y = y + torch.einsum("bctgn,bcgkpn->bctgkp", Cs, entering) * from_start
     y = _finish(y.reshape(b, c * T, h, p)[:, :length], x, D, z, work)
