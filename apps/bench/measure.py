@@ -1,5 +1,6 @@
 """How the bench suite measures: wall time, peak memory, and the machine's floors.
 
+- `measure_call`: what every table row records — first call, peak memory, best forward and forward+backward.
 - `best_time`: best wall time of repeated calls (forward, or forward + backward of the output's sum).
 - `predicted_s`: a call's time extrapolated from the same implementation's smaller sizes, so a sweep stops
   before a call would take over `MAX_CALL_S`.
@@ -8,7 +9,8 @@
   memory the allocator kept from earlier calls cannot hide new use); it counts every allocation of the process,
   torch's and numba's, including the gradients.
 - `machine_floors`: float32 matmul GFLOP/s (sgemm), memory bandwidth (large copy and triad, GB/s) and torch.exp
-  throughput (on an L2-resident buffer: compute only), measured on the machine the suite runs on.
+  throughput (on an L2-resident buffer: compute only; one thread's rate times the thread count), measured on the
+  machine the suite runs on.
 - `Work` / `floor`: what a computation must do at least (exponentials, flops, bytes moved), turned into the
   shortest time these rates allow: the largest of the three (a roofline bound), named by the rate that sets it.
 """
@@ -39,14 +41,27 @@ def best_time(fn: Callable[[], torch.Tensor], backward: bool, repeats: int) -> f
     return best
 
 
-MAX_CALL_S = 30.0  # a call predicted to take longer is skipped
+MAX_CALL_S = 60.0  # a call predicted to take longer is skipped
+SLOW_CALL_S = 2.0  # a first call slower than this is timed once, not best-of-repeats
+
+
+def measure_call(call: Callable[[], torch.Tensor], repeats: int) -> dict[str, float | None]:
+    """One implementation on one input: its first forward+backward (`first_call_s`), `peak_extra_mb`, then the
+    best of `repeats` forward and forward+backward calls (one each if the first call was slow), in s."""
+    start = time.perf_counter()
+    call().sum().backward()
+    row = {"first_call_s": time.perf_counter() - start, "peak_extra_mb": peak_extra_mb(call)}
+    repeats = 1 if row["first_call_s"] > SLOW_CALL_S else repeats
+    for mode, backward in (("forward_s", False), ("forward_backward_s", True)):
+        row[mode] = best_time(call, backward, repeats)
+    return row
 
 
 def predicted_s(measured: list[tuple[int, float]], size: int) -> float:
     """The time of a call at `size`, from earlier (size, seconds) calls of the same implementation: their growth
-    between the last two sizes (at least linear), or quadratic growth from a single one."""
+    between the last two sizes (at least linear), or linear growth from a single one."""
     (s1, t1), (s0, t0) = measured[-1], measured[-2] if len(measured) > 1 else (0, 0.0)
-    exponent = max(1.0, math.log(t1 / t0) / math.log(s1 / s0)) if t0 > 0 else 2.0
+    exponent = max(1.0, math.log(t1 / t0) / math.log(s1 / s0)) if t0 > 0 else 1.0
     return t1 * (size / s1) ** exponent
 
 
@@ -83,12 +98,22 @@ def machine_floors(quick: bool) -> dict[str, float]:
         "sgemm_gflop_s": 2 * size**3 / best_time(lambda: torch.mm(a, b), False, repeats) / 1e9,
         "copy_gb_s": 2 * 4 * elems / best_time(lambda: dst.copy_(src), False, repeats) / 1e9,
         "triad_gb_s": 3 * 4 * elems / best_time(triad, False, repeats) / 1e9,
-        "exp_gelem_s": exp_reps * x.numel() / best_time(lambda: _exp_loop(x, exp_reps), False, 3) / 1e9,
+        "exp_gelem_s": torch.get_num_threads() * exp_reps * x.numel() / _one_thread_s(x, exp_reps) / 1e9,
     }
 
 
-def _exp_loop(x: torch.Tensor, reps: int) -> torch.Tensor:
-    out = torch.empty_like(x)
+def _one_thread_s(x: torch.Tensor, reps: int) -> float:
+    """Best time of `reps` torch.exp calls on one thread. Timed on one thread and scaled by the thread count, as
+    on a shared machine many short multi-threaded calls measure the waits at their joins, not the exp rate."""
+    threads, out = torch.get_num_threads(), torch.empty_like(x)
+    torch.set_num_threads(1)
+    try:
+        return best_time(partial(_exp_loop, x, out, reps), False, 3)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _exp_loop(x: torch.Tensor, out: torch.Tensor, reps: int) -> torch.Tensor:
     for _ in range(reps):
         torch.exp(x, out=out)
     return out

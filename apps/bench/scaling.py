@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from measure import MAX_CALL_S, best_time, peak_extra_mb, predicted_s
+from measure import MAX_CALL_S, measure_call, predicted_s
 
 from ssmkit.models.backbone import Block
 from ssmkit.registry import create_mixer
@@ -26,16 +26,11 @@ def measure(name: str, length: int, repeats: int) -> dict[str, float | int | str
     kwargs = {"l_max": length} if name == "hyena" else {}
     block = Block(create_mixer(name, D_MODEL, **kwargs), D_MODEL, mlp_ratio=0.0, dropout=0.0)
     x = torch.randn(1, length, D_MODEL)
-    return {
-        "mixer": name,
-        "L": length,
-        "forward_backward_s": best_time(lambda: block(x), True, repeats),
-        "peak_extra_mb": peak_extra_mb(lambda: block(x)),
-    }
+    return {"mixer": name, "L": length} | measure_call(lambda: block(x), repeats)
 
 
 def run(quick: bool) -> list[dict[str, float | int | str | None]]:
-    lengths, repeats = ((16, 32), 1) if quick else ((1024, 4096, 16384, 65536), 3)  # the first call warms up
+    lengths, repeats = ((16, 32), 1) if quick else ((1024, 4096, 16384, 65536), 2)
     rows = []
     for name in MIXERS:
         measured: list[tuple[int, float]] = []

@@ -39,11 +39,10 @@ from ssmkit.ops.fft_conv import fast_fft_size
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's sibling modules (loaded by path, not installed)
 import generation  # noqa: E402
 import scaling  # noqa: E402
-from measure import MAX_CALL_S, Work, best_time, floor, machine_floors, peak_extra_mb, predicted_s  # noqa: E402
+from measure import MAX_CALL_S, Work, floor, machine_floors, measure_call, predicted_s  # noqa: E402
 from ssd_minimal import ssd_scan_minimal  # noqa: E402
 
 Run = Callable[[Callable[..., torch.Tensor]], torch.Tensor]  # runs one case through an implementation of its op
-SLOW_CALL_S = 2.0  # a first call slower than this is timed once, not best-of-repeats
 
 
 class Case(NamedTuple):
@@ -224,17 +223,6 @@ def _runs_on(op: str, backend: str, device: str) -> bool:
     return True
 
 
-def _measure(run: Run, impl: Callable[..., torch.Tensor], repeats: int) -> dict[str, float | None]:
-    call = partial(run, impl)
-    start = time.perf_counter()
-    call().sum().backward()
-    row = {"first_call_s": time.perf_counter() - start, "peak_extra_mb": peak_extra_mb(call)}
-    repeats = 1 if row["first_call_s"] > SLOW_CALL_S else repeats
-    for mode, backward in (("forward_s", False), ("forward_backward_s", True)):
-        row[mode] = best_time(call, backward, repeats)
-    return row
-
-
 def _op_rows(quick: bool) -> list[dict]:
     """Every implementation of every op on each of its cases, then the case's floor row (its work; the times
     come in `_fill_floors`)."""
@@ -248,7 +236,7 @@ def _op_rows(quick: bool) -> list[dict]:
                 if name in measured and predicted_s(measured[name], case.size) > MAX_CALL_S:
                     rows.append(head | {"backend": name, "skipped": f"predicted > {MAX_CALL_S:.0f} s per call"})
                 else:
-                    rows.append(head | {"backend": name} | _measure(case.run, impl, repeats))
+                    rows.append(head | {"backend": name} | measure_call(partial(case.run, impl), repeats))
                     measured.setdefault(name, []).append((case.size, rows[-1]["forward_backward_s"]))
                 _print(rows[-1])
             rows.append(head | {"backend": "floor", "work": [asdict(w) for w in case.work]})
