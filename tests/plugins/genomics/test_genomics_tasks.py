@@ -103,3 +103,15 @@ def test_self_pretraining_schedule_restarts_and_bad_settings_are_named():
         )
     with pytest.raises(ValueError, match="self_pretrain_steps must be >= 0"):
         GenomicsClassifier(d_model=8, n_layers=1, mixer="hyena", max_length=32, self_pretrain_steps=-1)
+
+
+def test_the_gue_recipe_config_runs_over_the_classify_task(tmp_path):
+    """configs/gue.yaml (the measured GUE recipe) on the synthetic default data, cut to two steps."""
+    from ssmkit.plugins import find_task
+
+    recipe = find_task("genomics.classify")[2].config_path().with_name("gue.yaml")
+    short = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
+    short += ["--data.num_synthetic", "128", "--data.synthetic_length", "100"]
+    assert main(["fit", "genomics.classify", "--config", str(recipe), "--runs_dir", str(tmp_path), *short]) == 0
+    config = (tmp_path / "genomics" / "classify" / "version_0" / "config.yaml").read_text()
+    assert "max_length: 128" in config and "d_model: 64" in config
