@@ -1,6 +1,7 @@
 """How the bench suite measures: wall time, peak memory, and the machine's floors.
 
-- `measure_call`: what every table row records — first call, peak memory, best forward and forward+backward.
+- `measure_calls`: what every table row records — first call, peak memory, best forward and forward+backward —
+  for the implementations of one case, timed in interleaved rounds.
 - `best_time`: best wall time of repeated calls (forward, or forward + backward of the output's sum).
 - `predicted_s`: a call's time extrapolated from the same implementation's smaller sizes, so a sweep stops
   before a call would take over `MAX_CALL_S`.
@@ -45,16 +46,22 @@ MAX_CALL_S = 60.0  # a call predicted to take longer is skipped
 SLOW_CALL_S = 2.0  # a first call slower than this is timed once, not best-of-repeats
 
 
-def measure_call(call: Callable[[], torch.Tensor], repeats: int) -> dict[str, float | None]:
-    """One implementation on one input: its first forward+backward (`first_call_s`), `peak_extra_mb`, then the
-    best of `repeats` forward and forward+backward calls (one each if the first call was slow), in s."""
-    start = time.perf_counter()
-    call().sum().backward()
-    row = {"first_call_s": time.perf_counter() - start, "peak_extra_mb": peak_extra_mb(call)}
-    repeats = 1 if row["first_call_s"] > SLOW_CALL_S else repeats
-    for mode, backward in (("forward_s", False), ("forward_backward_s", True)):
-        row[mode] = best_time(call, backward, repeats)
-    return row
+def measure_calls(calls: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, dict[str, float | None]]:
+    """Implementations of one case side by side: each one's first forward+backward (`first_call_s`) and
+    `peak_extra_mb`, then `repeats` rounds that time each in turn once forward and once forward+backward
+    (interleaved, so a busy moment of a shared machine hits them alike), keeping each one's best, in s. An
+    implementation whose first call took over `SLOW_CALL_S` is timed in the first round only."""
+    rows = {}
+    for name, call in calls.items():
+        start = time.perf_counter()
+        call().sum().backward()
+        rows[name] = {"first_call_s": time.perf_counter() - start, "peak_extra_mb": peak_extra_mb(call)}
+    for i in range(repeats):
+        for name, call in calls.items():
+            if i == 0 or rows[name]["first_call_s"] <= SLOW_CALL_S:
+                for mode, backward in (("forward_s", False), ("forward_backward_s", True)):
+                    rows[name][mode] = min(rows[name].get(mode, math.inf), best_time(call, backward, 1))
+    return rows
 
 
 def predicted_s(measured: list[tuple[int, float]], size: int) -> float:

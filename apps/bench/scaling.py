@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from measure import MAX_CALL_S, measure_call, predicted_s
+from measure import MAX_CALL_S, measure_calls, predicted_s
 
 from ssmkit.models.backbone import Block
 from ssmkit.registry import create_mixer
@@ -26,7 +26,7 @@ def measure(name: str, length: int, repeats: int) -> dict[str, float | int | str
     kwargs = {"l_max": length} if name == "hyena" else {}
     block = Block(create_mixer(name, D_MODEL, **kwargs), D_MODEL, mlp_ratio=0.0, dropout=0.0)
     x = torch.randn(1, length, D_MODEL)
-    return {"mixer": name, "L": length} | measure_call(lambda: block(x), repeats)
+    return {"mixer": name, "L": length} | measure_calls({name: lambda: block(x)}, repeats)[name]
 
 
 def run(quick: bool) -> list[dict[str, float | int | str | None]]:

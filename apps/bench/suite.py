@@ -6,9 +6,10 @@ top; then the one-block scaling table (`scaling.py`) and decoding throughput (`g
 A backend registered with `ssmkit.ops.dispatch` shows up here automatically. For each row it records
 `first_call_s` (the first forward+backward in this process: includes loading numba's cached JIT output, or
 compiling when the cache is cold; the cold compile itself is measured in a fresh cache in the full run),
-`peak_extra_mb` and best-of-`repeats` forward and forward+backward wall time (see `measure.py`). Each shape also
-gets a "floor" row: the least time its work (exponentials, flops, bytes; stated per op in `cases`) takes at the
-machine's rates (measured before and after the op rows, the better kept), and every row reads as a ratio to it.
+`peak_extra_mb` and best-of-`repeats` forward and forward+backward wall time, the implementations of a shape
+timed in interleaved rounds (see `measure.py`). Each shape also gets a "floor" row: the least time its work
+(exponentials, flops, bytes; stated per op in `cases`) takes at the machine's rates (measured before and after
+the op rows, the better kept), and every row reads as a ratio to it.
 A call predicted to take over `MAX_CALL_S` (extrapolated from the implementation's smaller shapes) is skipped and
 says so.
 """
@@ -39,7 +40,7 @@ from ssmkit.ops.fft_conv import fast_fft_size
 sys.path.insert(0, str(Path(__file__).parent))  # the suite's sibling modules (loaded by path, not installed)
 import generation  # noqa: E402
 import scaling  # noqa: E402
-from measure import MAX_CALL_S, Work, floor, machine_floors, measure_call, predicted_s  # noqa: E402
+from measure import MAX_CALL_S, Work, floor, machine_floors, measure_calls, predicted_s  # noqa: E402
 from ssd_minimal import ssd_scan_minimal  # noqa: E402
 
 Run = Callable[[Callable[..., torch.Tensor]], torch.Tensor]  # runs one case through an implementation of its op
@@ -232,12 +233,17 @@ def _op_rows(quick: bool) -> list[dict]:
         measured: dict[str, list[tuple[int, float]]] = {}  # implementation -> its (size, forward+backward s)
         for case in op_cases:
             head = {"op": op, "shape": case.shape, "size": case.size}
-            for name, impl in _implementations(op, dispatching).items():
-                if name in measured and predicted_s(measured[name], case.size) > MAX_CALL_S:
+            impls = _implementations(op, dispatching)
+            slow = {name for name in impls if name in measured and predicted_s(measured[name], case.size) > MAX_CALL_S}
+            times = measure_calls(
+                {name: partial(case.run, impl) for name, impl in impls.items() if name not in slow}, repeats
+            )
+            for name in impls:
+                if name in slow:
                     rows.append(head | {"backend": name, "skipped": f"predicted > {MAX_CALL_S:.0f} s per call"})
                 else:
-                    rows.append(head | {"backend": name} | measure_call(partial(case.run, impl), repeats))
-                    measured.setdefault(name, []).append((case.size, rows[-1]["forward_backward_s"]))
+                    rows.append(head | {"backend": name} | times[name])
+                    measured.setdefault(name, []).append((case.size, times[name]["forward_backward_s"]))
                 _print(rows[-1])
             rows.append(head | {"backend": "floor", "work": [asdict(w) for w in case.work]})
     return rows
