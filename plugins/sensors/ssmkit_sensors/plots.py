@@ -64,7 +64,7 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], out: Path, title: str
 
 def _save(fig: plt.Figure, out: Path, title: str) -> Path:
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
