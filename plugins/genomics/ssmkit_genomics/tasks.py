@@ -137,8 +137,10 @@ class GenomicsLM(GenomicsModule):
             plot_context_curve(curve, plots / "bpb_vs_context.png", f"validation, {self.val_windows} windows")
 
     # generation on the recurrent path (the protocol of ssmkit.models.generation.generate)
-    def allocate_state(self, batch_size: int, device=None, dtype=None) -> list[State]:
-        return self.backbone.allocate_state(batch_size, device, dtype)
+    def prefill_logits(self, prompt: Tensor) -> tuple[Tensor, list[State]]:
+        """prompt (B, T) -> (logits at the last position (B, V), the state after it), in one parallel pass."""
+        h, state = self.backbone.prefill(prompt)
+        return self.head(h[:, -1]), state
 
     def step_logits(self, tokens_t: Tensor, state: list[State]) -> tuple[Tensor, list[State]]:
         """tokens_t (B,) -> logits (B, V)."""
