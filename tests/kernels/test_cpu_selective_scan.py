@@ -68,7 +68,16 @@ def test_every_layout_matches_reference(dtype, b_layout, c_layout):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     ("b", "d", "length", "n"),
-    [(1, 1, 1, 1), (1, 1, 7, 3), (2, 6, 1, 2), (1, 8, 17, 7), (3, 10, 31, 5), (2, 64, 9, 4), (2, 6, 150, 5), (1, 2, 150, 70)],
+    [
+        (1, 1, 1, 1),
+        (1, 1, 7, 3),
+        (2, 6, 1, 2),
+        (1, 8, 17, 7),
+        (3, 10, 31, 5),
+        (2, 64, 9, 4),
+        (2, 6, 150, 5),
+        (1, 2, 150, 70),
+    ],
 )
 def test_odd_shapes_match_reference(dtype, b, d, length, n):
     """Batch or channels of 1, one step, n not a power of two, one or many channel blocks per group, and lengths

@@ -100,7 +100,7 @@ def _softplus_impl(v):
         s = w / (_TWO + w)
         s2 = s * s
         p = _ONE + s2 * (_S[0] + s2 * (_S[1] + s2 * (_S[2] + s2 * (_S[3] + s2 * (_S[4] + s2 * _S[5])))))
-        return v if v > _TWENTY else max(v, v * 0) + _TWO * s * p
+        return v if v > _TWENTY else max(v, v * 0) + _TWO * s * p  # max(v, 0) kept in float32
 
     return softplus_f32
 
@@ -184,7 +184,9 @@ def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, 
 
 
 @njit(parallel=True, **_JIT)
-def _forward_kernel(u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, out, last, checkpoints, save):
+def _forward_kernel(
+    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, out, last, checkpoints, save
+):
     """out: (b, d, l) gated outputs; last: (b, d, n); dt, x: (b, d / cw, l, cw) filled for the backward; with `save`,
     checkpoints[bi, j, i]: (n, cw) = the state before chunk i."""
     batch, blocks, length, cw = dt.shape
@@ -321,7 +323,11 @@ def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw: int) -> tuple[Tensor
 
     def bc(M: Tensor) -> Tensor:
         M = M.detach().to(work)
-        return M[None, None].contiguous() if M.dim() == 2 else (M[:, None] if M.dim() == 3 else M).transpose(-1, -2).contiguous()
+        return (
+            M[None, None].contiguous()
+            if M.dim() == 2
+            else (M[:, None] if M.dim() == 3 else M).transpose(-1, -2).contiguous()
+        )
 
     dim, n = A.shape
     A_blocked = A.detach().to(work).reshape(dim // cw, cw, n).transpose(1, 2).contiguous()
@@ -372,7 +378,9 @@ class SelectiveScanFn(torch.autograd.Function):
         (batch, dim, length), n, work = u.shape, A.shape[1], ins[0].dtype
         du, ddelta, dz = (torch.empty(batch, dim, length, dtype=work) for _ in range(3))
         dA = torch.empty(batch, dim, n, dtype=work)
-        dB, dC = (dt.new_empty((batch, dt.shape[1], length, n) if var else (batch, 1, dim, n)) for var in (b_var, c_var))
+        dB, dC = (
+            dt.new_empty((batch, dt.shape[1], length, n) if var else (batch, 1, dim, n)) for var in (b_var, c_var)
+        )
         dD, dbias = torch.empty(batch, dim, dtype=work), torch.empty(batch, dim, dtype=work)
         _backward_kernel(
             *_np(*ins), *ctx.flags, *_np(dt, x, checkpoints, dout.to(work).contiguous(), dlast.to(work).contiguous()),
