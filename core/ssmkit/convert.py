@@ -1,7 +1,7 @@
 """Interop with checkpoints people already have: Hugging Face transformers' `MambaForCausalLM` and
 `Mamba2ForCausalLM` <-> ssmkit `LanguageModel`s built from `mamba` / `mamba2` blocks.
 
-    hf = MambaForCausalLM.from_pretrained("path/to/saved/mamba-130m-hf")   # a local folder
+    hf = MambaForCausalLM.from_pretrained("path/to/saved/mamba-130m-hf", local_files_only=True)  # no download
     lm = ssmkit.convert.from_transformers(hf)          # lm(input_ids) -> logits (B, L, V)
     hf2 = ssmkit.convert.to_transformers(lm)
 

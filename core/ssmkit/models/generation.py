@@ -49,8 +49,7 @@ def generate(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """prompt: (B, T) token ids -> (B, T + max_new_tokens). Greedy, or sampling with temperature/top-k/top-p."""
-    if prompt.dim() != 2 or prompt.shape[1] < 1:
-        raise ValueError(f"prompt must have shape (B, T) with T >= 1, got {tuple(prompt.shape)}")
+    _check_prompt(prompt)
     if not greedy and temperature <= 0:
         raise ValueError(f"temperature must be > 0 (or use greedy=True), got {temperature}")
     logits, state = model.prefill_logits(prompt)
@@ -64,6 +63,11 @@ def generate(
         out.append(nxt[:, None])
         logits, state = model.step_logits(nxt, state)
     return torch.cat(out, dim=1)
+
+
+def _check_prompt(prompt: Tensor) -> None:
+    if prompt.dim() != 2 or prompt.shape[1] < 1:
+        raise ValueError(f"prompt must have shape (B, T) with T >= 1, got {tuple(prompt.shape)}")
 
 
 def select_state(state: list[State], rows: Tensor) -> list[State]:
@@ -90,8 +94,7 @@ def beam_search(
     `diversity_penalty` times the number of beams of earlier groups that chose the same token at this step
     (Hamming diversity). The returned scores are the true log-probabilities, without the penalty.
     """
-    if prompt.dim() != 2 or prompt.shape[1] < 1:
-        raise ValueError(f"prompt must have shape (B, T) with T >= 1, got {tuple(prompt.shape)}")
+    _check_prompt(prompt)
     if num_beams < 1 or num_groups < 1 or num_beams % num_groups:
         raise ValueError(f"num_groups={num_groups} must divide num_beams={num_beams} (both >= 1)")
     batch, width = prompt.shape[0], num_beams // num_groups

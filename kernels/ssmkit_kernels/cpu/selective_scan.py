@@ -149,7 +149,8 @@ def _prepare(bi, j, u, delta, bias, softplus, dt, x):
     cw = dt.shape[3]
     for c in range(cw):
         d = j * cw + c
-        for t, raw in enumerate(delta[bi, d] + bias[d]):
+        for t in range(delta.shape[2]):
+            raw = delta[bi, d, t] + bias[d]
             v = _softplus(raw) if softplus else raw
             dt[bi, j, t, c] = v
             x[bi, j, t, c] = v * u[bi, d, t]
