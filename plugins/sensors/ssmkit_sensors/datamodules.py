@@ -17,6 +17,7 @@ the windows that touch them, or fail.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from ssmkit_sensors import readers, simulator
 from ssmkit_sensors.readers import DataError
 
+log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 STAGES = ("train", "val", "test")
 
@@ -128,6 +130,7 @@ class Seq2SeqData(_WindowData):
         date_format: str | None = None,
         missing_value: float | None = None,
         missing: str = "interpolate",
+        mask_missing_targets: bool = False,
         window: int = 200,
         stride: int = 50,
         val_fraction: float = 0.15,
@@ -138,13 +141,17 @@ class Seq2SeqData(_WindowData):
     ) -> None:
         """root: a CSV / NPZ recording (input_columns -> target_columns), split in time; None: the drifting-
         sensor simulator (`simulator_kwargs` for `simulator.drifting_sensor`), split by recording. Training
-        windows start every `stride` rows; validation and test windows tile their split."""
+        windows start every `stride` rows; validation and test windows tile their split. `missing` handles
+        missing values of every column; with `mask_missing_targets` only those of the inputs, and a missing
+        target stays NaN, left out of the loss and the metrics (a soft sensor is scored only where the
+        reference instrument measured, never against interpolated values)."""
         super().__init__(batch_size, num_workers)
         if root is not None and not (input_columns and target_columns):
             raise ValueError("a CSV / NPZ root needs input_columns and target_columns")
         self.root, self.input_columns, self.target_columns = root, input_columns, target_columns
         self.date_column, self.date_format, self.missing_value = date_column, date_format, missing_value
         self.missing, self.window, self.stride = missing, window, stride
+        self.mask_missing_targets = mask_missing_targets
         self.fractions = (val_fraction, test_fraction)
         self.simulator_kwargs = simulator_kwargs or {}
         self.target_scaler: StandardScaler | None = None
@@ -172,7 +179,13 @@ class Seq2SeqData(_WindowData):
             }
         columns = [*self.input_columns, *self.target_columns]
         frame = readers.read_table(self.root, columns, self.date_column, self.date_format, self.missing_value)
-        frame, valid = readers.handle_missing(frame, columns, self.missing, str(self.root))
+        handled = self.input_columns if self.mask_missing_targets else columns
+        frame, valid = readers.handle_missing(frame, handled, self.missing, str(self.root))
+        if self.mask_missing_targets:
+            frame[self.target_columns] = frame[self.target_columns].replace([np.inf, -np.inf], np.nan)
+            report = readers.nonfinite_report(frame, self.target_columns, str(self.root))
+            if report is not None:
+                log.info("%s; left out of the loss and metrics (mask_missing_targets)", report)
         parts = _time_split(len(frame), self.fractions, str(self.root))
         x, y = frame[self.input_columns].to_numpy(), frame[self.target_columns].to_numpy()
         return {k: [Recording(x[s], y[s], valid[s])] for k, s in parts.items()}

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, R2Score
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from ssmkit.models.heads import ClassificationHead
@@ -98,6 +98,31 @@ class EncoderModule(SensorModule):
         self.encoder = build_encoder(encoder, d_input, self.backbone_config, chunk_size, low)
 
 
+class NormalisedMSE(Metric):
+    """Per-target MSE over the target's variance, averaged over targets (1 - R^2; predicting the mean gives 1).
+    Entries whose truth is NaN (a missing reference value) are left out, per target."""
+
+    def __init__(self, d_target: int) -> None:
+        super().__init__()
+        for name in ("sse", "count", "total", "total_sq"):
+            self.add_state(name, torch.zeros(d_target, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, true: Tensor) -> None:
+        """pred, true: (..., d_target)."""
+        pred, true = pred.reshape(-1, pred.shape[-1]).double(), true.reshape(-1, true.shape[-1]).double()
+        seen = torch.isfinite(true)
+        true = torch.where(seen, true, 0.0)
+        self.sse += torch.where(seen, pred - true, 0.0).square().sum(0)
+        self.count += seen.sum(0)
+        self.total += true.sum(0)
+        self.total_sq += true.square().sum(0)
+
+    def compute(self) -> Tensor:
+        mean = self.total / self.count
+        variance = self.total_sq / self.count - mean.square()
+        return (self.sse / self.count / variance).mean().float()
+
+
 class Seq2SeqRegressor(EncoderModule):
     monitor = "val/mse"
     monitor_mode = "min"
@@ -114,7 +139,7 @@ class Seq2SeqRegressor(EncoderModule):
                 for name, metric in (("mse", MeanSquaredError), ("mae", MeanAbsoluteError))
             }
         )
-        self.r2 = nn.ModuleDict({f"{stage}_r2": R2Score(d_target) for stage in STAGES})
+        self.nmse = nn.ModuleDict({f"{stage}_nmse": NormalisedMSE(d_target) for stage in STAGES})
 
     def setup(self, stage: str) -> None:
         self.check_data({"d_input": self.d_input, "d_target": self.d_target})
@@ -131,21 +156,21 @@ class Seq2SeqRegressor(EncoderModule):
         x, y = batch
         dense = self(x)
         pred, true = self.scored(dense), self.scored(y)
-        loss = F.mse_loss(pred, true)
+        seen = torch.isfinite(true)  # False where the data module kept a missing target (mask_missing_targets)
+        loss = F.mse_loss(pred[seen], true[seen]) if seen.any() else pred.sum() * 0.0
         self.log(f"{stage}/loss", loss, prog_bar=True)
         for name in ("mse", "mae"):
             metric = self.metrics[f"{stage}_{name}"]
-            metric(pred, true)
+            metric(pred[seen], true[seen])
             self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True)
-        self.r2[f"{stage}_r2"].update(pred.reshape(-1, self.d_target), true.reshape(-1, self.d_target))
+        self.nmse[f"{stage}_nmse"].update(pred, true)
         if stage != "train":
             self.keep_for_plot(y, dense)
         return loss
 
     def _end_epoch(self, stage: str) -> None:
-        nmse = 1.0 - self.r2[f"{stage}_r2"].compute()
-        self.r2[f"{stage}_r2"].reset()
-        self.log(f"{stage}/nmse", nmse)
+        self.log(f"{stage}/nmse", self.nmse[f"{stage}_nmse"].compute())
+        self.nmse[f"{stage}_nmse"].reset()
 
     def on_train_epoch_end(self) -> None:
         self._end_epoch("train")
@@ -154,7 +179,7 @@ class Seq2SeqRegressor(EncoderModule):
         if not self.trainer.sanity_checking:
             self._end_epoch("val")
         else:
-            self.r2["val_r2"].reset()
+            self.nmse["val_nmse"].reset()
 
     def on_test_epoch_end(self) -> None:
         self._end_epoch("test")

@@ -71,6 +71,20 @@ def test_drop_policy_in_a_data_module(tmp_path):
     assert all(torch.isfinite(data.datasets["train"][i][0]).all() for i in range(3)) and x.shape == (10, 2)
 
 
+def test_masked_targets_stay_missing_while_inputs_are_interpolated(tmp_path, caplog):
+    y = np.arange(60.0)
+    y[[3, 12]] = np.nan
+    path = write_csv(tmp_path / "x.csv", a=with_holes(), y=y)
+    data = seq2seq(path, missing="interpolate", mask_missing_targets=True, val_fraction=0.2, test_fraction=0.2)
+    with caplog.at_level(logging.INFO):
+        data.setup("fit")
+    assert "column 'y': 2 NaN" in caplog.text and "mask_missing_targets" in caplog.text
+    x0, y0 = data.datasets["train"][0]
+    _, y1 = data.datasets["train"][2]  # rows 10..19
+    assert torch.isfinite(x0).all() and torch.isnan(y0[3, 0]) and torch.isnan(y1[2, 0])
+    assert torch.isfinite(y0).sum() == 9  # only the missing row is missing
+
+
 def test_missing_value_code_is_missing(tmp_path):
     path = write_csv(tmp_path / "x.csv", b=np.where(np.arange(60) == 4, -200.0, 1.0))
     frame = read_table(path, ["b"], missing_value=-200)

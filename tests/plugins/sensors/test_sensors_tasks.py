@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchmetrics import R2Score
 
 from ssmkit.plugins import find_task
 from ssmkit.train.cli import run_task
-from ssmkit_sensors.tasks import Forecaster, Seq2SeqRegressor
+from ssmkit_sensors.tasks import Forecaster, NormalisedMSE, Seq2SeqRegressor
 
 TASKS = ("seq2seq", "forecast", "classify")
 PLOTS = {"seq2seq": "test_prediction.png", "forecast": "test_forecast.png", "classify": "test_confusion.png"}
@@ -49,6 +50,34 @@ def test_seq2seq_scores_only_the_chunk_closing_steps():
     x, y = torch.randn(2, 12, 3), torch.randn(2, 12, 2)
     loss = task.shared_step((x, y), "val")
     torch.testing.assert_close(loss, torch.nn.functional.mse_loss(task(x)[:, 3::4], y[:, 3::4]))
+
+
+def test_missing_targets_are_left_out_of_loss_and_metrics():
+    torch.manual_seed(0)
+    task = Seq2SeqRegressor(d_input=3, d_target=2, encoder="flat", d_model=8, n_layers=1)
+    x, y = torch.randn(2, 12, 3), torch.randn(2, 12, 2)
+    holes = y.clone()
+    holes[0, 5, 1] = holes[1, 0, 0] = float("nan")
+    seen = torch.isfinite(holes)
+    loss = task.shared_step((x, holes), "val")
+    torch.testing.assert_close(loss, torch.nn.functional.mse_loss(task(x)[seen], y[seen]))
+    pred = task(x).detach()
+    task.nmse["val_nmse"].update(pred, y)  # on top of the holed batch: counts add per target
+    expected = [
+        (((pred[..., j] - y[..., j]) ** 2)[seen[..., j]].sum() + ((pred[..., j] - y[..., j]) ** 2).sum())
+        / (torch.cat([y[..., j][seen[..., j]], y[..., j].flatten()]).var(unbiased=False) * (seen[..., j].sum() + 24))
+        for j in range(2)
+    ]
+    torch.testing.assert_close(task.nmse["val_nmse"].compute(), torch.stack(expected).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_normalised_mse_is_one_minus_r2_without_missing_values():
+    """(The former R2Score(d_target) was an adjusted R^2 with d_target regressors: torchmetrics 1.9's first argument.)"""
+    pred, true = torch.randn(50, 3), torch.randn(50, 3)
+    metric = NormalisedMSE(3)
+    metric.update(pred[:20], true[:20])
+    metric.update(pred[20:], true[20:])
+    torch.testing.assert_close(metric.compute(), 1 - R2Score()(pred, true), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(
