@@ -72,7 +72,7 @@ def test_missing_targets_are_left_out_of_loss_and_metrics():
 
 
 def test_normalised_mse_is_one_minus_r2_without_missing_values():
-    """(The former R2Score(d_target) was an adjusted R^2 with d_target regressors: torchmetrics 1.9's first argument.)"""
+    """The former R2Score(d_target) was an adjusted R^2 (torchmetrics 1.9's first argument is `adjusted`)."""
     pred, true = torch.randn(50, 3), torch.randn(50, 3)
     metric = NormalisedMSE(3)
     metric.update(pred[:20], true[:20])
