@@ -6,7 +6,8 @@
   drifting-sensor recordings, split by recording.
 - `ForecastData`: the ETT layout (a date column, then channels); the standard 12/4/4-month split
   (`split: ett`) or fractions; windows of `seq_len` past rows and `horizon` future rows, standardised
-  with the training split's statistics (MSE / MAE are then the literature's standardised numbers).
+  with the training split's statistics (MSE / MAE are then the literature's standardised numbers);
+  `scaler` keeps the fitted scaler, to write forecasts in the data's units.
 - `ClassificationData`: UEA `.ts` files (`*_TRAIN.ts`, `*_TEST.ts`), per-step labelled IMU recordings
   (`sXX/*_<device>.csv`, windows labelled by their majority label, split by subject), or simulated
   activity windows.
@@ -105,7 +106,9 @@ class _WindowData(L.LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
 
     def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(self.datasets[stage], self.batch_size, shuffle=shuffle, num_workers=self.num_workers)
+        return DataLoader(
+            self.datasets[stage], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -224,6 +227,7 @@ class ForecastData(_WindowData):
         self.seq_len, self.horizon, self.split, self.missing = seq_len, horizon, split, missing
         self.synthetic_rows, self.train_stride = synthetic_rows, train_stride
         self.channels: list[str] = []
+        self.scaler: StandardScaler | None = None
 
     @property
     def n_channels(self) -> int:
@@ -268,8 +272,8 @@ class ForecastData(_WindowData):
         parts = self.borders(frame, source)
         self._check_lengths(parts, source)
         values = frame[self.channels].to_numpy()
-        scaler = StandardScaler().fit(values[parts["train"]][valid[parts["train"]]])
-        values = scaler.transform(values).astype(np.float32)
+        self.scaler = StandardScaler().fit(values[parts["train"]][valid[parts["train"]]])
+        values = self.scaler.transform(values).astype(np.float32)
         for name, part in parts.items():
             start = part.start if name == "train" else part.start - self.seq_len
             rec = Recording(values[start : part.stop], values[start : part.stop], valid[start : part.stop])

@@ -4,13 +4,20 @@
   linear head, MSE on standardised targets. `target_stride: k` scores only the steps that close a chunk of
   k (t = k-1, 2k-1, ...): HiSS's protocol, where the hierarchical model predicts at the chunk rate and the
   flat models' outputs are subsampled there. Logs `<stage>/mse`, `/mae`, `/nmse` (MSE over the target's
-  variance, averaged over targets; predicting the mean gives 1) and plots prediction vs truth.
+  variance, averaged over targets; predicting the mean gives 1) and plots prediction vs truth. `predict`
+  writes `predictions.csv`: a row per (window, scored step), each target's prediction and truth in the
+  data's original units.
 - `Forecaster` (forecast): `model: ssm` (RevIN + channel-independent patched SSM, optional Fourier head)
-  or `dlinear`; `<stage>/mse` and `/mae` over every future step and channel, a forecast plot.
+  or `dlinear`; `<stage>/mse` and `/mae` over every future step and channel, a forecast plot. `predict`
+  writes `forecast.csv`: a row per (window, future step), each channel's forecast and truth in the
+  data's original units.
 - `SensorClassifier` (classify): a causal encoder pooled (`last` by default: the prediction once the
-  window has been read), accuracy and a confusion-matrix plot.
+  window has been read), accuracy and a confusion-matrix plot. `predict` writes `predictions.csv`: a row
+  per window, the class probabilities, the predicted class and the label (indices into the data's classes).
 
-The model's input sizes are checked against the data module when a run starts.
+`predict` runs over the data module's predict split (the test windows, in order; `window` is the index
+there) and writes into the run folder. The model's input sizes are checked against the data module when a
+run starts.
 """
 
 from __future__ import annotations
@@ -19,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_info
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
@@ -37,7 +46,10 @@ STAGES = ("train", "val", "test")
 
 
 class SensorModule(TaskModule):
-    """Shared by the tasks: the run folder, the model-vs-data check, and the figures kept per epoch."""
+    """Shared by the tasks: the run folder, the model-vs-data check, the figures kept per epoch, and predict
+    (collects each batch's `predict_pair`, writes the task's `prediction_table` to `predict_file`)."""
+
+    predict_file = "predictions.csv"
 
     def check_data(self, expected: dict[str, Any]) -> None:
         """Raise if the data module's sizes differ from the model's (`expected`: name -> model value)."""
@@ -49,12 +61,41 @@ class SensorModule(TaskModule):
             details = ", ".join(f"{k}: model {m}, data {d}" for k, (m, d) in clash.items())
             raise ValueError(f"the model and the data disagree ({details}); set model.* and data.* to match")
 
-    def plot_path(self, name: str) -> Path | None:
-        """`plots/<name>` in the run folder; None without a logger or off rank zero."""
+    def run_path(self, name: str) -> Path | None:
+        """`<name>` in the run folder; None without a logger or off rank zero."""
         logger = self.trainer.logger
         if logger is None or logger.log_dir is None or not self.trainer.is_global_zero:
             return None
-        return Path(logger.log_dir) / "plots" / name
+        return Path(logger.log_dir) / name
+
+    def plot_path(self, name: str) -> Path | None:
+        """`plots/<name>` in the run folder; None without a logger or off rank zero."""
+        return self.run_path(f"plots/{name}")
+
+    def predict_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """A batch's (prediction, truth) as the task's table wants them."""
+        raise NotImplementedError
+
+    def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
+        """The predict file's rows from the epoch's (prediction, truth), concatenated over batches."""
+        raise NotImplementedError
+
+    def on_predict_epoch_start(self) -> None:
+        self.predicted: list[tuple[Tensor, Tensor]] = []
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        pred, true = self.predict_pair(*batch)
+        self.predicted.append((pred.detach().float().cpu(), true.cpu()))
+        return pred
+
+    def on_predict_epoch_end(self) -> None:
+        path = self.run_path(self.predict_file)
+        if path is None or not self.predicted:
+            return
+        pred, true = (torch.cat(t).numpy() for t in zip(*self.predicted, strict=True))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.prediction_table(pred, true).to_csv(path, index=False, float_format="%.7g")  # float32 precision
+        rank_zero_info(f"wrote the predictions of {len(pred)} window(s) to {path}")
 
     def on_validation_epoch_start(self) -> None:
         self.shown: list[Tensor] | None = None
@@ -152,6 +193,19 @@ class Seq2SeqRegressor(EncoderModule):
         """(B, L, ...) -> the steps closing a chunk of target_stride (B, L // target_stride, ...)."""
         return y[:, self.target_stride - 1 :: self.target_stride].contiguous()
 
+    def predict_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, L, d_input), y: (B, L, d_target) -> prediction and truth at the scored steps (B, S, d_target)."""
+        return self.scored(self(x)), self.scored(y)
+
+    def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
+        """pred, true: standardised (N, S, d_target) -> window, step (in the window, 0-based), then per
+        target `<name>` and `<name>_true` in the data's original units (a missing truth stays empty)."""
+        data = self.trainer.datamodule
+        names = data.target_names if data is not None else [f"y{j}" for j in range(self.d_target)]
+        scaler = getattr(data, "target_scaler", None)
+        steps = np.arange(pred.shape[1]) * self.target_stride + self.target_stride - 1
+        return step_table(original_units(pred, scaler), original_units(true, scaler), names, steps)
+
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
         dense = self(x)
@@ -218,6 +272,16 @@ class SensorClassifier(EncoderModule):
         """x: (B, L, d_input) -> logits (B, n_classes)."""
         return self.head(self.encoder(x))
 
+    def predict_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, L, d_input), labels (B,) -> class probabilities (B, n_classes) and the labels."""
+        return self(x).softmax(-1), y
+
+    def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
+        """pred: probabilities (N, K), true: labels (N,) -> window, p_0 .. p_{K-1}, predicted, label."""
+        columns = {"window": np.arange(len(pred))}
+        columns |= {f"p_{k}": pred[:, k] for k in range(pred.shape[1])}
+        return pd.DataFrame(columns | {"predicted": pred.argmax(1), "label": true})
+
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, labels = batch
         logits = self(x)
@@ -256,6 +320,7 @@ class SensorClassifier(EncoderModule):
 class Forecaster(SensorModule):
     monitor = "val/mse"
     monitor_mode = "min"
+    predict_file = "forecast.csv"
 
     def __init__(
         self,
@@ -301,6 +366,19 @@ class Forecaster(SensorModule):
     def batch_tokens(self, batch: tuple[Tensor, Tensor]) -> int:
         return int(batch[0].shape[0] * batch[0].shape[1] * batch[0].shape[2])
 
+    def predict_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """x: (B, seq_len, C), y: (B, horizon, C) -> the forecast (B, horizon, C) and y."""
+        return self(x), y
+
+    def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
+        """pred, true: standardised (N, horizon, C) -> window, step (1 .. horizon), then per channel `<name>`
+        and `<name>_true` in the data's original units."""
+        data = self.trainer.datamodule
+        names = getattr(data, "channels", None) or [f"c{c}" for c in range(self.n_channels)]
+        scaler = getattr(data, "scaler", None)
+        steps = np.arange(1, pred.shape[1] + 1)
+        return step_table(original_units(pred, scaler), original_units(true, scaler), names, steps)
+
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
         loss = self.model.loss(x, y)
@@ -329,3 +407,22 @@ class Forecaster(SensorModule):
         names = getattr(self.trainer.datamodule, "channels", None) or [f"c{c}" for c in range(self.n_channels)]
         plot_forecast(history, truth, predicted, names, path, f"{self.hparams.model}: first {stage} window")
         rank_zero_info(f"{stage} forecast plot: {path}")
+
+
+def original_units(values: np.ndarray, scaler: StandardScaler | None) -> np.ndarray:
+    """(..., C) standardised values -> the data's units (float64; NaN stays NaN); without a scaler (a data
+    module that keeps none) they stay standardised."""
+    if scaler is None:
+        return values
+    return scaler.inverse_transform(values.reshape(-1, values.shape[-1]).astype(np.float64)).reshape(values.shape)
+
+
+def step_table(pred: np.ndarray, true: np.ndarray, names: list[str], steps: np.ndarray) -> pd.DataFrame:
+    """pred, true: (N, S, C); steps: (S,) labels -> N * S rows: window, step, then `<name>`, `<name>_true`
+    per channel."""
+    n, s, _ = pred.shape
+    columns: dict[str, np.ndarray] = {"window": np.repeat(np.arange(n), s), "step": np.tile(steps, n)}
+    for c, name in enumerate(names):
+        columns[name] = pred[..., c].reshape(-1)
+        columns[f"{name}_true"] = true[..., c].reshape(-1)
+    return pd.DataFrame(columns)

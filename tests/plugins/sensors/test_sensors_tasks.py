@@ -1,18 +1,23 @@
-"""The three tasks end to end on their quick configs (the bundled simulators), and model/data checks."""
+"""The three tasks end to end on their quick configs (the bundled simulators), predict, and model/data checks."""
 
 import csv
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+from sklearn.preprocessing import StandardScaler
 from torchmetrics import R2Score
 
 from ssmkit.plugins import find_task
 from ssmkit.train.cli import run_task
-from ssmkit_sensors.tasks import Forecaster, NormalisedMSE, Seq2SeqRegressor
+from ssmkit_sensors import simulator
+from ssmkit_sensors.tasks import Forecaster, NormalisedMSE, Seq2SeqRegressor, original_units, step_table
 
 TASKS = ("seq2seq", "forecast", "classify")
 PLOTS = {"seq2seq": "test_prediction.png", "forecast": "test_forecast.png", "classify": "test_confusion.png"}
+PREDICTED = {"seq2seq": "predictions.csv", "forecast": "forecast.csv", "classify": "predictions.csv"}
 
 
 @pytest.fixture(scope="module", params=TASKS)
@@ -41,6 +46,84 @@ def test_quick_metrics_are_finite(quick_run):
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     values = [float(v) for row in rows for k, v in row.items() if v and k.startswith(("val/", "test/"))]
     assert values and all(torch.isfinite(torch.tensor(values)))
+
+
+@pytest.fixture(scope="module")
+def predicted(quick_run, tmp_path_factory):
+    """`predict` from the quick run's last checkpoint, at most two batches: (task, table, predict CLI)."""
+    task, run_dir, _ = quick_run
+    ckpt = str(run_dir / "checkpoints" / "last.ckpt")
+    args = ["--ckpt_path", ckpt, "--trainer.limit_predict_batches", "2"]
+    cli = run_task("predict", f"sensors.{task}", args, runs_dir=tmp_path_factory.mktemp("runs"), quick=True)
+    table = pd.read_csv(Path(cli.trainer.logger.log_dir) / PREDICTED[task])
+    return task, table, cli
+
+
+def predicted_windows(cli) -> int:
+    return min(len(cli.datamodule.datasets["test"]), 2 * cli.datamodule.batch_size)
+
+
+def test_predict_writes_a_row_per_window_and_step(predicted):
+    task, table, cli = predicted
+    data, windows = cli.datamodule, predicted_windows(cli)
+    if task == "seq2seq":  # window, step, then a prediction and a truth per target / channel
+        per_window, width = data.window // cli.model.target_stride, 2 + 2 * data.d_target
+    elif task == "forecast":
+        per_window, width = data.horizon, 2 + 2 * data.n_channels
+    else:  # window, p_0 .. p_{K-1}, predicted, label
+        per_window, width = 1, data.n_classes + 3
+    assert table.shape == (windows * per_window, width)
+    assert table["window"].tolist() == np.repeat(np.arange(windows), per_window).tolist()
+
+
+def check_seq2seq_in_original_units(table, cli):
+    data, model, k = cli.datamodule, cli.model.eval(), cli.model.target_stride
+    first = table[table["window"] == 0]
+    assert first["step"].tolist() == list(range(k - 1, data.window, k))
+    with torch.no_grad():
+        dense = model(data.datasets["test"][0][0][None])[0, :, 0].numpy()
+    mean, scale = data.target_scaler.mean_[0], data.target_scaler.scale_[0]
+    np.testing.assert_allclose((first["force"] - mean) / scale, dense[k - 1 :: k], rtol=1e-4, atol=1e-4)
+    _, targets = simulator.drifting_sensor(**data.simulator_kwargs)  # the last recording is the test split
+    np.testing.assert_allclose(first["force_true"], targets[-1, k - 1 : data.window : k, 0], rtol=1e-5, atol=1e-5)
+
+
+def check_forecast_in_original_units(table, cli):
+    data = cli.datamodule
+    rows = simulator.ett_like(data.synthetic_rows)[data.channels].to_numpy()
+    test_start = 16 * 30 * 24  # split 'ett': 12 + 4 months of 30 days, hourly rows
+    first = table[table["window"] == 0]
+    assert first["step"].tolist() == list(range(1, data.horizon + 1))
+    truth = first[[f"{c}_true" for c in data.channels]].to_numpy()
+    np.testing.assert_allclose(truth, rows[test_start : test_start + data.horizon], rtol=1e-5, atol=1e-4)
+    with torch.no_grad():
+        forecast = cli.model.eval()(data.datasets["test"][0][0][None])[0].numpy()
+    standardised = (first[data.channels].to_numpy() - data.scaler.mean_) / data.scaler.scale_
+    np.testing.assert_allclose(standardised, forecast, rtol=1e-4, atol=1e-4)
+
+
+def check_classify_probabilities_and_labels(table, cli):
+    probs = table[[f"p_{k}" for k in range(cli.datamodule.n_classes)]].to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert (table["predicted"] == probs.argmax(1)).all()
+    labels = cli.datamodule.datasets["test"].tensors[1][: len(table)].numpy()
+    assert (table["label"] == labels).all()
+
+
+def test_predict_table_holds_the_tasks_values(predicted):
+    task, table, cli = predicted
+    {
+        "seq2seq": check_seq2seq_in_original_units,
+        "forecast": check_forecast_in_original_units,
+        "classify": check_classify_probabilities_and_labels,
+    }[task](table, cli)
+
+
+def test_missing_truth_stays_empty_in_the_predictions():
+    scaler = StandardScaler().fit([[0.0], [2.0]])  # mean 1, scale 1
+    pred, true = original_units(np.zeros((1, 2, 1)), scaler), original_units(np.array([[[np.nan], [1.0]]]), scaler)
+    table = step_table(pred, true, ["y"], np.array([4, 9]))
+    assert table.to_csv(index=False).splitlines() == ["window,step,y,y_true", "0,4,1.0,", "0,9,1.0,2.0"]
 
 
 def test_seq2seq_scores_only_the_chunk_closing_steps():
