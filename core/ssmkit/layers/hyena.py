@@ -84,6 +84,23 @@ class ImplicitFilter(nn.Module):
         return self.ffn(pos).T * window
 
 
+class ExplicitFilter(nn.Module):
+    """Long filters h: (channels, L), one free weight per channel and lag up to `l_max`."""
+
+    def __init__(self, channels: int, l_max: int, init_scale: float = 0.02) -> None:
+        super().__init__()
+        self.l_max = l_max
+        self.weight = nn.Parameter(init_scale * torch.randn(channels, l_max))
+
+    def forward(self, length: int) -> Tensor:
+        if length > self.l_max:
+            raise ValueError(f"sequence length {length} exceeds the filters' l_max={self.l_max}")
+        return self.weight[:, :length]
+
+
+FILTERS = ("implicit", "explicit")
+
+
 @register_mixer("hyena")
 class Hyena(Mixer):
     tiny_kwargs = {"order": 2, "l_max": 32, "filter_order": 8}
@@ -97,15 +114,21 @@ class Hyena(Mixer):
         emb_dim: int = 5,
         short_kernel: int = 3,
         dropout: float = 0.0,
+        filter: str = "implicit",
     ) -> None:
         super().__init__(d_model)
         if order < 1:
             raise ValueError(f"order must be >= 1, got {order}")
+        if filter not in FILTERS:
+            raise ValueError(f"filter must be one of {FILTERS}, got {filter!r}")
         self.order, self.l_max = order, l_max
         width = (order + 1) * d_model
         self.in_proj = nn.Linear(d_model, width)
         self.short_conv = nn.Conv1d(width, width, short_kernel, groups=width)
-        self.filter = ImplicitFilter(order * d_model, l_max, emb_dim, filter_order)
+        if filter == "implicit":
+            self.filter = ImplicitFilter(order * d_model, l_max, emb_dim, filter_order)
+        else:
+            self.filter = ExplicitFilter(order * d_model, l_max)
         self.filter_bias = nn.Parameter(torch.randn(order, d_model))  # skip term b_n of each long conv
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)

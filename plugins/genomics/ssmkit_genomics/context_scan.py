@@ -2,19 +2,27 @@
 
     python -m ssmkit_genomics.context_scan [--contexts 1024 8192 32768] [--steps 24] [--out runs/genomics_scan]
 
-One synthetic genome (`ssmkit_genomics.synthetic`, written to `<out>/synthetic_genome.fa`) whose repeats copy a
-segment from `repeat_gap` bases back. The same model (`genomics.pretrain`, `--d_model`, `--n_layers`) is trained
-at each context length on the same token budget: `steps` steps of `tokens_per_step` tokens (batch
-`tokens_per_step / context`), then evaluated on the same held-out tail of the genome (the last `eval_tokens`
-bases, never trained on) tiled into windows of its context: bits per base over all bases, over the bases inside
-a repeat copy, and over the rest. Writes `context_scan.csv`, `context_scan.md` and `context_scan.png`; each
+One synthetic genome (`ssmkit_genomics.synthetic`, written to `<out>/synthetic_genome.fa`): by default tandem
+arrays with 3,000- and 12,000-base units (each copy predictable from the unit one period back: within reach
+of an 8k context for the first, only of a 32k context for the second), optionally dispersed repeats copied
+from a random distance (`--repeat_rate`). The same model (`genomics.pretrain`, `--mixer`, `--mixer_kwargs`,
+`--d_model`, `--n_layers`) is trained at each context length on the same token budget: `steps` steps of
+`tokens_per_step` tokens (batch `tokens_per_step / context`), then evaluated on the same held-out tail of the
+genome (the last `eval_tokens` bases, never trained on) tiled into windows of its context: bits per base over
+all bases, over the bases outside any copy, and over the copies grouped by how far back their source is (the
+bins the context lengths cut). Writes `context_scan.csv`, `context_scan.md` and `context_scan.png`; each
 training is an ordinary run under `<out>/genomics/pretrain/`.
+
+The default mixer is Hyena with explicit filters: a copy one period back needs a sharp tap at that lag, which
+the implicit (smooth, positional-FFN) filters of HyenaDNA do not learn at this budget (`--mixer_kwargs '{}'`
+for them; dispersed repeats at random distances need a content lookup that no convolution provides).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -85,7 +93,7 @@ def _train_and_evaluate(
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     held_out = cli.datamodule.val_tokens  # the genome's last bases, as token ids
     bits = window_bits(cli.model, held_out, context)  # (n,) for held-out positions 1..n
-    copied = genome.copied[-len(held_out) :][1 : len(bits) + 1]
+    distance = genome.copy_distance[-len(held_out) :][1 : len(bits) + 1]
     return {
         "context": context,
         "batch": batch,
@@ -93,13 +101,32 @@ def _train_and_evaluate(
         "train_tokens": steps * settings.tokens_per_step,
         "eval_tokens": len(bits),
         "bpb": float(bits.mean()),
-        "bpb_repeats": float(bits[copied].mean()) if copied.any() else float("nan"),
-        "bpb_background": float(bits[~copied].mean()),
-        "repeat_fraction": float(copied.mean()),
+        **bits_by_copy_distance(bits, distance, settings.contexts),
         "wall_s": wall,
         "cpu_s": cpu,
         "run": cli.trainer.logger.log_dir,
     }
+
+
+def distance_groups(contexts: tuple[int, ...]) -> dict[str, tuple[int, float]]:
+    """Name -> (lo, hi]: bases outside copies ('no_copy': distance 0) and copies whose source is lo < d <= hi
+    bases back, cut at the context lengths."""
+    edges = [0, *sorted(contexts), math.inf]
+    groups = {"no_copy": (-1, 0)}
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        groups[f"copies_{lo}_{hi}" if hi != math.inf else f"copies_over_{lo}"] = (lo, hi)
+    return groups
+
+
+def bits_by_copy_distance(bits: np.ndarray, distance: np.ndarray, contexts: tuple[int, ...]) -> dict[str, float]:
+    """bits, distance: (n,) -> for each group of `distance_groups`, `share_<g>` (of the bases) and `bpb_<g>`
+    (NaN for an empty group)."""
+    out = {}
+    for name, (lo, hi) in distance_groups(contexts).items():
+        inside = (distance > lo) & (distance <= hi)
+        out[f"share_{name}"] = float(inside.mean())
+        out[f"bpb_{name}"] = float(bits[inside].mean()) if inside.any() else float("nan")
+    return out
 
 
 def window_bits(model: GenomicsLM, tokens: Tensor, context: int) -> np.ndarray:
@@ -121,21 +148,43 @@ def _write(rows: list[dict[str, Any]], out: Path, entropy_rate: float) -> None:
         writer.writeheader()
         writer.writerows(rows)
     (out / "context_scan.md").write_text(markdown(rows, entropy_rate) + "\n")
-    plot_context_scan(rows, entropy_rate, out / "context_scan.png")
+    contexts = [r["context"] for r in rows]
+    series = {"all bases": [r["bpb"] for r in rows]}
+    for g in _shown_groups(rows):
+        series[f"{group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)"] = [r["bpb_" + g] for r in rows]
+    title = f"same token budget per model ({rows[0]['train_tokens']:,} tokens)"
+    plot_context_scan(contexts, series, entropy_rate, out / "context_scan.png", title)
+
+
+def _shown_groups(rows: list[dict[str, Any]]) -> list[str]:
+    """The groups of bases present in the held-out tail."""
+    return [k[len("bpb_") :] for k in rows[0] if k.startswith("bpb_") and rows[0][f"share_{k[4:]}"] > 0]
+
+
+def group_label(name: str) -> str:
+    """'copies_1024_8192' -> 'copies 1,024-8,192 back'; 'no_copy' -> 'no copy'."""
+    if name == "no_copy":
+        return "no copy"
+    bounds = [f"{int(b):,}" for b in name.split("_")[1:] if b != "over"]
+    return f"copies {'-'.join(bounds)} back" if "over" not in name else f"copies > {bounds[0]} back"
 
 
 def markdown(rows: list[dict[str, Any]], entropy_rate: float) -> str:
+    """The scan's table; bpb per group of bases, each group's share of the held-out bases in its header."""
+    groups = _shown_groups(rows)
+    heads = [f"bpb {group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)" for g in groups]
     lines = [
         f"Bits per base on the held-out tail (background entropy rate H* = {entropy_rate:.3f} bits per base).",
         "",
-        "| context | batch | steps | train tokens | bpb | bpb in repeats | bpb elsewhere | wall (s) | CPU (s) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| context | batch | steps | train tokens | bpb | " + " | ".join(heads) + " | wall (s) | CPU (s) |",
+        "| ---: " * (len(groups) + 7) + "|",
     ]
-    lines += [
-        f"| {r['context']:,} | {r['batch']} | {r['steps']} | {r['train_tokens']:,} | {r['bpb']:.4f} | "
-        f"{r['bpb_repeats']:.4f} | {r['bpb_background']:.4f} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |"
-        for r in rows
-    ]
+    for r in rows:
+        parts = " | ".join(f"{r['bpb_' + g]:.4f}" for g in groups)
+        lines.append(
+            f"| {r['context']:,} | {r['batch']} | {r['steps']} | {r['train_tokens']:,} | **{r['bpb']:.4f}** | "
+            f"{parts} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -144,11 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contexts", type=int, nargs="+", default=[1024, 8192, 32768])
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--tokens_per_step", type=int, default=32768)
-    parser.add_argument("--eval_tokens", type=int, default=131072, help="held-out bases evaluated (all contexts)")
+    parser.add_argument("--eval_tokens", type=int, default=262144, help="held-out bases evaluated (all contexts)")
     parser.add_argument("--genome_length", type=int, default=2_000_000)
+    parser.add_argument("--tandem_periods", type=int, nargs="*", default=[3000, 12000], help="array unit lengths")
+    parser.add_argument("--tandem_rate", type=float, default=0.1, help="tandem arrays per kilobase")
+    parser.add_argument("--tandem_copies", type=int, nargs=2, default=[3, 4], help="min and max units per array")
+    parser.add_argument("--tandem_mutation", type=float, default=0.01, help="substitutions per base per copy")
     parser.add_argument("--repeat_gap", type=int, nargs=2, default=[300, 24000], help="min and max repeat distance")
-    parser.add_argument("--repeat_rate", type=float, default=2.0, help="repeat copies per kilobase")
+    parser.add_argument("--repeat_rate", type=float, default=0.0, help="dispersed repeat copies per kilobase")
     parser.add_argument("--repeat_len", type=int, default=128)
+    parser.add_argument("--mixer", default="hyena")
+    parser.add_argument("--mixer_kwargs", type=json.loads, default={"filter": "explicit"}, help="JSON")
     parser.add_argument("--d_model", type=int, default=64)
     parser.add_argument("--n_layers", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -161,9 +216,20 @@ def main(argv: list[str] | None = None) -> int:
         repeat_len=args.repeat_len,
         repeat_gap=tuple(args.repeat_gap),
         repeat_rate=args.repeat_rate,
+        tandem_periods=tuple(args.tandem_periods),
+        tandem_rate=args.tandem_rate,
+        tandem_copies=tuple(args.tandem_copies),
+        tandem_mutation=args.tandem_mutation,
         seed=args.seed,
     )
-    model = {"d_model": args.d_model, "n_layers": args.n_layers, "lr": args.lr, "warmup_steps": args.warmup_steps}
+    model = {
+        "mixer": args.mixer,
+        "mixer_kwargs": json.dumps(args.mixer_kwargs),
+        "d_model": args.d_model,
+        "n_layers": args.n_layers,
+        "lr": args.lr,
+        "warmup_steps": args.warmup_steps,
+    }
     settings = ScanSettings(tuple(args.contexts), args.steps, args.tokens_per_step, args.eval_tokens, model)
     args.out.mkdir(parents=True, exist_ok=True)
     rows = scan(args.out, genome, settings)

@@ -36,18 +36,20 @@ def plot_confusion(matrix: np.ndarray, out: Path, title: str = "") -> Path:
     return _save(fig, out)
 
 
-def plot_context_scan(rows: list[dict[str, Any]], entropy_rate: float, out: Path) -> Path:
-    """Held-out bits per base (all bases, inside repeats, elsewhere) against each model's context length."""
-    contexts = [r["context"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for key, label in (("bpb", "all bases"), ("bpb_repeats", "inside repeat copies"), ("bpb_background", "elsewhere")):
-        ax.plot(contexts, [r[key] for r in rows], marker="o", label=label)
+def plot_context_scan(
+    contexts: list[int], series: dict[str, list[float]], entropy_rate: float, out: Path, title: str = ""
+) -> Path:
+    """Held-out bits per base of each group of bases (`series`: label -> one value per context) against the
+    models' context lengths."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for label, values in series.items():
+        ax.plot(contexts, values, marker="o", label=label, linewidth=2.5 if label == "all bases" else 1.5)
     ax.axhline(entropy_rate, color="grey", linestyle="--", linewidth=1, label=f"background H* = {entropy_rate:.3f}")
     ax.set(xscale="log", xticks=contexts, xlabel="context length (trained and evaluated)", ylabel="bits per base")
     ax.set_xticklabels([f"{c:,}" for c in contexts])
-    ax.set_title(f"same token budget per model ({rows[0]['train_tokens']:,} tokens)")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     return _save(fig, out)
 
 

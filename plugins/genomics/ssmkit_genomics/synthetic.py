@@ -6,8 +6,14 @@ H* (bits per base) is computed exactly, so a model's bits per base can be read a
 `synthetic_genome` plants, over the background,
 - motifs: `n_motifs` fixed k-mers, each inserted (forward or reverse-complemented) about `motif_rate`
   times per kilobase;
-- long repeats: a `repeat_len` segment copied from `repeat_gap` = (min, max) bases earlier. After its first
-  few bases a copy is predictable only by a model that sees back `repeat_gap` bases; `copied` marks it.
+- long repeats: a `repeat_len` segment copied from `repeat_gap` = (min, max) bases earlier, at a random
+  distance each time (dispersed duplications);
+- tandem arrays (off by default): a unit of one of `tandem_periods` bases followed by `tandem_copies` - 1
+  copies of it end to end, each copy a copy of the one before with a `tandem_mutation` rate of point
+  substitutions (macrosatellites such as D4Z4, 3.3 kb units, or the 43 kb rDNA units). The distance to the
+  source is always the period, so a convolution with a tap at that lag can learn to copy.
+After its first few bases a copy is predictable only by a model that sees back to its source;
+`copy_distance` says how far back that is (0 outside copies), `copied` marks the copies.
 
 `synthetic_classification` makes labelled sequences that need order over a long range (Nguyen et al.'s
 proposal for a CPU-scale HyenaDNA check): each holds motif A and the reverse complement of motif B;
@@ -64,8 +70,13 @@ class MarkovChain:
 @dataclass
 class SyntheticGenome:
     sequence: str
-    copied: np.ndarray  # (L,) bool: positions inside a long repeat (a copy of earlier sequence)
+    copy_distance: np.ndarray  # (L,) int: how far back the source of a repeat copy is; 0 outside copies
     entropy_rate: float  # bits per base of the Markov background
+
+    @property
+    def copied(self) -> np.ndarray:
+        """(L,) bool: positions inside a repeat copy."""
+        return self.copy_distance > 0
 
 
 def synthetic_genome(
@@ -77,11 +88,16 @@ def synthetic_genome(
     repeat_len: int = 64,
     repeat_gap: tuple[int, int] = (300, 3000),
     repeat_rate: float = 1.0,
+    tandem_periods: tuple[int, ...] = (),
+    tandem_rate: float = 0.0,
+    tandem_copies: tuple[int, int] = (2, 4),
+    tandem_mutation: float = 0.01,
     seed: int = 0,
 ) -> SyntheticGenome:
-    """A genome of `length` bases; motif and repeat rates are per kilobase."""
-    if length < 4 * repeat_gap[1]:
-        raise ValueError(f"length={length} is too short for repeats up to {repeat_gap[1]} bases back")
+    """A genome of `length` bases; motif, repeat and tandem-array rates are per kilobase."""
+    longest = max([repeat_gap[1], *(tandem_copies[1] * p for p in tandem_periods)])
+    if length < 4 * longest:
+        raise ValueError(f"length={length} is too short for repeats or arrays reaching {longest} bases")
     rng = np.random.default_rng(seed)
     chain = MarkovChain.random(order, rng)
     chunk = 4096
@@ -90,15 +106,48 @@ def synthetic_genome(
     for pos in _positions(length - motif_len, motif_rate, rng):
         motif = motifs[rng.integers(n_motifs)]
         genome[pos : pos + motif_len] = _RC[motif[::-1]] if rng.random() < 0.5 else motif
-    copied = np.zeros(length, dtype=bool)
-    end = 0  # copies do not overlap or touch, so each stays an exact copy
+    distance = np.zeros(length, dtype=np.int64)
+    if tandem_periods:
+        _plant_tandem_arrays(genome, distance, tandem_periods, tandem_rate, tandem_copies, tandem_mutation, rng)
+    in_array = distance > 0
+    end = 0  # copies do not overlap or touch each other or an array, so each stays an exact copy
     for pos in _positions(length - repeat_len, repeat_rate, rng):
         gap = int(rng.integers(repeat_gap[0], repeat_gap[1] + 1))
-        if pos >= gap and pos > end:
+        if pos >= gap and pos > end and not in_array[max(pos - 1, 0) : pos + repeat_len + 1].any():
             genome[pos : pos + repeat_len] = genome[pos - gap : pos - gap + repeat_len]
-            copied[pos : pos + repeat_len] = True
+            distance[pos : pos + repeat_len] = gap
             end = pos + repeat_len
-    return SyntheticGenome("".join(BASES[genome]), copied, chain.entropy_rate())
+    return SyntheticGenome("".join(BASES[genome]), distance, chain.entropy_rate())
+
+
+def _plant_tandem_arrays(
+    genome: np.ndarray,
+    distance: np.ndarray,
+    periods: tuple[int, ...],
+    rate_per_kb: float,
+    copies: tuple[int, int],
+    mutation: float,
+    rng: np.random.Generator,
+) -> None:
+    """In place: arrays of `copies` units of one of `periods` bases, each copy the one before with point
+    substitutions at rate `mutation`; arrays do not overlap. A period is drawn with probability inversely
+    proportional to its length, so each covers about the same share of the genome. Marks the copies'
+    distance (the period)."""
+    weights = 1 / np.asarray(periods, dtype=float)
+    end = 0
+    for pos in _positions(len(genome), rate_per_kb, rng):
+        period = int(rng.choice(periods, p=weights / weights.sum()))
+        n_copies = int(rng.integers(copies[0], copies[1] + 1))
+        stop = pos + n_copies * period
+        if pos <= end or stop > len(genome):
+            continue
+        for start in range(pos + period, stop, period):
+            unit = genome[start - period : start].copy()
+            hits = rng.random(period) < mutation
+            unit[hits] = rng.integers(0, 4, size=int(hits.sum()))
+            genome[start : start + period] = unit
+            distance[start : start + period] = period
+        end = stop
 
 
 def synthetic_classification(

@@ -114,6 +114,26 @@ class TestHyenaOrder3(MixerContract):
     kwargs = {"order": 3, "l_max": 16, "filter_order": 4, "emb_dim": 3, "short_kernel": 2}
 
 
+class TestHyenaExplicitFilter(MixerContract):
+    name = "hyena"
+    kwargs = {"order": 2, "l_max": 32, "filter": "explicit"}
+
+    def test_a_tap_at_one_lag_copies_the_input_from_that_far_back(self):
+        mixer = self.make(order=1)
+        with torch.no_grad():
+            mixer.filter.weight.zero_()
+            mixer.filter.weight[:, 9] = 1.0  # h(t) = delta(t - 9)
+            mixer.filter_bias.zero_()
+        x = self.inputs()
+        v, gate = mixer._projections(x)
+        expected = mixer.out_proj((gate[..., 9:] * v[..., :-9]).transpose(1, 2))
+        torch.testing.assert_close(mixer(x)[:, 9:], expected)
+
+    def test_unknown_filter_is_named(self):
+        with pytest.raises(ValueError, match="filter must be one of"):
+            self.make(filter="fno")
+
+
 class TestLongConv(MixerContract):
     name = "long_conv"
 

@@ -19,9 +19,27 @@ def test_genome_has_long_repeats_and_a_known_entropy_rate():
     assert synthetic_genome(40_000, seed=1).sequence == synthetic_genome(40_000, seed=1).sequence
 
 
+def test_tandem_arrays_copy_the_unit_before_at_the_period():
+    g = synthetic_genome(
+        60_000, repeat_rate=0.5, tandem_periods=(500, 2000), tandem_rate=0.5, tandem_mutation=0.02, seed=2
+    )
+    seq = np.frombuffer(g.sequence.encode(), dtype=np.uint8)
+    d = g.copy_distance
+    for period in (500, 2000):
+        copies = np.flatnonzero(d == period)
+        assert len(copies) >= 2 * period  # each period covers a share (drawn by inverse length)
+        same = seq[copies] == seq[copies - period]
+        assert 0.97 < same.mean() < 0.995  # 2% substitutions, a quarter of which redraw the same base
+    dispersed = np.flatnonzero((d > 0) & (d != 500) & (d != 2000))
+    assert len(dispersed) and (seq[dispersed] == seq[dispersed - d[dispersed]]).all()  # exact, never in arrays
+    assert np.array_equal(g.copied, d > 0)
+
+
 def test_genome_too_short_for_its_repeats():
     with pytest.raises(ValueError, match="too short"):
         synthetic_genome(1000, repeat_gap=(300, 3000))
+    with pytest.raises(ValueError, match="reaching 16000 bases"):
+        synthetic_genome(50_000, tandem_periods=(4000,), tandem_rate=0.1, tandem_copies=(2, 4))
 
 
 def test_markov_entropy_rate_matches_a_uniform_chain():
