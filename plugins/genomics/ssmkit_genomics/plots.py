@@ -4,7 +4,6 @@ context scan's bits per base against the trained context length."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
