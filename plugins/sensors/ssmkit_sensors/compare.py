@@ -6,15 +6,17 @@ config, the named overlay, the flags below), then tested with its best-validatio
     python -m ssmkit_sensors.compare air_quality --root .../AirQualityUCI_2004.csv
     python -m ssmkit_sensors.compare activity --root .../sp_sw_har     (or .../basicmotions)
 
-Common flags: --models (a subset of the experiment's), --epochs, --out (runs and results; default
-runs/compare). Each finished row is appended to `<out>/<experiment>.jsonl`; the markdown table is printed
-and written to `<out>/<experiment>.md`.
+Common flags: --models (a subset of the experiment's), --epochs, --seeds (each model trained once per seed;
+the table gives mean +- standard deviation over seeds), --out (runs and results; default runs/compare).
+Each finished run is appended to `<out>/<experiment>.jsonl`; the markdown table is printed and written to
+`<out>/<experiment>.md`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -81,12 +83,25 @@ def rows(experiment: str, root: str | None, models: list[str], horizons: list[in
     ]
 
 
-def markdown(results: list[dict], metrics: tuple[str, ...]) -> str:
+def summary(label: str, runs: list[dict], metrics: tuple[str, ...]) -> dict:
+    """One row from a model's runs (one per seed): each metric's mean and standard deviation, mean seconds."""
+    row = {"model": label, "seeds": [r["seed"] for r in runs], "params": runs[0]["params"]}
+    for key in (*metrics, "seconds"):
+        values = [r[key] for r in runs]
+        row[key], row[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
+    return row
+
+
+def markdown(rows: list[dict], metrics: tuple[str, ...]) -> str:
+    """The table: mean (+- standard deviation over seeds, when more than one) of each metric."""
     head = "| model | " + " | ".join(metrics) + " | parameters | train + test seconds |"
     lines = [head, "|" + " --- |" * (len(metrics) + 3)]
-    for r in results:
-        values = " | ".join(f"{r[m]:.4f}" for m in metrics)
+    for r in rows:
+        spread = len(r["seeds"]) > 1
+        values = " | ".join(f"{r[m]:.4f}" + (f" ± {r[m + '_std']:.4f}" if spread else "") for m in metrics)
         lines.append(f"| {r['model']} | {values} | {r['params']:,} | {r['seconds']:.0f} |")
+    if len(rows[0]["seeds"]) > 1:
+        lines.append(f"\nMean ± standard deviation over seeds {rows[0]['seeds']}.")
     return "\n".join(lines)
 
 
@@ -97,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", help="a subset of the experiment's models")
     parser.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
     parser.add_argument("--epochs", type=int, help="trainer.max_epochs for every run (default: the config's)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed and model")
     parser.add_argument("--out", default="runs/compare")
     opts = parser.parse_args(argv)
     task, _, table, metrics = EXPERIMENTS[opts.experiment]
@@ -109,10 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     extra = ["--trainer.max_epochs", str(opts.epochs)] if opts.epochs else []
     results = []
     for label, args in rows(opts.experiment, opts.root, models, opts.horizons):
-        result = {"model": label, **fit_and_test(f"sensors.{task}", [*args, *extra], out / opts.experiment)}
-        results.append(result)
-        with open(out / f"{opts.experiment}.jsonl", "a") as f:
-            f.write(json.dumps(result) + "\n")
+        runs = []
+        for seed in opts.seeds:
+            flags = [*args, *extra, "--seed_everything", str(seed)]
+            runs.append({"model": label, "seed": seed, **fit_and_test(f"sensors.{task}", flags, out / opts.experiment)})
+            with open(out / f"{opts.experiment}.jsonl", "a") as f:
+                f.write(json.dumps(runs[-1]) + "\n")
+        results.append(summary(label, runs, metrics))
     table_md = markdown(results, metrics)
     (out / f"{opts.experiment}.md").write_text(table_md + "\n")
     print(table_md)
