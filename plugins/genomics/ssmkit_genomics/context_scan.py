@@ -56,7 +56,8 @@ class ScanSettings:
 
 
 def scan(out: Path, genome: SyntheticGenome, settings: ScanSettings) -> list[dict[str, Any]]:
-    """Train and evaluate one model per context; returns one row per context (also written as CSV)."""
+    """Train one model per context, evaluate each with windows of its own context and of every shorter one;
+    returns one row per (model, evaluation window), also written as CSV."""
     if settings.tokens_per_step % max(settings.contexts):
         raise ValueError(
             f"tokens_per_step={settings.tokens_per_step} must be a multiple of every context, got {settings.contexts}"
@@ -65,14 +66,14 @@ def scan(out: Path, genome: SyntheticGenome, settings: ScanSettings) -> list[dic
         raise ValueError(f"eval_tokens={settings.eval_tokens} must lie in [the longest context, half the genome)")
     fasta = out / "synthetic_genome.fa"
     SeqIO.write([SeqRecord(Seq(genome.sequence), id="synthetic_genome", description="")], fasta, "fasta")
-    rows = [_train_and_evaluate(out, fasta, genome, context, settings) for context in settings.contexts]
+    rows = [row for context in settings.contexts for row in _train_and_evaluate(out, fasta, genome, context, settings)]
     _write(rows, out, genome.entropy_rate)
     return rows
 
 
 def _train_and_evaluate(
     out: Path, fasta: Path, genome: SyntheticGenome, context: int, settings: ScanSettings
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
     batch, steps = settings.tokens_per_step // context, settings.steps
     args = {
         "data.root": fasta,
@@ -92,20 +93,26 @@ def _train_and_evaluate(
     cli = run_task("fit", "genomics.pretrain", [x for k, v in args.items() for x in (f"--{k}", str(v))], runs_dir=out)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     held_out = cli.datamodule.val_tokens  # the genome's last bases, as token ids
-    bits = window_bits(cli.model, held_out, context)  # (n,) for held-out positions 1..n
-    distance = genome.copy_distance[-len(held_out) :][1 : len(bits) + 1]
-    return {
-        "context": context,
-        "batch": batch,
-        "steps": steps,
-        "train_tokens": steps * settings.tokens_per_step,
-        "eval_tokens": len(bits),
-        "bpb": float(bits.mean()),
-        **bits_by_copy_distance(bits, distance, settings.contexts),
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "run": cli.trainer.logger.log_dir,
-    }
+    rows = []
+    for window in [c for c in settings.contexts if c <= context]:
+        bits = window_bits(cli.model, held_out, window)  # (n,) for held-out positions 1..n
+        distance = genome.copy_distance[-len(held_out) :][1 : len(bits) + 1]
+        rows.append(
+            {
+                "context": context,
+                "eval_window": window,
+                "batch": batch,
+                "steps": steps,
+                "train_tokens": steps * settings.tokens_per_step,
+                "eval_tokens": len(bits),
+                "bpb": float(bits.mean()),
+                **bits_by_copy_distance(bits, distance, settings.contexts),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "run": cli.trainer.logger.log_dir,
+            }
+        )
+    return rows
 
 
 def distance_groups(contexts: tuple[int, ...]) -> dict[str, tuple[int, float]]:
@@ -148,12 +155,26 @@ def _write(rows: list[dict[str, Any]], out: Path, entropy_rate: float) -> None:
         writer.writeheader()
         writer.writerows(rows)
     (out / "context_scan.md").write_text(markdown(rows, entropy_rate) + "\n")
-    contexts = [r["context"] for r in rows]
-    series = {"all bases": [r["bpb"] for r in rows]}
+    own, longest = _own_windows(rows), _longest_model(rows)
+    contexts = [r["context"] for r in own]
+    series = {"all bases": [r["bpb"] for r in own]}
     for g in _shown_groups(rows):
-        series[f"{group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)"] = [r["bpb_" + g] for r in rows]
-    title = f"same token budget per model ({rows[0]['train_tokens']:,} tokens)"
+        series[f"{group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)"] = [r["bpb_" + g] for r in own]
+    if len(longest) > 1:
+        label = f"all bases, the {longest[-1]['context']:,} model on windows of that length"
+        series[label] = [next(r["bpb"] for r in longest if r["eval_window"] == c) for c in contexts]
+    title = f"one model per context, same token budget ({rows[0]['train_tokens']:,} tokens each)"
     plot_context_scan(contexts, series, entropy_rate, out / "context_scan.png", title)
+
+
+def _own_windows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each model evaluated on windows of the context it was trained at."""
+    return [r for r in rows if r["eval_window"] == r["context"]]
+
+
+def _longest_model(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The longest-context model on every evaluation window, shortest first."""
+    return [r for r in rows if r["context"] == max(r["context"] for r in rows)]
 
 
 def _shown_groups(rows: list[dict[str, Any]]) -> list[str]:
@@ -170,21 +191,29 @@ def group_label(name: str) -> str:
 
 
 def markdown(rows: list[dict[str, Any]], entropy_rate: float) -> str:
-    """The scan's table; bpb per group of bases, each group's share of the held-out bases in its header."""
+    """The scan's tables (each model on its own context; the longest model on shorter windows); bpb per
+    group of bases, each group's share of the held-out bases in its header."""
     groups = _shown_groups(rows)
-    heads = [f"bpb {group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)" for g in groups]
+    heads = " | ".join(f"bpb {group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)" for g in groups)
     lines = [
         f"Bits per base on the held-out tail (background entropy rate H* = {entropy_rate:.3f} bits per base).",
         "",
-        "| context | batch | steps | train tokens | bpb | " + " | ".join(heads) + " | wall (s) | CPU (s) |",
+        f"| context | batch | steps | train tokens | bpb | {heads} | wall (s) | CPU (s) |",
         "| ---: " * (len(groups) + 7) + "|",
     ]
-    for r in rows:
+    for r in _own_windows(rows):
         parts = " | ".join(f"{r['bpb_' + g]:.4f}" for g in groups)
         lines.append(
             f"| {r['context']:,} | {r['batch']} | {r['steps']} | {r['train_tokens']:,} | **{r['bpb']:.4f}** | "
             f"{parts} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |"
         )
+    longest = _longest_model(rows)
+    if len(longest) > 1:
+        lines += ["", f"The {longest[-1]['context']:,}-context model evaluated on windows of each length:", ""]
+        lines += [f"| window | bpb | {heads} |", "| ---: " * (len(groups) + 2) + "|"]
+        for r in longest:
+            parts = " | ".join(f"{r['bpb_' + g]:.4f}" for g in groups)
+            lines.append(f"| {r['eval_window']:,} | **{r['bpb']:.4f}** | {parts} |")
     return "\n".join(lines)
 
 

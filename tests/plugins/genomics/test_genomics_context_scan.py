@@ -18,8 +18,9 @@ TINY += ["--contexts", "64", "256", "--steps", "3", "--tokens_per_step", "512", 
 def test_tiny_scan_writes_csv_table_and_plot(tmp_path, capsys):
     assert main([*TINY, "--out", str(tmp_path)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "context_scan.csv")))
-    assert [int(r["context"]) for r in rows] == [64, 256] and [int(r["batch"]) for r in rows] == [8, 2]
-    assert {int(r["train_tokens"]) for r in rows} == {3 * 512} and {int(r["eval_tokens"]) for r in rows} == {2048}
+    assert [(int(r["context"]), int(r["eval_window"])) for r in rows] == [(64, 64), (256, 64), (256, 256)]
+    assert [int(r["batch"]) for r in rows] == [8, 2, 2] and {int(r["train_tokens"]) for r in rows} == {3 * 512}
+    assert [int(r["eval_tokens"]) for r in rows] == [2048, 2048, 2048]
     groups = ("no_copy", "copies_0_64", "copies_64_256", "copies_over_256")
     for r in rows:
         shares = {g: float(r[f"share_{g}"]) for g in groups}
@@ -32,6 +33,7 @@ def test_tiny_scan_writes_csv_table_and_plot(tmp_path, capsys):
     assert len(list((tmp_path / "genomics" / "pretrain").iterdir())) == 2
     out = capsys.readouterr().out
     assert "| 256 | 2 | 3 |" in out and "bpb copies > 256 back (" in out and "copies 0-64" not in out
+    assert "The 256-context model evaluated on windows of each length" in out and "\n| 64 | **" in out
 
 
 def test_copies_are_grouped_by_how_far_back_their_source_is():
