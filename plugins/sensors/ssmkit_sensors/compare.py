@@ -7,7 +7,8 @@ config, the named overlay, the flags below), then tested with its best-validatio
     python -m ssmkit_sensors.compare activity --root .../sp_sw_har     (or .../basicmotions)
 
 Common flags: --models (a subset of the experiment's), --epochs, --seeds (each model trained once per seed;
-the table gives mean +- standard deviation over seeds), --out (runs and results; default runs/compare).
+the table gives mean +- standard deviation over seeds), --overrides (more `ssmkit fit` flags for every run,
+one quoted string, e.g. "--model.low_mixer s4d"), --out (runs and results; default runs/compare).
 Each finished run is appended to `<out>/<experiment>.jsonl`; the markdown table is printed and written to
 `<out>/<experiment>.md`.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import time
 from pathlib import Path
@@ -45,8 +47,10 @@ def fit_and_test(spec: str, args: list[str], runs_dir: Path) -> dict[str, float]
     """Train with `ssmkit fit` settings, test the best-validation checkpoint: test metrics, seconds, params."""
     start = time.perf_counter()
     cli = run_task("fit", spec, args, runs_dir=runs_dir)
+    best_val = float(cli.trainer.checkpoint_callback.best_model_score)
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
     out = {k: float(v) for k, v in results.items()}
+    out["val_best"] = best_val  # the monitored validation metric of the tested checkpoint
     out["seconds"] = time.perf_counter() - start
     out["params"] = sum(p.numel() for p in cli.model.parameters())
     out["run"] = cli.trainer.logger.log_dir
@@ -86,7 +90,7 @@ def rows(experiment: str, root: str | None, models: list[str], horizons: list[in
 def summary(label: str, runs: list[dict], metrics: tuple[str, ...]) -> dict:
     """One row from a model's runs (one per seed): each metric's mean and standard deviation, mean seconds."""
     row = {"model": label, "seeds": [r["seed"] for r in runs], "params": runs[0]["params"]}
-    for key in (*metrics, "seconds"):
+    for key in (*metrics, "val_best", "seconds"):
         values = [r[key] for r in runs]
         row[key], row[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
     return row
@@ -94,11 +98,12 @@ def summary(label: str, runs: list[dict], metrics: tuple[str, ...]) -> dict:
 
 def markdown(rows: list[dict], metrics: tuple[str, ...]) -> str:
     """The table: mean (+- standard deviation over seeds, when more than one) of each metric."""
-    head = "| model | " + " | ".join(metrics) + " | parameters | train + test seconds |"
-    lines = [head, "|" + " --- |" * (len(metrics) + 3)]
+    shown = (*metrics, "val_best")
+    head = "| model | " + " | ".join(metrics) + " | best validation | parameters | train + test seconds |"
+    lines = [head, "|" + " --- |" * (len(shown) + 3)]
     for r in rows:
         spread = len(r["seeds"]) > 1
-        values = " | ".join(f"{r[m]:.4f}" + (f" ± {r[m + '_std']:.4f}" if spread else "") for m in metrics)
+        values = " | ".join(f"{r[m]:.4f}" + (f" ± {r[m + '_std']:.4f}" if spread else "") for m in shown)
         lines.append(f"| {r['model']} | {values} | {r['params']:,} | {r['seconds']:.0f} |")
     if len(rows[0]["seeds"]) > 1:
         lines.append(f"\nMean ± standard deviation over seeds {rows[0]['seeds']}.")
@@ -113,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--horizons", nargs="+", type=int, default=[96, 192, 336, 720])
     parser.add_argument("--epochs", type=int, help="trainer.max_epochs for every run (default: the config's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed and model")
+    parser.add_argument("--overrides", default="", help="more ssmkit fit flags for every run, one quoted string")
     parser.add_argument("--out", default="runs/compare")
     opts = parser.parse_args(argv)
     task, _, table, metrics = EXPERIMENTS[opts.experiment]
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--trainer.max_epochs", str(opts.epochs)] if opts.epochs else []
+    extra += shlex.split(opts.overrides)
     results = []
     for label, args in rows(opts.experiment, opts.root, models, opts.horizons):
         runs = []

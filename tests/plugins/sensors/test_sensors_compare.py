@@ -26,11 +26,12 @@ def test_activity_picks_the_overlay_that_fits_the_folder(tmp_path):
 
 
 def test_markdown_table_and_unknown_models():
-    run = {"model": "hiss", "seed": 0, "test/mse": 0.12345, "params": 1234, "seconds": 9.6}
+    run = {"model": "hiss", "seed": 0, "test/mse": 0.12345, "val_best": 0.1, "params": 1234, "seconds": 9.6}
     table = markdown([summary("hiss", [run], ("test/mse",))], ("test/mse",))
-    assert table.splitlines()[2] == "| hiss | 0.1235 | 1,234 | 10 |"
-    runs = [run, {**run, "seed": 1, "test/mse": 0.2, "seconds": 20.4}]
+    assert table.splitlines()[2] == "| hiss | 0.1235 | 0.1000 | 1,234 | 10 |"
+    runs = [run, {**run, "seed": 1, "test/mse": 0.2, "val_best": 0.3, "seconds": 20.4}]
     table = markdown([summary("hiss", runs, ("test/mse",))], ("test/mse",))
-    assert table.splitlines()[2] == "| hiss | 0.1617 ± 0.0383 | 1,234 | 15 |" and "seeds [0, 1]" in table
+    assert table.splitlines()[2] == "| hiss | 0.1617 ± 0.0383 | 0.2000 ± 0.1000 | 1,234 | 15 |"
+    assert "seeds [0, 1]" in table
     with pytest.raises(SystemExit):
         main(["simulator", "--models", "gru"])
