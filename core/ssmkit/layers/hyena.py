@@ -85,17 +85,21 @@ class ImplicitFilter(nn.Module):
 
 
 class ExplicitFilter(nn.Module):
-    """Long filters h: (channels, L), one free weight per channel and lag up to `l_max`."""
+    """Long filters h: (channels, L), one free weight per channel and lag up to `l_max`, soft-thresholded
+    by `squash` (Fu et al., 2023: h = sign(w) max(|w| - squash, 0)). Without it Adam moves every one of the
+    l_max weights by about the learning rate each step whatever its gradient, and at 8k+ lags that noise
+    drowns the few taps that matter (measured: no copying learned at 8k context in 300 steps)."""
 
-    def __init__(self, channels: int, l_max: int, init_scale: float = 0.02) -> None:
+    def __init__(self, channels: int, l_max: int, init_scale: float = 0.01, squash: float = 2e-3) -> None:
         super().__init__()
-        self.l_max = l_max
+        self.l_max, self.squash = l_max, squash
         self.weight = nn.Parameter(init_scale * torch.randn(channels, l_max))
 
     def forward(self, length: int) -> Tensor:
         if length > self.l_max:
             raise ValueError(f"sequence length {length} exceeds the filters' l_max={self.l_max}")
-        return self.weight[:, :length]
+        w = self.weight[:, :length]
+        return torch.sign(w) * torch.relu(w.abs() - self.squash) if self.squash else w
 
 
 FILTERS = ("implicit", "explicit")
@@ -115,6 +119,7 @@ class Hyena(Mixer):
         short_kernel: int = 3,
         dropout: float = 0.0,
         filter: str = "implicit",
+        filter_squash: float = 2e-3,
     ) -> None:
         super().__init__(d_model)
         if order < 1:
@@ -128,7 +133,7 @@ class Hyena(Mixer):
         if filter == "implicit":
             self.filter = ImplicitFilter(order * d_model, l_max, emb_dim, filter_order)
         else:
-            self.filter = ExplicitFilter(order * d_model, l_max)
+            self.filter = ExplicitFilter(order * d_model, l_max, squash=filter_squash)
         self.filter_bias = nn.Parameter(torch.randn(order, d_model))  # skip term b_n of each long conv
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)

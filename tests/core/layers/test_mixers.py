@@ -119,7 +119,7 @@ class TestHyenaExplicitFilter(MixerContract):
     kwargs = {"order": 2, "l_max": 32, "filter": "explicit"}
 
     def test_a_tap_at_one_lag_copies_the_input_from_that_far_back(self):
-        mixer = self.make(order=1)
+        mixer = self.make(order=1, filter_squash=0.0)
         with torch.no_grad():
             mixer.filter.weight.zero_()
             mixer.filter.weight[:, 9] = 1.0  # h(t) = delta(t - 9)
@@ -128,6 +128,15 @@ class TestHyenaExplicitFilter(MixerContract):
         v, gate = mixer._projections(x)
         expected = mixer.out_proj((gate[..., 9:] * v[..., :-9]).transpose(1, 2))
         torch.testing.assert_close(mixer(x)[:, 9:], expected)
+
+    def test_squash_soft_thresholds_the_taps(self):
+        mixer = self.make(filter_squash=0.1)
+        with torch.no_grad():
+            mixer.filter.weight.copy_(
+                torch.linspace(-0.3, 0.3, mixer.filter.weight.numel()).view_as(mixer.filter.weight)
+            )
+        w, h = mixer.filter.weight, mixer.filter(32)
+        torch.testing.assert_close(h, torch.where(w.abs() <= 0.1, 0.0, w - 0.1 * w.sign()))
 
     def test_unknown_filter_is_named(self):
         with pytest.raises(ValueError, match="filter must be one of"):
