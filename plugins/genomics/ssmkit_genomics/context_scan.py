@@ -160,11 +160,12 @@ def _write(rows: list[dict[str, Any]], out: Path, entropy_rate: float) -> None:
     series = {"all bases": [r["bpb"] for r in own]}
     for g in _shown_groups(rows):
         series[f"{group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)"] = [r["bpb_" + g] for r in own]
+    dashed = ()
     if len(longest) > 1:
-        label = f"all bases, the {longest[-1]['context']:,} model on windows of that length"
-        series[label] = [next(r["bpb"] for r in longest if r["eval_window"] == c) for c in contexts]
+        dashed = (f"all bases, the {longest[-1]['context']:,} model on windows of that length",)
+        series[dashed[0]] = [next(r["bpb"] for r in longest if r["eval_window"] == c) for c in contexts]
     title = f"one model per context, same token budget ({rows[0]['train_tokens']:,} tokens each)"
-    plot_context_scan(contexts, series, entropy_rate, out / "context_scan.png", title)
+    plot_context_scan(contexts, series, entropy_rate, out / "context_scan.png", title, dashed)
 
 
 def _own_windows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

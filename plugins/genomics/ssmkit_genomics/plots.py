@@ -36,13 +36,19 @@ def plot_confusion(matrix: np.ndarray, out: Path, title: str = "") -> Path:
 
 
 def plot_context_scan(
-    contexts: list[int], series: dict[str, list[float]], entropy_rate: float, out: Path, title: str = ""
+    contexts: list[int],
+    series: dict[str, list[float]],
+    entropy_rate: float,
+    out: Path,
+    title: str = "",
+    dashed: tuple[str, ...] = (),
 ) -> Path:
     """Held-out bits per base of each group of bases (`series`: label -> one value per context) against the
-    models' context lengths."""
+    models' context lengths; the series named in `dashed` are drawn dashed."""
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for label, values in series.items():
-        ax.plot(contexts, values, marker="o", label=label, linewidth=2.5 if label == "all bases" else 1.5)
+        style = {"linewidth": 2.5 if label == "all bases" else 1.5, "linestyle": "--" if label in dashed else "-"}
+        ax.plot(contexts, values, marker="o", label=label, **style)
     ax.axhline(entropy_rate, color="grey", linestyle="--", linewidth=1, label=f"background H* = {entropy_rate:.3f}")
     ax.set(xscale="log", xticks=contexts, xlabel="context length (trained and evaluated)", ylabel="bits per base")
     ax.set_xticklabels([f"{c:,}" for c in contexts])
