@@ -34,6 +34,7 @@ class TaskModule(L.LightningModule):
         hybrid: dict[str, list[int]] | None = None,
         hybrid_kwargs: dict[str, dict[str, Any]] | None = None,
         bidirectional: bool = False,
+        final_norm: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 0.1,
         warmup_steps: int = 100,
@@ -51,6 +52,7 @@ class TaskModule(L.LightningModule):
             "hybrid": hybrid,
             "hybrid_kwargs": hybrid_kwargs,
             "bidirectional": bidirectional,
+            "final_norm": final_norm,
         }
         self.optim_config = {
             "lr": lr,

@@ -52,7 +52,17 @@ from ssmkit_genomics.tokenizer import PAD, VOCAB_SIZE, decode
 
 Tensor = torch.Tensor
 # backbone settings that must agree between a checkpoint and the model it initialises
-ARCHITECTURE = ("d_model", "n_layers", "mixer", "mixer_kwargs", "mlp_ratio", "hybrid", "hybrid_kwargs", "bidirectional")
+ARCHITECTURE = (
+    "d_model",
+    "n_layers",
+    "mixer",
+    "mixer_kwargs",
+    "mlp_ratio",
+    "hybrid",
+    "hybrid_kwargs",
+    "bidirectional",
+    "final_norm",
+)
 
 
 class GenomicsModule(TaskModule):

@@ -125,3 +125,16 @@ def test_model_registry_presets():
     assert lm(torch.randint(0, 12, (1, 5))).shape == (1, 5, 12)
     with pytest.raises(ValueError, match="unknown model 'gpt5'; registered models: .*mamba_lm_tiny"):
         ssmkit.create_model("gpt5")
+
+
+def test_final_norm_can_be_left_out_so_the_amplitude_reaches_the_head():
+    torch.manual_seed(0)
+    normed = SequenceBackbone(16, 2, "s4d", d_input=3)
+    raw = SequenceBackbone(16, 2, "s4d", d_input=3, final_norm=False)
+    raw.load_state_dict({k: v for k, v in normed.state_dict().items() if not k.startswith("norm_f")})
+    x = torch.randn(2, 12, 3)
+    h = raw(x)
+    torch.testing.assert_close(normed(x), normed.norm_f(h))  # the same blocks, one norm apart
+    rms = normed(3 * x).pow(2).mean(-1).sqrt()
+    torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-3, rtol=0)  # every position's amplitude fixed
+    assert raw(3 * x).pow(2).mean(-1).sqrt().std() > 0.05  # left free without the final norm
