@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ssmkit.layers.conv import cached_conv_step, causal_conv, causal_conv_step
@@ -98,8 +99,7 @@ class ExplicitFilter(nn.Module):
     def forward(self, length: int) -> Tensor:
         if length > self.l_max:
             raise ValueError(f"sequence length {length} exceeds the filters' l_max={self.l_max}")
-        w = self.weight[:, :length]
-        return torch.sign(w) * torch.relu(w.abs() - self.squash) if self.squash else w
+        return F.softshrink(self.weight[:, :length], self.squash)
 
 
 FILTERS = ("implicit", "explicit")

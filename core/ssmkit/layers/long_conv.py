@@ -85,7 +85,7 @@ class LongConv(LongConvMixer):
         no_weight_decay(self.weight)
 
     def kernel(self, length: int) -> Tensor:
-        k = torch.sign(self.weight) * F.relu(self.weight.abs() - self.squash_lambda)
+        k = F.softshrink(self.weight, self.squash_lambda)
         pad = self.smooth_width // 2
         k = F.avg_pool1d(k[None], self.smooth_width, stride=1, padding=pad, count_include_pad=False)[0]
         return k[:, :length]

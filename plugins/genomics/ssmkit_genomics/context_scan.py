@@ -155,11 +155,11 @@ def _write(rows: list[dict[str, Any]], out: Path, entropy_rate: float) -> None:
         writer.writeheader()
         writer.writerows(rows)
     (out / "context_scan.md").write_text(markdown(rows, entropy_rate) + "\n")
-    own, longest = _own_windows(rows), _longest_model(rows)
+    own, longest, groups = _own_windows(rows), _longest_model(rows), _shown_groups(rows)
     contexts = [r["context"] for r in own]
     series = {"all bases": [r["bpb"] for r in own]}
-    for g in _shown_groups(rows):
-        series[f"{group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)"] = [r["bpb_" + g] for r in own]
+    for g, label in groups.items():
+        series[f"{label} ({100 * rows[0]['share_' + g]:.0f}%)"] = [r["bpb_" + g] for r in own]
     dashed = ()
     if len(longest) > 1:
         dashed = (f"all bases, the {longest[-1]['context']:,} model on windows of that length",)
@@ -175,27 +175,28 @@ def _own_windows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _longest_model(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The longest-context model on every evaluation window, shortest first."""
-    return [r for r in rows if r["context"] == max(r["context"] for r in rows)]
+    longest = max(r["context"] for r in rows)
+    return [r for r in rows if r["context"] == longest]
 
 
-def _shown_groups(rows: list[dict[str, Any]]) -> list[str]:
-    """The groups of bases present in the held-out tail."""
-    return [k[len("bpb_") :] for k in rows[0] if k.startswith("bpb_") and rows[0][f"share_{k[4:]}"] > 0]
+def _shown_groups(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Name -> label of the groups of bases present in the held-out tail."""
+    groups = distance_groups(tuple(sorted({r["context"] for r in rows})))
+    return {name: group_label(*bounds) for name, bounds in groups.items() if rows[0][f"share_{name}"] > 0}
 
 
-def group_label(name: str) -> str:
-    """'copies_1024_8192' -> 'copies 1,024-8,192 back'; 'no_copy' -> 'no copy'."""
-    if name == "no_copy":
+def group_label(lo: int, hi: float) -> str:
+    """(1024, 8192) -> 'copies 1,024-8,192 back'; (-1, 0) -> 'no copy'; (32768, inf) -> 'copies > 32,768 back'."""
+    if hi == 0:
         return "no copy"
-    bounds = [f"{int(b):,}" for b in name.split("_")[1:] if b != "over"]
-    return f"copies {'-'.join(bounds)} back" if "over" not in name else f"copies > {bounds[0]} back"
+    return f"copies > {lo:,} back" if hi == math.inf else f"copies {lo:,}-{int(hi):,} back"
 
 
 def markdown(rows: list[dict[str, Any]], entropy_rate: float) -> str:
     """The scan's tables (each model on its own context; the longest model on shorter windows); bpb per
     group of bases, each group's share of the held-out bases in its header."""
     groups = _shown_groups(rows)
-    heads = " | ".join(f"bpb {group_label(g)} ({100 * rows[0]['share_' + g]:.0f}%)" for g in groups)
+    heads = " | ".join(f"bpb {label} ({100 * rows[0]['share_' + g]:.0f}%)" for g, label in groups.items())
     lines = [
         f"Bits per base on the held-out tail (background entropy rate H* = {entropy_rate:.3f} bits per base).",
         "",
