@@ -7,6 +7,7 @@ Subclasses build their head in `__init__` and implement `shared_step`.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
@@ -65,6 +66,16 @@ class TaskModule(L.LightningModule):
     def make_backbone(self, **inputs: Any) -> SequenceBackbone:
         """The configured backbone; `inputs` says what it reads (vocab_size=... or d_input=...)."""
         return SequenceBackbone(**self.backbone_config, **inputs)
+
+    def run_dir(self) -> Path | None:
+        """This run's folder (the logger's `log_dir`, created), where plots and predictions go; None without
+        a logger (a notebook's `Trainer(logger=False)`)."""
+        logger = self.trainer.logger
+        if logger is None or logger.log_dir is None:
+            return None
+        path = Path(logger.log_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """Compute and log the loss (and metrics) for `stage` in {"train", "val", "test"}; return the loss."""

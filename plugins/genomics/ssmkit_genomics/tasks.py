@@ -97,15 +97,15 @@ class GenomicsModule(TaskModule):
         rank_zero_info(f"initialised the backbone from {path}")
 
     def run_file(self, name: str) -> Path:
-        """A file in this run's folder (predict outputs)."""
-        path = Path(self.trainer.log_dir or ".") / name
+        """A file in this run's folder, or in the working directory without a logger (predict outputs)."""
+        path = (self.run_dir() or Path.cwd()) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def plot_dir(self) -> Path | None:
-        """The run's plots folder; None without a logger (e.g. a notebook's Trainer(logger=False))."""
-        logger = self.trainer.logger
-        return None if logger is None or logger.log_dir is None else Path(logger.log_dir) / "plots"
+        """The run's plots folder; None without a logger."""
+        run_dir = self.run_dir()
+        return None if run_dir is None else run_dir / "plots"
 
 
 class GenomicsLM(GenomicsModule):

@@ -63,10 +63,8 @@ class SensorModule(TaskModule):
 
     def run_path(self, name: str) -> Path | None:
         """`<name>` in the run folder; None without a logger or off rank zero."""
-        logger = self.trainer.logger
-        if logger is None or logger.log_dir is None or not self.trainer.is_global_zero:
-            return None
-        return Path(logger.log_dir) / name
+        run_dir = self.run_dir()
+        return None if run_dir is None or not self.trainer.is_global_zero else run_dir / name
 
     def plot_path(self, name: str) -> Path | None:
         """`plots/<name>` in the run folder; None without a logger or off rank zero."""

@@ -152,7 +152,7 @@ class ImageClassifier(TaskModule):
 
     def write_report(self, stage: str) -> Path | None:
         """Confusion matrix, per-class accuracy and mistakes of the last `stage` epoch, into the run folder."""
-        run_dir = self._run_dir()
+        run_dir = self.run_dir()
         if run_dir is None or not int(self.confusion.confmat.sum()):
             return None
         matrix = self.confusion.compute().cpu().numpy()  # on every rank: compute() synchronises
@@ -187,7 +187,7 @@ class ImageClassifier(TaskModule):
 
     @rank_zero_only
     def on_predict_epoch_end(self) -> None:
-        run_dir = self._run_dir() or Path.cwd()
+        run_dir = self.run_dir() or Path.cwd()
         probabilities = torch.cat(self._predictions).numpy()
         data = self.trainer.datamodule
         path = run_dir / "predictions.csv"
@@ -197,14 +197,6 @@ class ImageClassifier(TaskModule):
             for name, row in zip(data.item_names("predict"), probabilities, strict=True):
                 writer.writerow([name, data.classes[int(row.argmax())], *(f"{p:.6f}" for p in row)])
         rank_zero_info(f"predictions for {len(probabilities)} images: {path}")
-
-    def _run_dir(self) -> Path | None:
-        logger = self.trainer.logger
-        if logger is None or logger.log_dir is None:
-            return None
-        run_dir = Path(logger.log_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return run_dir
 
 
 def _mixup(arguments: dict[str, Any] | None, label_smoothing: float, num_classes: int) -> Mixup | None:
