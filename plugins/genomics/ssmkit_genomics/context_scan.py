@@ -3,15 +3,17 @@
     python -m ssmkit_genomics.context_scan [--contexts 1024 8192 32768] [--steps 24] [--out runs/genomics_scan]
 
 One synthetic genome (`ssmkit_genomics.synthetic`, written to `<out>/synthetic_genome.fa`): by default tandem
-arrays with 3,000- and 12,000-base units (each copy predictable from the unit one period back: within reach
-of an 8k context for the first, only of a 32k context for the second), optionally dispersed repeats copied
-from a random distance (`--repeat_rate`). The same model (`genomics.pretrain`, `--mixer`, `--mixer_kwargs`,
-`--d_model`, `--n_layers`) is trained at each context length on the same token budget: `steps` steps of
-`tokens_per_step` tokens (batch `tokens_per_step / context`), then evaluated on the same held-out tail of the
-genome (the last `eval_tokens` bases, never trained on) tiled into windows of its context: bits per base over
-all bases, over the bases outside any copy, and over the copies grouped by how far back their source is (the
-bins the context lengths cut). Writes `context_scan.csv`, `context_scan.md` and `context_scan.png`; each
-training is an ordinary run under `<out>/genomics/pretrain/`.
+arrays with 3,000- and 12,000-base units (each copy predictable from the unit one period back: within reach of
+an 8k context for the first, only of a 32k context for the second), optionally dispersed repeats copied from a
+random distance (`--repeat_rate`); 16M bases by default, so that the README's budget (1,500 steps, 49M tokens)
+is three passes: over 2M bases (25 passes) the 32k model's explicit filters, one weight per tap, memorised the
+training genome and lost to the 8k model on held-out bases. The same model (`genomics.pretrain`, `--mixer`,
+`--mixer_kwargs`, `--d_model`, `--n_layers`) is trained at each context length on the same token budget:
+`steps` steps of `tokens_per_step` tokens (batch `tokens_per_step / context`), then evaluated on the same
+held-out tail of the genome (the last `eval_tokens` bases, never trained on) tiled into windows of its context:
+bits per base over all bases, over the bases outside any copy, and over the copies grouped by how far back
+their source is (the bins the context lengths cut). Writes `context_scan.csv`, `context_scan.md` and
+`context_scan.png`; each training is an ordinary run under `<out>/genomics/pretrain/`.
 
 The default mixer is Hyena with explicit filters: a copy one period back needs a sharp tap at that lag, which
 the implicit (smooth, positional-FFN) filters of HyenaDNA do not learn at this budget (`--mixer_kwargs '{}'`
@@ -225,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=24)
     parser.add_argument("--tokens_per_step", type=int, default=32768)
     parser.add_argument("--eval_tokens", type=int, default=262144, help="held-out bases evaluated (all contexts)")
-    parser.add_argument("--genome_length", type=int, default=2_000_000)
+    parser.add_argument("--genome_length", type=int, default=16_000_000, help="bases (see the docstring)")
     parser.add_argument("--tandem_periods", type=int, nargs="*", default=[3000, 12000], help="array unit lengths")
     parser.add_argument("--tandem_rate", type=float, default=0.1, help="tandem arrays per kilobase")
     parser.add_argument("--tandem_copies", type=int, nargs=2, default=[3, 4], help="min and max units per array")
