@@ -9,6 +9,10 @@ config, the named overlay, the flags below), then tested with its best-validatio
 Common flags: --models (a subset of the experiment's), --epochs, --seeds (each model trained once per seed;
 the table gives mean +- standard deviation over seeds), --overrides (more `ssmkit fit` flags for every run,
 one quoted string, e.g. "--model.low_mixer s4d"), --out (runs and results; default runs/compare).
+--select FLAG VALUE ... picks one setting per model on validation, the same way for every model: each value is
+trained on the first --select_seeds seeds, the value with the best mean best-validation score wins (the task's
+monitor: lowest MSE, highest accuracy), and the remaining seeds run at it; the table gives the chosen value and
+the runs at it (e.g. `--select model.dropout 0 0.1 0.3 0.5 --seeds 0 1 2 3 4 5 6 7 8 9`).
 Each finished run is appended to `<out>/<experiment>.jsonl`; the markdown table is printed and written to
 `<out>/<experiment>.md`.
 """
@@ -20,6 +24,8 @@ import json
 import shlex
 import statistics
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ssmkit.plugins import find_task
@@ -51,10 +57,37 @@ def fit_and_test(spec: str, args: list[str], runs_dir: Path) -> dict[str, float]
     results = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)[0]
     out = {k: float(v) for k, v in results.items()}
     out["val_best"] = best_val  # the monitored validation metric of the tested checkpoint
+    out["val_mode"] = cli.model.monitor_mode
     out["seconds"] = time.perf_counter() - start
     out["params"] = sum(p.numel() for p in cli.model.parameters())
     out["run"] = cli.trainer.logger.log_dir
     return out
+
+
+def train_seeds(
+    task: str, base: list[str], out: Path, experiment: str, flags: list[str], seeds: list[int], **tags: str
+) -> list[dict]:
+    """One run per seed with `base + flags`; each run's results (with `tags`, e.g. the model's name) appended to
+    `<out>/<experiment>.jsonl` as it finishes."""
+    results = []
+    for seed in seeds:
+        run_flags = [*base, *flags, "--seed_everything", str(seed)]
+        results.append({**tags, "seed": seed, **fit_and_test(f"sensors.{task}", run_flags, out / experiment)})
+        with open(out / f"{experiment}.jsonl", "a") as f:
+            f.write(json.dumps(results[-1]) + "\n")
+    return results
+
+
+def select_on_validation(
+    train: Callable[..., list[dict]], flag: str, values: list[str], seeds: list[int], n_select: int
+) -> list[dict]:
+    """Train `--flag value` for every value on seeds[:n_select]; the value with the best mean best-validation
+    score also runs the remaining seeds. Returns the chosen value's runs (each tagged `selected`)."""
+    flag = flag.lstrip("-")
+    tried = {v: train([f"--{flag}", v], seeds[:n_select], selected=f"{flag}={v}") for v in values}
+    sign = -1 if tried[values[0]][0]["val_mode"] == "max" else 1
+    best = min(values, key=lambda v: sign * statistics.fmean(r["val_best"] for r in tried[v]))
+    return tried[best] + train([f"--{flag}", best], seeds[n_select:], selected=f"{flag}={best}")
 
 
 def overlay_args(task: str, overlay: str | None, root: str | None) -> list[str]:
@@ -90,6 +123,8 @@ def rows(experiment: str, root: str | None, models: list[str], horizons: list[in
 def summary(label: str, runs: list[dict], metrics: tuple[str, ...]) -> dict:
     """One row from a model's runs (one per seed): each metric's mean and standard deviation, mean seconds."""
     row = {"model": label, "seeds": [r["seed"] for r in runs], "params": runs[0]["params"]}
+    if "selected" in runs[0]:
+        row["model"] = f"{label} ({runs[0]['selected']})"
     for key in (*metrics, "val_best", "seconds"):
         values = [r[key] for r in runs]
         row[key], row[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
@@ -120,24 +155,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="one run per seed and model")
     parser.add_argument("--overrides", default="", help="more ssmkit fit flags for every run, one quoted string")
     parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--select", nargs="+", metavar="FLAG VALUE", help="a setting to pick per model on validation")
+    parser.add_argument("--select_seeds", type=int, default=3, help="how many of --seeds pick the --select value")
     opts = parser.parse_args(argv)
     task, _, table, metrics = EXPERIMENTS[opts.experiment]
     models = opts.models or list(table)
     unknown = sorted(set(models) - set(table))
     if unknown:
         parser.error(f"unknown model(s) {unknown} for {opts.experiment}; choose from {list(table)}")
+    if opts.select and (len(opts.select) < 3 or not 0 < opts.select_seeds <= len(opts.seeds)):
+        parser.error("--select needs a flag and at least two values, and --select_seeds between 1 and len(--seeds)")
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     extra = ["--trainer.max_epochs", str(opts.epochs)] if opts.epochs else []
     extra += shlex.split(opts.overrides)
     results = []
     for label, args in rows(opts.experiment, opts.root, models, opts.horizons):
-        runs = []
-        for seed in opts.seeds:
-            flags = [*args, *extra, "--seed_everything", str(seed)]
-            runs.append({"model": label, "seed": seed, **fit_and_test(f"sensors.{task}", flags, out / opts.experiment)})
-            with open(out / f"{opts.experiment}.jsonl", "a") as f:
-                f.write(json.dumps(runs[-1]) + "\n")
+        train = partial(train_seeds, task, [*args, *extra], out, opts.experiment, model=label)
+        if opts.select:
+            runs = select_on_validation(train, opts.select[0], opts.select[1:], opts.seeds, opts.select_seeds)
+        else:
+            runs = train([], opts.seeds)
         results.append(summary(label, runs, metrics))
     table_md = markdown(results, metrics)
     (out / f"{opts.experiment}.md").write_text(table_md + "\n")

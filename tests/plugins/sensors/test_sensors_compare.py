@@ -2,7 +2,7 @@
 
 import pytest
 
-from ssmkit_sensors.compare import main, markdown, rows, summary
+from ssmkit_sensors.compare import main, markdown, rows, select_on_validation, summary
 
 
 def test_every_model_gets_the_same_overlay_and_data():
@@ -35,3 +35,28 @@ def test_markdown_table_and_unknown_models():
     assert "seeds [0, 1]" in table
     with pytest.raises(SystemExit):
         main(["simulator", "--models", "gru"])
+
+
+@pytest.mark.parametrize(("mode", "chosen"), [("min", "0.3"), ("max", "0")])
+def test_select_on_validation_picks_by_mean_validation_then_runs_the_other_seeds(mode, chosen):
+    val = {"0": [0.5, 0.5], "0.3": [0.2, 0.6], "0.5": [0.45, 0.45]}  # means 0.5, 0.4, 0.45
+    calls = []
+
+    def train(flags, seeds, **tags):
+        calls.append((flags, seeds))
+        return [{"seed": s, "val_best": val[flags[1]][i], "val_mode": mode, **tags} for i, s in enumerate(seeds)]
+
+    runs = select_on_validation(train, "--model.dropout", list(val), [0, 1, 2, 3], 2)
+    assert calls[:3] == [(["--model.dropout", v], [0, 1]) for v in val]
+    assert calls[3] == (["--model.dropout", chosen], [2, 3])
+    assert [r["seed"] for r in runs] == [0, 1, 2, 3] and {r["selected"] for r in runs} == {f"model.dropout={chosen}"}
+    assert summary("hiss", [{**r, "params": 1, "seconds": 1.0, "m": 0.0} for r in runs], ("m",))["model"] == (
+        f"hiss (model.dropout={chosen})"
+    )
+
+
+def test_select_needs_values_and_enough_seeds():
+    with pytest.raises(SystemExit):
+        main(["simulator", "--select", "model.dropout", "0.1"])
+    with pytest.raises(SystemExit):
+        main(["simulator", "--select", "model.dropout", "0", "0.1", "--seeds", "0", "--select_seeds", "3"])
