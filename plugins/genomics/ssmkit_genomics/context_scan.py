@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_layers", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup_steps", type=int, default=4)
+    parser.add_argument("--length_warmup_start", type=int, default=0, help="sequence-length warm-up (0: off)")
+    parser.add_argument("--length_warmup_steps", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/genomics_scan"))
     args = parser.parse_args(argv)
@@ -262,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_layers": args.n_layers,
         "lr": args.lr,
         "warmup_steps": args.warmup_steps,
+        "length_warmup_start": args.length_warmup_start,
+        "length_warmup_steps": args.length_warmup_steps,
     }
     settings = ScanSettings(tuple(args.contexts), args.steps, args.tokens_per_step, args.eval_tokens, model)
     args.out.mkdir(parents=True, exist_ok=True)

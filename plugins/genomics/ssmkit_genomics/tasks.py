@@ -112,9 +112,15 @@ class GenomicsLM(GenomicsModule):
     monitor = "val/bpb"
     monitor_mode = "min"
 
-    def __init__(self, max_length: int = 1024, **kwargs: Any) -> None:
+    def __init__(
+        self, max_length: int = 1024, length_warmup_start: int = 0, length_warmup_steps: int = 0, **kwargs: Any
+    ) -> None:
+        """length_warmup_start / _steps: HyenaDNA's sequence-length warm-up: for the first `length_warmup_steps`
+        steps each training window is cut into pieces of `length_warmup_start`, then twice that, ... (equal
+        shares of the steps; the tokens per step stay the same); 0 turns it off."""
         super().__init__(max_length=max_length, **kwargs)
         self.save_hyperparameters()
+        self.length_warmup_start, self.length_warmup_steps = length_warmup_start, length_warmup_steps
         self.head = LMHead(self.backbone_config["d_model"], VOCAB_SIZE)
         self.register_buffer("val_bits", torch.zeros(0), persistent=False)  # (L,) summed bits per position
         self.val_windows = 0
@@ -123,6 +129,12 @@ class GenomicsLM(GenomicsModule):
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (B, L) -> next-token logits (B, L, V)."""
         return self.head(self.backbone(tokens))
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """batch: (B, L) windows, cut into (B * L / l, l) pieces while the length warm-up lasts."""
+        tokens, targets = batch
+        length = warmup_length(self.global_step, tokens.shape[1], self.length_warmup_start, self.length_warmup_steps)
+        return self.shared_step((tokens.reshape(-1, length), targets.reshape(-1, length)), "train")
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         tokens, targets = batch
@@ -291,6 +303,17 @@ class GenomicsClassifier(GenomicsModule):
         probs = torch.cat(self.probabilities).numpy()
         write_predictions(path, self.trainer.datamodule.predict_ids, probs)
         rank_zero_info(f"wrote class probabilities of {len(probs)} sequence(s) to {path}")
+
+
+def warmup_length(step: int, length: int, start: int, steps: int) -> int:
+    """The window length at `step` of a sequence-length warm-up: start, 2 start, 4 start, ... (the ones shorter
+    than `length`, each for an equal share of `steps`), then `length`; `length` when start is 0."""
+    if start <= 0 or step >= steps or start >= length:
+        return length
+    stages = [start << i for i in range((length // start).bit_length()) if start << i < length]
+    if any(length % s for s in stages):
+        raise ValueError(f"length warm-up: window length {length} is not a power-of-two multiple of {start}")
+    return stages[step * len(stages) // steps]
 
 
 def restarting_schedule(

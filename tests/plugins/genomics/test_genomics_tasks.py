@@ -8,7 +8,7 @@ import torch
 from Bio import SeqIO
 
 from ssmkit.cli import main
-from ssmkit_genomics.tasks import GenomicsClassifier, GenomicsLM
+from ssmkit_genomics.tasks import GenomicsClassifier, GenomicsLM, warmup_length
 
 
 def fit(task, tmp_path, *args):
@@ -115,3 +115,21 @@ def test_the_gue_recipe_config_runs_over_the_classify_task(tmp_path):
     assert main(["fit", "genomics.classify", "--config", str(recipe), "--runs_dir", str(tmp_path), *short]) == 0
     config = (tmp_path / "genomics" / "classify" / "version_0" / "config.yaml").read_text()
     assert "max_length: 128" in config and "d_model: 64" in config
+
+
+def test_length_warmup_doubles_in_equal_shares_then_keeps_the_full_window():
+    assert [warmup_length(step, 32, 4, 6) for step in range(8)] == [4, 4, 8, 8, 16, 16, 32, 32]
+    assert warmup_length(0, 32, 0, 6) == 32 and warmup_length(0, 32, 64, 6) == 32  # off / start too long
+    with pytest.raises(ValueError, match="window length 24 is not a power-of-two multiple of 5"):
+        warmup_length(0, 24, 5, 6)
+
+
+def test_length_warmup_cuts_training_windows_into_aligned_pieces(monkeypatch):
+    model = GenomicsLM(max_length=32, d_model=8, n_layers=1, length_warmup_start=8, length_warmup_steps=10)
+    seen = []
+    monkeypatch.setattr(model, "shared_step", lambda batch, stage: seen.append(batch) or torch.zeros(()))
+    tokens = torch.randint(0, 4, (2, 33))
+    model.training_step((tokens[:, :-1], tokens[:, 1:]), 0)  # step 0: pieces of 8, same 64 tokens
+    x, y = seen[0]
+    assert x.shape == y.shape == (8, 8) and torch.equal(x[1, 1:], y[1, :-1])
+    assert torch.equal(x.reshape(2, 32), tokens[:, :-1])
