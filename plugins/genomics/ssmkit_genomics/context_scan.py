@@ -15,6 +15,10 @@ bits per base over all bases, over the bases outside any copy, and over the copi
 their source is (the bins the context lengths cut). Writes `context_scan.csv`, `context_scan.md` and
 `context_scan.png`; each training is an ordinary run under `<out>/genomics/pretrain/`.
 
+Every model trains with HyenaDNA's sequence-length warm-up (windows cut into pieces of 1,024, 2,048, ... tokens
+over the first 40% of the steps; a model whose context is 1,024 has none): without it the 32k model copied where
+there was nothing to copy and lost to the 8k model on one of two genomes.
+
 The default mixer is Hyena with explicit filters: a copy one period back needs a sharp tap at that lag, which
 the implicit (smooth, positional-FFN) filters of HyenaDNA do not learn at this budget (`--mixer_kwargs '{}'`
 for them; dispersed repeats at random distances need a content lookup that no convolution provides).
@@ -241,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_layers", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup_steps", type=int, default=4)
-    parser.add_argument("--length_warmup_start", type=int, default=0, help="sequence-length warm-up (0: off)")
-    parser.add_argument("--length_warmup_steps", type=int, default=0)
+    parser.add_argument("--length_warmup_start", type=int, default=1024, help="sequence-length warm-up (0: off)")
+    parser.add_argument("--length_warmup_fraction", type=float, default=0.4, help="of the steps, in warm-up")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/genomics_scan"))
     args = parser.parse_args(argv)
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "warmup_steps": args.warmup_steps,
         "length_warmup_start": args.length_warmup_start,
-        "length_warmup_steps": args.length_warmup_steps,
+        "length_warmup_steps": int(args.length_warmup_fraction * args.steps),
     }
     settings = ScanSettings(tuple(args.contexts), args.steps, args.tokens_per_step, args.eval_tokens, model)
     args.out.mkdir(parents=True, exist_ok=True)
