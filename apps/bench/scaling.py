@@ -1,6 +1,6 @@
 """Scaling in the sequence length: forward+backward time and peak extra memory of ONE block — the backbone's
 pre-norm residual `Block` (x + mixer(RMSNorm(x)), no MLP) around `create_mixer(name, d_model)` with its default
-arguments (Hyena with l_max = L) — at d_model 256, batch 1, float32, for a linear-time family (Mamba, Mamba-2,
+arguments (those taking `l_max` with l_max = L) — at d_model 256, batch 1, float32, for a linear-time family (Mamba, Mamba-2,
 Hyena, S4D) beside attention (causal SDPA), the linear-vs-quadratic picture.
 
 A mixer stops at the first length whose predicted forward+backward time (`measure.predicted_s`: extrapolated
@@ -15,7 +15,7 @@ import torch
 from measure import MAX_CALL_S, measure_calls, predicted_s
 
 from ssmkit.models.backbone import Block
-from ssmkit.registry import create_mixer
+from ssmkit.registry import create_mixer, with_l_max
 
 MIXERS = ("mamba", "mamba2", "hyena", "s4d", "attention")
 D_MODEL = 256
@@ -23,8 +23,7 @@ D_MODEL = 256
 
 def measure(name: str, length: int, repeats: int) -> dict[str, float | int | str | None]:
     torch.manual_seed(0)
-    kwargs = {"l_max": length} if name == "hyena" else {}
-    block = Block(create_mixer(name, D_MODEL, **kwargs), D_MODEL, mlp_ratio=0.0, dropout=0.0)
+    block = Block(create_mixer(name, D_MODEL, **with_l_max(name, {}, length)), D_MODEL, mlp_ratio=0.0, dropout=0.0)
     x = torch.randn(1, length, D_MODEL)
     return {"mixer": name, "L": length} | measure_calls({name: lambda: block(x)}, repeats)[name]
 

@@ -22,6 +22,7 @@ _LAZY = {
     "create_model": "ssmkit.registry",
     "list_models": "ssmkit.registry",
     "register_model": "ssmkit.registry",
+    "BackboneConfig": "ssmkit.models",
     "SequenceBackbone": "ssmkit.models",
     "LanguageModel": "ssmkit.models",
 }

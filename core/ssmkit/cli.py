@@ -115,7 +115,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 def _check_task(task) -> list[str]:
     """Import the task's classes and instantiate model, data and trainer from each shipped config."""
-    from lightning.pytorch.cli import LightningCLI
+    from ssmkit.train.cli import SsmkitCLI
 
     try:
         module_cls, datamodule_cls = task.load()
@@ -125,7 +125,7 @@ def _check_task(task) -> list[str]:
     for quick in (False, True):
         path = task.config_path(quick)
         try:
-            LightningCLI(
+            SsmkitCLI(
                 module_cls,
                 datamodule_cls,
                 run=False,

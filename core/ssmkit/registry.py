@@ -69,6 +69,14 @@ def create_mixer(name: str, d_model: int, **kwargs: Any) -> Any:
     return mixer_class(name)(d_model, **kwargs)
 
 
+def with_l_max(mixer_name: str, kwargs: dict[str, Any], l_max: int) -> dict[str, Any]:
+    """`kwargs` for the mixer `mixer_name` with `l_max` filled in where its family takes one (`takes_l_max`) and
+    `kwargs` do not set it; otherwise `kwargs` unchanged (a copy)."""
+    if mixer_class(mixer_name).takes_l_max:
+        return {"l_max": l_max, **kwargs}
+    return dict(kwargs)
+
+
 def create_model(name: str, **kwargs: Any) -> Any:
     _load_builtins()
     if name not in _MODELS:

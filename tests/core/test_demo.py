@@ -10,8 +10,8 @@ from ssmkit.synthetic.demo import DEMO_CONFIG, run_demo
 def test_demo_writes_table_plot_and_runs(tmp_path):
     spec = yaml.safe_load(resource_path(DEMO_CONFIG).read_text())
     spec["models"] = {k: {**v, "mixer_kwargs": {}} for k, v in spec["models"].items()}
-    spec["model"].update(d_model=16, n_layers=1)
-    spec["data"].update(seq_len=12, num_train=128, num_val=32, batch_size=16)
+    spec["model"]["backbone"].update(d_model=16, n_layers=1)
+    spec["data"].update(seq_len=12, n_train=128, n_val=32, batch_size=16)
     spec["trainer"].update(max_steps=4, val_check_interval=2)
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(spec))

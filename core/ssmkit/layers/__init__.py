@@ -1,6 +1,7 @@
 """Sequence mixers (one file per family), norms and MLPs. Importing this package registers the mixers."""
 
 from ssmkit.layers.attention import Attention
+from ssmkit.layers.bimamba import BiMambaV2
 from ssmkit.layers.dss import DSS
 from ssmkit.layers.gated_output import GatedOutput
 from ssmkit.layers.gss import GSS
@@ -28,6 +29,7 @@ from ssmkit.layers.sgconv import SGConv
 
 __all__ = [
     "Attention",
+    "BiMambaV2",
     "DSS",
     "DiagonalRecurrence",
     "GatedMLP",

@@ -38,6 +38,8 @@ def rotary(x: Tensor, positions: Tensor, base: float = 10_000.0) -> Tensor:
 @register_mixer("attention")
 class Attention(Mixer):
     tiny_kwargs = {"n_heads": 2}
+    noncausal_kwargs = {"causal": False}
+    tags_dynamics = False
 
     def __init__(
         self,

@@ -65,6 +65,7 @@ class DSSCore(nn.Module):
 @register_mixer("dss")
 class DSS(Mixer):
     tiny_kwargs = {"d_state": 8, "l_max": 32}
+    takes_l_max = True
 
     def __init__(
         self,

@@ -108,6 +108,7 @@ FILTERS = ("implicit", "explicit")
 @register_mixer("hyena")
 class Hyena(Mixer):
     tiny_kwargs = {"order": 2, "l_max": 32, "filter_order": 8}
+    takes_l_max = True
 
     def __init__(
         self,

@@ -27,6 +27,8 @@ def project(h: Tensor, C: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 class DiagonalRecurrence(Mixer):
+    takes_resets = True
+
     def __init__(self, d_model: int, dropout: float = 0.0) -> None:
         super().__init__(d_model)
         self.D = nn.Parameter(torch.randn(d_model))

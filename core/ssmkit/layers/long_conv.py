@@ -29,6 +29,8 @@ class LongConvMixer(Mixer):
     """Base of mixers defined by a kernel function `kernel(L) -> (H, L)`: FFT convolution, skip D, GELU,
     GLU output mixing; step through a cached convolution up to `l_max`."""
 
+    takes_l_max = True
+
     def __init__(self, d_model: int, l_max: int, dropout: float = 0.0) -> None:
         super().__init__(d_model)
         self.l_max = l_max

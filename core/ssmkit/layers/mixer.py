@@ -13,7 +13,7 @@ positions (so padding cannot leak into valid ones) and, in debug mode, checks ou
 from __future__ import annotations
 
 import os
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -47,11 +47,28 @@ def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
 
 
 class Mixer(nn.Module):
-    """Base class of sequence mixers: `(B, L, D) -> (B, L, D)`."""
+    """Base class of sequence mixers: `(B, L, D) -> (B, L, D)`.
+
+    A family declares what code outside it needs to know as class attributes (read on the class, before an
+    instance exists), so nothing outside the mixers tests a mixer's name:
+
+    - `causal`: whether the output at t depends on inputs up to t only (an instance may differ when its kwargs
+      make it bidirectional, e.g. `S4(bidirectional=True)`).
+    - `noncausal_kwargs`: kwargs that make this causal family attend both ways by itself (attention:
+      `{"causal": False}`); None where a bidirectional model must run two copies (`BidirectionalMixer`).
+    - `takes_l_max`: the constructor takes `l_max`, the longest sequence its kernels / filters are made for
+      (`ssmkit.registry.with_l_max` fills it in).
+    - `takes_resets`: `forward(x, resets=...)` accepts `resets: (B, L)` bool, restarting the state.
+    - `tiny_kwargs`: small hyper-parameters for CPU tests: `create_mixer(name, d, **cls.tiny_kwargs)`.
+    - `tags_dynamics`: it tags SSM dynamics parameters / kernels for the optimiser groups (`no_weight_decay`).
+    """
 
     causal: bool = True
-    # Small hyper-parameters for CPU tests of this family: `create_mixer(name, d, **cls.tiny_kwargs)`.
-    tiny_kwargs: ClassVar[dict] = {}
+    noncausal_kwargs: ClassVar[dict[str, Any] | None] = None
+    takes_l_max: ClassVar[bool] = False
+    takes_resets: ClassVar[bool] = False
+    tiny_kwargs: ClassVar[dict[str, Any]] = {}
+    tags_dynamics: ClassVar[bool] = True
 
     def __init__(self, d_model: int) -> None:
         super().__init__()

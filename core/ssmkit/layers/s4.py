@@ -40,6 +40,7 @@ Tensor = torch.Tensor
 @register_mixer("s4")
 class S4(Mixer):
     tiny_kwargs = {"d_state": 8, "l_max": 16}
+    takes_l_max = True
 
     def __init__(
         self,

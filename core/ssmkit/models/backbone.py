@@ -4,13 +4,15 @@
     for each block:  h = h + mixer(norm(h));  h = h + mlp(norm(h))     (mlp only if mlp_ratio > 0)
     return norm_f(h)                                     (B, L, D)
 
-The mixer is a registry name plus kwargs; `hybrid={"attention": [3]}` puts another mixer at chosen layers
-(with its kwargs in `hybrid_kwargs`). `bidirectional=True` wraps each causal mixer in a
-`BidirectionalMixer`; a mixer that is non-causal already is used as it is.
+Its settings are one `BackboneConfig` (the same object a task's `model.backbone` config section fills): the
+mixer is a registry name plus kwargs; `hybrid={"attention": [3]}` puts another mixer at chosen layers (with
+its kwargs in `hybrid_kwargs`). `bidirectional=True` wraps each causal mixer in a `BidirectionalMixer`; a
+mixer that is non-causal already is used as it is.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -52,29 +54,62 @@ class Block(nn.Module):
         return x if self.mlp is None else x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 
+@dataclass
+class BackboneConfig:
+    """The settings of a `SequenceBackbone`: everything but what it reads (`vocab_size` / `d_input`).
+
+    `final_norm=False` leaves out the last RMSNorm: for regression heads that must read the features'
+    amplitude (on Air Quality soft sensing it cut every SSM's test MSE by 20-30%)."""
+
+    d_model: int = 64
+    n_layers: int = 2
+    mixer: str = "mamba"
+    mixer_kwargs: dict[str, Any] = field(default_factory=dict)
+    mlp_ratio: float = 0.0
+    dropout: float = 0.0
+    hybrid: dict[str, list[int]] | None = None
+    hybrid_kwargs: dict[str, dict[str, Any]] | None = None
+    bidirectional: bool = False
+    final_norm: bool = True
+
+    def __post_init__(self) -> None:
+        self.mixer_kwargs = dict(self.mixer_kwargs or {})  # a checkpoint's dict may hold None
+
+    @classmethod
+    def of(cls, config: BackboneConfig | dict[str, Any] | None = None, **changes: Any) -> BackboneConfig:
+        """A config from a config, a plain dict (as stored in a checkpoint) or nothing, with `changes` applied."""
+        if config is None:
+            return cls(**changes)
+        base = config if isinstance(config, cls) else cls(**config)
+        return replace(base, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def architecture(self) -> dict[str, Any]:
+        """The settings that decide the weights' shapes and meaning (all but dropout): what a checkpoint and the
+        model it initialises must share."""
+        return {k: v for k, v in self.as_dict().items() if k != "dropout"}
+
+
 class SequenceBackbone(nn.Module):
     def __init__(
         self,
-        d_model: int,
-        n_layers: int,
-        mixer: str = "mamba",
-        mixer_kwargs: dict[str, Any] | None = None,
+        config: BackboneConfig | dict[str, Any] | None = None,
+        *,
         vocab_size: int | None = None,
         d_input: int | None = None,
-        mlp_ratio: float = 0.0,
-        dropout: float = 0.0,
-        hybrid: dict[str, list[int]] | None = None,
-        hybrid_kwargs: dict[str, dict[str, Any]] | None = None,
-        bidirectional: bool = False,
-        final_norm: bool = True,
+        **settings: Any,
     ) -> None:
-        """Either `vocab_size` (token ids in) or `d_input` (features in; None means d_model, no projection).
-        `final_norm=False` leaves out the last RMSNorm: for regression heads that must read the features'
-        amplitude (on Air Quality soft sensing it cut every SSM's test MSE by 20-30%)."""
+        """`config`, or its fields as keywords (`SequenceBackbone(d_model=64, n_layers=2, mixer="s4d")`), the keywords
+        replacing the config's fields. Reads `vocab_size` token ids or `d_input` features (None means d_model, no
+        projection)."""
         super().__init__()
         if vocab_size is not None and d_input is not None:
             raise ValueError("give vocab_size (token inputs) or d_input (feature inputs), not both")
-        self.d_model, self.vocab_size, self.bidirectional = d_model, vocab_size, bidirectional
+        self.config = config = BackboneConfig.of(config, **settings)
+        d_model = config.d_model
+        self.d_model, self.vocab_size, self.bidirectional = d_model, vocab_size, config.bidirectional
         self.d_input = d_input if vocab_size is None else None
         if vocab_size is not None:
             self.embedding: nn.Module = nn.Embedding(vocab_size, d_model)
@@ -82,21 +117,21 @@ class SequenceBackbone(nn.Module):
             self.embedding = nn.Linear(d_input, d_model)
         else:
             self.embedding = nn.Identity()
-        names = _layer_mixers(n_layers, mixer, hybrid or {})
-        kwargs = {mixer: mixer_kwargs or {}, **(hybrid_kwargs or {})}
+        names = _layer_mixers(config.n_layers, config.mixer, config.hybrid or {})
+        kwargs = {config.mixer: config.mixer_kwargs, **(config.hybrid_kwargs or {})}
         self.layers = nn.ModuleList(
-            Block(self._make_mixer(name, kwargs.get(name, {})), d_model, mlp_ratio, dropout) for name in names
+            Block(self._make_mixer(name, kwargs.get(name, {})), d_model, config.mlp_ratio, config.dropout)
+            for name in names
         )
-        self.norm_f = RMSNorm(d_model) if final_norm else nn.Identity()
+        self.norm_f = RMSNorm(d_model) if config.final_norm else nn.Identity()
         self.causal = all(block.mixer.causal for block in self.layers)
 
     def _make_mixer(self, name: str, kwargs: dict[str, Any]) -> Mixer:
-        if not self.bidirectional:
+        family = mixer_class(name)
+        if not self.bidirectional or not family.causal:
             return create_mixer(name, self.d_model, **kwargs)
-        if name == "attention":
-            return create_mixer(name, self.d_model, **{**kwargs, "causal": False})
-        if not mixer_class(name).causal:
-            return create_mixer(name, self.d_model, **kwargs)
+        if family.noncausal_kwargs is not None:  # bidirectional by itself (attention: causal=False)
+            return create_mixer(name, self.d_model, **{**kwargs, **family.noncausal_kwargs})
         return BidirectionalMixer(
             create_mixer(name, self.d_model, **kwargs), create_mixer(name, self.d_model, **kwargs)
         )

@@ -20,7 +20,7 @@ class LanguageModel(nn.Module):
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, tie_embeddings: bool = False, **kw: Any):
         """Backbone kwargs (mixer, mixer_kwargs, mlp_ratio, hybrid, ...) pass through `**kw`."""
         super().__init__()
-        self.backbone = SequenceBackbone(d_model, n_layers, vocab_size=vocab_size, **kw)
+        self.backbone = SequenceBackbone(d_model=d_model, n_layers=n_layers, vocab_size=vocab_size, **kw)
         self.lm_head = LMHead(d_model, vocab_size, self.backbone.embedding if tie_embeddings else None)
 
     def forward(self, tokens: Tensor, *, lengths: Tensor | None = None) -> Tensor:

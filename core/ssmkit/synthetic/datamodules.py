@@ -1,84 +1,61 @@
-"""Data modules of the synthetic tasks. Data is generated at `setup` from `seed` (train) and `seed + 1`
-(validation, also used for test); nothing is downloaded."""
+"""Data modules of the synthetic tasks. Data is generated at `setup` from `seed` (train) and `seed + 1` (val, which
+also serves test and predict); nothing is downloaded."""
 
 from __future__ import annotations
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
-from ssmkit.data import synthetic
-from ssmkit.data.checks import check_finite
+from ssmkit.data import BaseDataModule, check_finite, stratified_split, synthetic
 
 Tensor = torch.Tensor
 
 
-class SyntheticDataModule(L.LightningDataModule):
+class SyntheticDataModule(BaseDataModule):
     """Base: subclasses implement `generate(n, generator) -> tuple of tensors` (one sample per row)."""
 
-    def __init__(self, num_train: int, num_val: int, batch_size: int, seed: int, num_workers: int) -> None:
-        super().__init__()
-        self.num_train, self.num_val = num_train, num_val
-        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
+    def __init__(self, n_train: int, n_val: int, batch_size: int, seed: int, num_workers: int) -> None:
+        super().__init__(batch_size, num_workers, seed)
+        self.n_train, self.n_val = n_train, n_val
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
         raise NotImplementedError
 
-    @property
-    def input_vocab_size(self) -> int | None:
-        """Number of input token ids, for token tasks (checked against the model's vocab_size)."""
-        return getattr(self, "vocab_size", None)
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        splits = {"train": (self.num_train, self.seed), "validation": (self.num_val, self.seed + 1)}
-        sets = {}
+    def build(self, stage: str) -> dict[str, Dataset]:
+        splits = {"train": (self.n_train, self.seed), "val": (self.n_val, self.seed + 1)}
+        datasets = {}
         for split, (n, seed) in splits.items():
             tensors = self.generate(n, torch.Generator().manual_seed(seed))
             for i, t in enumerate(tensors):
                 check_finite(f"{type(self).__name__} {split} set, tensor {i}", t)
-            sets[split] = TensorDataset(*tensors)
-        self.train_set, self.val_set = sets["train"], sets["validation"]
-
-    def _loader(self, dataset: TensorDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            drop_last=shuffle,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+            datasets[split] = TensorDataset(*tensors)
+        return datasets
 
 
-class SelectiveCopyData(SyntheticDataModule):
+class TokenTaskData(SyntheticDataModule):
+    """A token task: inputs are ids below `input_vocab_size` (the model's vocabulary, linked by the CLI)."""
+
+    vocab_size: int
+
+    @property
+    def input_vocab_size(self) -> int:
+        return self.vocab_size
+
+
+class SelectiveCopyData(TokenTaskData):
     def __init__(
         self,
         seq_len: int = 64,
         n_tokens: int = 8,
         vocab_size: int = 8,
-        num_train: int = 20_000,
-        num_val: int = 1_000,
+        n_train: int = 20_000,
+        n_val: int = 1_000,
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        """Token vocabulary of the inputs is vocab_size + 2 (noise and marker)."""
-        super().__init__(num_train, num_val, batch_size, seed, num_workers)
+        """vocab_size data tokens; the inputs add two more ids (noise and marker)."""
+        super().__init__(n_train, n_val, batch_size, seed, num_workers)
         self.seq_len, self.n_tokens, self.vocab_size = seq_len, n_tokens, vocab_size
 
     @property
@@ -89,37 +66,37 @@ class SelectiveCopyData(SyntheticDataModule):
         return synthetic.selective_copy(n, self.seq_len, self.n_tokens, self.vocab_size, generator)
 
 
-class AssociativeRecallData(SyntheticDataModule):
+class AssociativeRecallData(TokenTaskData):
     def __init__(
         self,
         n_pairs: int = 16,
         n_queries: int = 16,
         vocab_size: int = 64,
-        num_train: int = 20_000,
-        num_val: int = 1_000,
+        n_train: int = 20_000,
+        n_val: int = 1_000,
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(num_train, num_val, batch_size, seed, num_workers)
+        super().__init__(n_train, n_val, batch_size, seed, num_workers)
         self.n_pairs, self.n_queries, self.vocab_size = n_pairs, n_queries, vocab_size
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
         return synthetic.associative_recall(n, self.n_pairs, self.n_queries, self.vocab_size, generator)
 
 
-class InductionHeadsData(SyntheticDataModule):
+class InductionHeadsData(TokenTaskData):
     def __init__(
         self,
         seq_len: int = 64,
         vocab_size: int = 16,
-        num_train: int = 20_000,
-        num_val: int = 1_000,
+        n_train: int = 20_000,
+        n_val: int = 1_000,
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(num_train, num_val, batch_size, seed, num_workers)
+        super().__init__(n_train, n_val, batch_size, seed, num_workers)
         self.seq_len, self.vocab_size = seq_len, vocab_size
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
@@ -132,33 +109,33 @@ class ICLRegressionData(SyntheticDataModule):
         n_points: int = 16,
         dim: int = 4,
         noise: float = 0.1,
-        num_train: int = 20_000,
-        num_val: int = 1_000,
+        n_train: int = 20_000,
+        n_val: int = 1_000,
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
         """Batches are (features (B, 2 n_points, dim + 2), xs (B, n_points, dim), ys (B, n_points))."""
-        super().__init__(num_train, num_val, batch_size, seed, num_workers)
+        super().__init__(n_train, n_val, batch_size, seed, num_workers)
         self.n_points, self.dim, self.noise = n_points, dim, noise
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
         return synthetic.icl_regression(n, self.n_points, self.dim, self.noise, generator)
 
 
-class SequentialDigitsData(SyntheticDataModule):
+class SequentialDigitsData(BaseDataModule):
+    """scikit-learn's digits as 64-step sequences of one pixel each; a stratified split into train and val."""
+
+    d_input = 1
+    classes = [str(k) for k in range(10)]
+    n_classes = len(classes)
+
     def __init__(self, val_fraction: float = 0.2, batch_size: int = 64, seed: int = 0, num_workers: int = 0) -> None:
-        """scikit-learn's digits as 64-step sequences; a seeded split into train and validation."""
-        super().__init__(0, 0, batch_size, seed, num_workers)
+        super().__init__(batch_size, num_workers, seed)
         self.val_fraction = val_fraction
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def build(self, stage: str) -> dict[str, Dataset]:
         images, labels = synthetic.sequential_digits()
         check_finite("digits images", images)
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
-        n_val = int(round(self.val_fraction * len(labels)))
-        val, train = order[:n_val], order[n_val:]
-        self.train_set = TensorDataset(images[train], labels[train])
-        self.val_set = TensorDataset(images[val], labels[val])
+        train, val = stratified_split(labels.numpy(), self.val_fraction, self.seed)
+        return {"train": TensorDataset(images[train], labels[train]), "val": TensorDataset(images[val], labels[val])}

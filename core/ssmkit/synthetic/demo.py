@@ -15,8 +15,10 @@ from typing import Any
 import yaml
 
 from ssmkit.plugins import resource_path
-from ssmkit.train.callbacks import Throughput, read_metrics
+from ssmkit.train.callbacks import Throughput
 from ssmkit.train.cli import run_task
+from ssmkit.train.logging import read_metrics
+from ssmkit.train.plots import markdown_table, save_figure
 
 DEMO_CONFIG = "ssmkit.synthetic:configs/demo_selective_copy.yaml"
 
@@ -27,9 +29,9 @@ def run_demo(out_dir: Path, config: str | Path = DEMO_CONFIG) -> str:
     out_dir = Path(out_dir)
     spec = yaml.safe_load(Path(resource_path(config) if isinstance(config, str) else config).read_text())
     results = []
-    for label, model_overrides in spec["models"].items():
+    for label, backbone in spec["models"].items():
         run_config = {
-            "model": {**spec["model"], **model_overrides},
+            "model": {**spec["model"], "backbone": {**spec["model"]["backbone"], **backbone}},
             "data": spec["data"],
             "trainer": spec["trainer"],
         }
@@ -51,7 +53,7 @@ def _summarise(label: str, cli: Any) -> dict[str, Any]:
     curve = read_metrics(Path(trainer.logger.log_dir) / "metrics.csv").get("val/acc", [])
     return {
         "label": label,
-        "mixer": cli.model.backbone_config["mixer"],
+        "mixer": cli.model.backbone.config.mixer,
         "params": sum(p.numel() for p in cli.model.parameters()),
         "accuracy": curve[-1][1] if curve else float("nan"),
         "tokens_per_s": throughput.tokens_per_s,
@@ -62,24 +64,19 @@ def _summarise(label: str, cli: Any) -> dict[str, Any]:
 
 def _table(results: list[dict[str, Any]], spec: dict[str, Any]) -> str:
     data = spec["data"]
-    lines = [
+    intro = (
         f"Selective copying: {data['n_tokens']} tokens among {data['seq_len']} positions, "
-        f"{spec['trainer']['max_steps']} steps of batch {data['batch_size']} for every model.",
-        "",
-        "| model | mixer | parameters | token accuracy | train tokens/s |",
-        "| --- | --- | ---: | ---: | ---: |",
+        f"{spec['trainer']['max_steps']} steps of batch {data['batch_size']} for every model."
+    )
+    rows = [
+        [r["label"], r["mixer"], f"{r['params']:,}", f"{r['accuracy']:.3f}", f"{r['tokens_per_s']:,.0f}"]
+        for r in results
     ]
-    for r in results:
-        lines.append(
-            f"| {r['label']} | {r['mixer']} | {r['params']:,} | {r['accuracy']:.3f} | {r['tokens_per_s']:,.0f} |"
-        )
-    return "\n".join(lines)
+    header = ["model", "mixer", "parameters", "token accuracy", "train tokens/s"]
+    return intro + "\n\n" + markdown_table(header, rows)
 
 
 def _plot(results: list[dict[str, Any]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -97,5 +94,4 @@ def _plot(results: list[dict[str, Any]], out: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, dpi=120)

@@ -16,7 +16,9 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ssmkit.data.synthetic import IGNORE, least_squares_predictions
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit.models.heads import ClassificationHead, LMHead, RegressionHead
+from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 
 Tensor = torch.Tensor
@@ -25,24 +27,23 @@ Tensor = torch.Tensor
 class TokenSequenceTask(TaskModule):
     monitor = "val/acc"
     monitor_mode = "max"
+    data_links = {"input_vocab_size": "vocab_size"}
 
-    def __init__(self, vocab_size: int = 10, **kwargs: Any) -> None:
-        """vocab_size: number of input token ids (the data module's vocab_size + its special tokens)."""
+    def __init__(self, vocab_size: int, backbone: BackboneConfig | None = None, **kwargs: Any) -> None:
+        """vocab_size: number of input token ids (taken from the data by the command line)."""
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.backbone = self.make_backbone(vocab_size=vocab_size)
-        self.head = LMHead(self.backbone_config["d_model"], vocab_size)
-        self.vocab_size = vocab_size
-        self.accuracy = _per_stage(lambda: MulticlassAccuracy(vocab_size, average="micro", ignore_index=IGNORE))  # noqa: E501
-
-    def setup(self, stage: str) -> None:
-        data_vocab = getattr(self.trainer.datamodule, "input_vocab_size", None)
-        if data_vocab is not None and data_vocab != self.vocab_size:
-            raise ValueError(
-                f"model.vocab_size={self.vocab_size} does not match the data's input vocabulary ({data_vocab} ids)"
-            )
+        self.backbone = self.make_backbone(backbone, vocab_size=vocab_size)
+        self.head = LMHead(self.backbone.d_model, vocab_size)
+        self.accuracy = nn.ModuleDict(
+            {
+                f"{stage}_acc": MulticlassAccuracy(vocab_size, average="micro", ignore_index=IGNORE)
+                for stage in ("train", "val", "test")
+            }
+        )
 
     def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, L) -> logits (B, L, vocab_size)."""
         return self.head(self.backbone(tokens))
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
@@ -62,13 +63,14 @@ class TokenSequenceTask(TaskModule):
 class InContextRegression(TaskModule):
     monitor = "val/mse"
     monitor_mode = "min"
+    data_links = {"dim": "dim"}
 
-    def __init__(self, dim: int = 4, **kwargs: Any) -> None:
+    def __init__(self, dim: int, backbone: BackboneConfig | None = None, **kwargs: Any) -> None:
         """dim: dimension of x (the inputs carry dim + 2 channels, see `ssmkit.data.synthetic.icl_regression`)."""
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.backbone = self.make_backbone(d_input=dim + 2)
-        self.head = RegressionHead(self.backbone_config["d_model"], 1)
+        self.backbone = self.make_backbone(backbone, d_input=dim + 2)
+        self.head = RegressionHead(self.backbone.d_model, 1)
 
     def forward(self, features: Tensor) -> Tensor:
         """features (B, 2P, dim + 2) -> predicted y at each x position (B, P)."""
@@ -87,34 +89,17 @@ class InContextRegression(TaskModule):
         return self(batch[0])
 
 
-class SequenceClassifier(TaskModule):
-    monitor = "val/acc"
-    monitor_mode = "max"
+class SequenceClassifier(ClassificationTask):
+    data_links = {"n_classes": "n_classes", "d_input": "d_input"}
 
-    def __init__(self, d_input: int = 1, n_classes: int = 10, pooling: str = "mean", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, n_classes: int, d_input: int, pooling: str = "mean", backbone: BackboneConfig | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
-        self.backbone = self.make_backbone(d_input=d_input)
-        self.head = ClassificationHead(self.backbone_config["d_model"], n_classes, pooling)
-        self.accuracy = _per_stage(lambda: MulticlassAccuracy(n_classes, average="micro"))
+        self.backbone = self.make_backbone(backbone, d_input=d_input)
+        self.head = ClassificationHead(self.backbone.d_model, n_classes, pooling)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (B, L, d_input) -> logits (B, n_classes)."""
         return self.head(self.backbone(x))
-
-    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, labels = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, labels)
-        self.accuracy[f"{stage}_acc"](logits, labels)
-        self.log(f"{stage}/loss", loss, prog_bar=True)
-        self.log(f"{stage}/acc", self.accuracy[f"{stage}_acc"], prog_bar=True, on_step=False, on_epoch=True)
-        return loss
-
-    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self(batch[0]).softmax(-1)
-
-
-def _per_stage(make_metric) -> nn.ModuleDict:
-    """One metric object per stage, keyed "<stage>_acc" (a ModuleDict key may not be "train")."""
-    return nn.ModuleDict({f"{stage}_acc": make_metric() for stage in ("train", "val", "test")})

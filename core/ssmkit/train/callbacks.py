@@ -3,7 +3,6 @@ summary line, and a loss-curve plot written at the end of fit."""
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import time
@@ -13,6 +12,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+from ssmkit.train.plots import plot_metrics
 
 
 def interactive() -> bool:
@@ -70,45 +71,3 @@ class LossCurvePlot(Callback):
         metrics = run_dir / "metrics.csv"
         if metrics.is_file():
             plot_metrics(metrics, run_dir / "plots" / "loss.png", title=type(pl_module).__name__)
-
-
-def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
-    """metrics.csv -> {metric: [(step, value), ...]} (CSVLogger writes one sparse row per log call)."""
-    series: dict[str, list[tuple[int, float]]] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(float(row.get("step") or 0))
-            for key, value in row.items():
-                if key in ("step", "epoch") or value in ("", None):
-                    continue
-                series.setdefault(key, []).append((step, float(value)))
-    return series
-
-
-def plot_metrics(metrics_csv: Path, out: Path, title: str = "") -> Path:
-    """Loss curves (train and val) on the left, the other validation metrics on the right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series = read_metrics(metrics_csv)
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, points in sorted(series.items()):
-        if "tokens_per_s" in key or key.startswith("lr"):
-            continue
-        ax = ax_loss if key.endswith("loss") else ax_metric
-        steps, values = zip(*points, strict=True)
-        ax.plot(steps, values, label=key, marker="o" if len(points) < 30 else None)
-    ax_loss.set(xlabel="step", ylabel="loss", title="loss")
-    ax_metric.set(xlabel="step", title="metrics")
-    for ax in (ax_loss, ax_metric):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out

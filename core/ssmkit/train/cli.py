@@ -17,7 +17,7 @@ from typing import Any
 from jsonargparse import lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ssmkit.plugins import PluginInfo, find_task
 from ssmkit.train.callbacks import EpochSummary, LossCurvePlot, Throughput, progress_bar
@@ -57,7 +57,12 @@ def run_task(
 
 
 class SsmkitCLI(LightningCLI):
-    """LightningCLI whose trainer writes checkpoints atomically and loads them with weights_only=True."""
+    """LightningCLI whose trainer writes checkpoints atomically and loads them with weights_only=True, and whose
+    model takes the values its task declares in `data_links` from the data module (given once, never twice)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for source, target in getattr(self.model_class, "data_links", {}).items():
+            parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)

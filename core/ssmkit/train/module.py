@@ -1,19 +1,24 @@
 """`TaskModule`: the LightningModule every ssmkit task builds on.
 
-It owns the backbone configuration (a registry mixer name plus kwargs, flat in the config so that
-`--model.mixer mamba` works), AdamW with the SSM parameter groups, and the warm-up + cosine schedule.
-Subclasses build their head in `__init__` and implement `shared_step`.
+It owns AdamW with the SSM parameter groups and the warm-up + cosine schedule, the run folder (written by rank
+zero only), and the report hooks: `write_report("val")` at the end of fit and `write_report("test")` at the end
+of a test, where a task writes its plots and tables. A task with a sequence backbone takes its settings as one
+`BackboneConfig` argument named `backbone` (the config's `model.backbone` section) and builds it with
+`make_backbone`. What a task must agree on with its data (class count, vocabulary, channels, lengths) it
+declares in `data_links`; the command line then takes those values from the data module, so they are given
+once and cannot disagree.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
 import torch
 
-from ssmkit.models.backbone import SequenceBackbone
+from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
 from ssmkit.train.optim import param_groups, warmup_cosine
 
 Tensor = torch.Tensor
@@ -23,19 +28,12 @@ class TaskModule(L.LightningModule):
     # The metric that picks the best checkpoint, and whether higher is better.
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
+    # data module attribute -> this module's __init__ argument that the CLI fills from it (LightningCLI
+    # link_arguments): e.g. {"n_classes": "n_classes", "input_vocab_size": "vocab_size"}.
+    data_links: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
-        d_model: int = 64,
-        n_layers: int = 2,
-        mixer: str = "mamba",
-        mixer_kwargs: dict[str, Any] | None = None,
-        mlp_ratio: float = 0.0,
-        dropout: float = 0.0,
-        hybrid: dict[str, list[int]] | None = None,
-        hybrid_kwargs: dict[str, dict[str, Any]] | None = None,
-        bidirectional: bool = False,
-        final_norm: bool = True,
         lr: float = 1e-3,
         weight_decay: float = 0.1,
         warmup_steps: int = 100,
@@ -43,18 +41,6 @@ class TaskModule(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.95),
     ) -> None:
         super().__init__()
-        self.backbone_config = {
-            "d_model": d_model,
-            "n_layers": n_layers,
-            "mixer": mixer,
-            "mixer_kwargs": mixer_kwargs or {},
-            "mlp_ratio": mlp_ratio,
-            "dropout": dropout,
-            "hybrid": hybrid,
-            "hybrid_kwargs": hybrid_kwargs,
-            "bidirectional": bidirectional,
-            "final_norm": final_norm,
-        }
         self.optim_config = {
             "lr": lr,
             "weight_decay": weight_decay,
@@ -63,19 +49,49 @@ class TaskModule(L.LightningModule):
             "betas": tuple(betas),
         }
 
-    def make_backbone(self, **inputs: Any) -> SequenceBackbone:
+    @staticmethod
+    def make_backbone(config: BackboneConfig | dict[str, Any] | None, **inputs: Any) -> SequenceBackbone:
         """The configured backbone; `inputs` says what it reads (vocab_size=... or d_input=...)."""
-        return SequenceBackbone(**self.backbone_config, **inputs)
+        return SequenceBackbone(config, **inputs)
 
     def run_dir(self) -> Path | None:
-        """This run's folder (the logger's `log_dir`, created), where plots and predictions go; None without
-        a logger (a notebook's `Trainer(logger=False)`)."""
+        """This run's folder (the logger's `log_dir`, created), where plots and tables go; None without a logger (a
+        notebook's `Trainer(logger=False)`) and on every rank but zero, so only one process writes."""
         logger = self.trainer.logger
-        if logger is None or logger.log_dir is None:
+        if logger is None or logger.log_dir is None or not self.trainer.is_global_zero:
             return None
         path = Path(logger.log_dir)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def run_file(self, name: str, required: bool = False) -> Path | None:
+        """`name` (may hold folders, created) in the run folder; None off rank zero, and without a logger unless
+        `required` (predictions: then it goes to the working directory)."""
+        if not self.trainer.is_global_zero:
+            return None
+        run_dir = self.run_dir() or (Path.cwd() if required else None)
+        if run_dir is None:
+            return None
+        path = run_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_report(self, stage: str) -> None:
+        """Plots and tables of the last `stage` ("val" or "test") epoch; called at fit end and test end. Runs on
+        every rank (metrics synchronise); write files through `run_file`."""
+
+    def on_fit_end(self) -> None:
+        self.write_report("val")
+
+    def on_test_end(self) -> None:
+        self.write_report("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Settings objects (`BackboneConfig`, ...) go into the checkpoint as plain dicts, so that it loads with
+        `weights_only=True` (LightningCLI reads them back into the objects)."""
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams:
+            checkpoint["hyper_parameters"] = {k: asdict(v) if is_dataclass(v) else v for k, v in hparams.items()}
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """Compute and log the loss (and metrics) for `stage` in {"train", "val", "test"}; return the loss."""

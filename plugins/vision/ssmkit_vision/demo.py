@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from ssmkit.plugins import resource_path
-from ssmkit.train.callbacks import read_metrics
+from ssmkit.train.logging import read_metrics
 from ssmkit.train.cli import run_task
 from ssmkit_vision.plots import plot_runs
 

@@ -191,7 +191,7 @@ WIDTHS = {"tiny": 192, "small": 384, "base": 768}
 TEST_ARCHS: dict[str, dict[str, Any]] = {
     "vim": {"mixer_kwargs": {"d_state": 8, "d_conv": 4, "expand": 2}, "depth": 4},
     "hydra": {"mixer_kwargs": {"d_state": 8, "d_conv": 7, "expand": 2, "headdim": 16}, "depth": 4},
-    "vit_matched": {"mixer_kwargs": {"n_heads": 4}, "depth": 3},
+    "vit_matched": {"mixer_kwargs": {"n_heads": 4, "rope": False}, "depth": 3},
 }
 
 
@@ -201,7 +201,7 @@ def _create(variant: str, pretrained: bool, **kwargs: Any) -> SequenceImageModel
     if size == "test":
         config.update(TEST_ARCHS[arch], patch_size=4)
     elif arch == "vit_matched":
-        config["mixer_kwargs"] = {"n_heads": WIDTHS[size] // 64}
+        config["mixer_kwargs"] = {"n_heads": WIDTHS[size] // 64, "rope": False}
     return build_model_with_cfg(
         SequenceImageModel, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **{**config, **kwargs}
     )

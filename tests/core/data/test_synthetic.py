@@ -70,7 +70,7 @@ def test_check_finite_names_the_sample():
 def test_data_module_names_the_bad_sample_at_setup(monkeypatch):
     from ssmkit.synthetic.datamodules import ICLRegressionData
 
-    dm = ICLRegressionData(n_points=4, dim=2, num_train=8, num_val=4, batch_size=4)
+    dm = ICLRegressionData(n_points=4, dim=2, n_train=8, n_val=4, batch_size=4)
     original = dm.generate
 
     def with_nan(n, generator):

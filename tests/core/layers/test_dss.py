@@ -5,10 +5,6 @@ from ssmkit.ops.hippo import hippo_dplr
 from ssmkit.testing import MixerContract
 
 
-class TestDSS(MixerContract):
-    name = "dss"
-
-
 class TestDSSGrowingModes(MixerContract):
     """DSS-softmax allows Re(Λ) > 0; step and forward still agree."""
 

@@ -1,11 +1,6 @@
 import torch
 
 import ssmkit
-from ssmkit.testing import MixerContract
-
-
-class TestGSS(MixerContract):
-    name = "gss"
 
 
 def test_widths_follow_the_paper():

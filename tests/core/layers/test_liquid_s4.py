@@ -6,13 +6,9 @@ from ssmkit.layers.liquid_s4 import input_products
 from ssmkit.testing import MixerContract
 
 
-class TestLiquidS4(MixerContract):
-    name = "liquid_s4"
-
-
 class TestLiquidS4Degree1(MixerContract):
     name = "liquid_s4"
-    kwargs = {"d_state": 8, "l_max": 16, "liquid_degree": 1}
+    kwargs = {"liquid_degree": 1}
 
 
 def test_degree_1_is_s4():

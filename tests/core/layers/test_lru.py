@@ -4,11 +4,6 @@ import pytest
 import torch
 
 import ssmkit
-from ssmkit.testing import MixerContract
-
-
-class TestLRU(MixerContract):
-    name = "lru"
 
 
 def test_ring_initialisation_and_gamma_normalisation():

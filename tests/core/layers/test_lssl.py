@@ -6,13 +6,9 @@ from ssmkit.ops import bilinear_discretise
 from ssmkit.testing import MixerContract
 
 
-class TestLSSL(MixerContract):
-    name = "lssl"
-
-
 class TestLSSLLegT(MixerContract):
     name = "lssl"
-    kwargs = {"d_state": 8, "measure": "legt"}
+    kwargs = {"measure": "legt"}
 
 
 class TestLSSLFouTLearnedA(MixerContract):

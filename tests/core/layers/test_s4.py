@@ -5,13 +5,9 @@ from ssmkit.ops.hippo import hippo, hippo_dplr
 from ssmkit.testing import MixerContract
 
 
-class TestS4(MixerContract):
-    name = "s4"
-
-
 class TestS4Bidirectional(MixerContract):
     name = "s4"
-    kwargs = {"d_state": 8, "l_max": 16, "bidirectional": True}
+    kwargs = {"bidirectional": True}
 
     def test_sees_the_future_but_not_itself_twice(self):
         mixer, x = self.make(), self.inputs()

@@ -15,8 +15,8 @@ from ssmkit.models import (
 
 def test_hybrid_places_attention_at_chosen_layers():
     bb = SequenceBackbone(
-        16,
-        4,
+        d_model=16,
+        n_layers=4,
         mixer="mamba",
         mixer_kwargs={"d_state": 4},
         hybrid={"attention": [1, 3]},
@@ -27,7 +27,7 @@ def test_hybrid_places_attention_at_chosen_layers():
     assert kinds == [Mamba, Attention, Mamba, Attention]
     assert bb.layers[1].mixer.n_heads == 2
     with pytest.raises(ValueError, match="outside"):
-        SequenceBackbone(16, 2, hybrid={"attention": [2]})
+        SequenceBackbone(d_model=16, n_layers=2, hybrid={"attention": [2]})
 
 
 CAUSAL_MIXERS = [name for name in ssmkit.list_mixers() if ssmkit.registry.mixer_class(name).causal]
@@ -67,7 +67,9 @@ def test_prefill_then_step_equals_forward(hybrid):
 def test_bidirectional_backbone_sees_both_directions():
     """A class token placed first must see later positions (Vim's lost-backward-scan trap)."""
     for bidirectional, should_change in ((False, False), (True, True)):
-        bb = SequenceBackbone(8, 2, mixer="mamba", mixer_kwargs={"d_state": 4}, d_input=8, bidirectional=bidirectional)
+        bb = SequenceBackbone(
+            d_model=8, n_layers=2, mixer="mamba", mixer_kwargs={"d_state": 4}, d_input=8, bidirectional=bidirectional
+        )
         assert isinstance(bb.layers[0].mixer, BidirectionalMixer) == bidirectional
         x = torch.randn(2, 6, 8)
         x2 = x.clone()
@@ -76,12 +78,26 @@ def test_bidirectional_backbone_sees_both_directions():
         assert changed == should_change
 
 
+def test_bidirectional_backbone_uses_a_mixers_own_noncausal_kwargs():
+    """Attention (`noncausal_kwargs = {"causal": False}`) attends both ways by itself; hydra is non-causal already."""
+    hybrid_kwargs = {"attention": {"n_heads": 2}, "hydra": {"headdim": 4}}
+    hybrid = {"attention": [1], "hydra": [2]}
+    bb = SequenceBackbone(
+        d_model=8, n_layers=3, mixer="mamba", hybrid=hybrid, hybrid_kwargs=hybrid_kwargs, bidirectional=True
+    )
+    mixers = [block.mixer for block in bb.layers]
+    assert isinstance(mixers[0], BidirectionalMixer) and type(mixers[2]).__name__ == "Hydra"
+    assert isinstance(mixers[1], Attention) and not mixers[1].causal
+
+
 def test_bidirectional_padding_does_not_leak_and_reverse_valid():
     x = torch.arange(6.0).view(1, 6, 1).repeat(2, 1, 1)
     r = reverse_valid(x, torch.tensor([6, 4]))
     assert r[0, :, 0].tolist() == [5, 4, 3, 2, 1, 0]
     assert r[1, :, 0].tolist() == [3, 2, 1, 0, 4, 5]
-    bb = SequenceBackbone(8, 1, mixer="mamba", mixer_kwargs={"d_state": 4}, d_input=8, bidirectional=True).double()
+    bb = SequenceBackbone(
+        d_model=8, n_layers=1, mixer="mamba", mixer_kwargs={"d_state": 4}, d_input=8, bidirectional=True
+    ).double()
     x = torch.randn(2, 7, 8, dtype=torch.float64)
     lengths = torch.tensor([7, 4])
     noisy = x.clone()
@@ -93,7 +109,7 @@ def test_bidirectional_padding_does_not_leak_and_reverse_valid():
 
 
 def test_token_input_errors():
-    bb = SequenceBackbone(8, 1, vocab_size=5, mixer_kwargs={"d_state": 4})
+    bb = SequenceBackbone(d_model=8, n_layers=1, vocab_size=5, mixer_kwargs={"d_state": 4})
     with pytest.raises(ValueError, match=r"token ids must lie in \[0, vocab_size=5\)"):
         bb(torch.tensor([[1, 7]]))
     with pytest.raises(ValueError, match="integer tensor"):
@@ -129,8 +145,8 @@ def test_model_registry_presets():
 
 def test_final_norm_can_be_left_out_so_the_amplitude_reaches_the_head():
     torch.manual_seed(0)
-    normed = SequenceBackbone(16, 2, "s4d", d_input=3)
-    raw = SequenceBackbone(16, 2, "s4d", d_input=3, final_norm=False)
+    normed = SequenceBackbone(d_model=16, n_layers=2, mixer="s4d", d_input=3)
+    raw = SequenceBackbone(d_model=16, n_layers=2, mixer="s4d", d_input=3, final_norm=False)
     raw.load_state_dict({k: v for k, v in normed.state_dict().items() if not k.startswith("norm_f")})
     x = torch.randn(2, 12, 3)
     h = raw(x)
@@ -138,3 +154,17 @@ def test_final_norm_can_be_left_out_so_the_amplitude_reaches_the_head():
     rms = normed(3 * x).pow(2).mean(-1).sqrt()
     torch.testing.assert_close(rms, torch.ones_like(rms), atol=1e-3, rtol=0)  # every position's amplitude fixed
     assert raw(3 * x).pow(2).mean(-1).sqrt().std() > 0.05  # left free without the final norm
+
+
+def test_config_object_and_keywords_build_the_same_backbone():
+    """One settings object: a `BackboneConfig`, its dict form (as a checkpoint stores it) and keywords agree."""
+    config = ssmkit.BackboneConfig(d_model=8, n_layers=2, mixer="s4d", mixer_kwargs={"d_state": 4})
+    built = [
+        SequenceBackbone(config, d_input=3),
+        SequenceBackbone(config.as_dict(), d_input=3),
+        SequenceBackbone(d_model=8, n_layers=2, mixer="s4d", mixer_kwargs={"d_state": 4}, d_input=3),
+    ]
+    shapes = [{k: v.shape for k, v in bb.state_dict().items()} for bb in built]
+    assert shapes[0] == shapes[1] == shapes[2] and all(bb.config == config for bb in built)
+    assert SequenceBackbone(config, n_layers=3).config.n_layers == 3  # keywords replace fields
+    assert "dropout" not in config.architecture() and config.architecture()["mixer"] == "s4d"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ssmkit.cli import main
+from ssmkit.train.cli import run_task
 
 TASKS = ["selective_copy", "associative_recall", "induction_heads", "icl_regression", "sequential_digits"]
 
@@ -104,13 +105,17 @@ def test_unknown_task_lists_the_installed_ones(capsys):
     assert "unknown task 'synthetic.nope'; installed tasks: " in err and "synthetic.selective_copy" in err
 
 
-def test_vocab_mismatch_between_model_and_data_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"model.vocab_size=5 does not match the data's input vocabulary \(6 ids\)"):
+def test_the_model_takes_its_vocabulary_from_the_data(tmp_path):
+    """data_links: the vocabulary is given once, in the data; the model cannot be told another."""
+    args = ["--data.vocab_size", "7", "--trainer.max_steps", "1"]
+    cli = run_task("fit", "synthetic.selective_copy", args, runs_dir=tmp_path, quick=True)
+    assert cli.model.head.proj.out_features == cli.datamodule.input_vocab_size == 9
+    with pytest.raises(SystemExit):
         fit(tmp_path, "selective_copy", "--model.vocab_size", "5")
 
 
 def test_print_config_shows_the_merged_config(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        fit(tmp_path, "selective_copy", "--model.mixer", "s4d", "--print_config")
+        fit(tmp_path, "selective_copy", "--model.backbone.mixer", "s4d", "--print_config")
     out = capsys.readouterr().out
     assert "mixer: s4d" in out and "seq_len: 16" in out
