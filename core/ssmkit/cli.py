@@ -74,11 +74,12 @@ def _train(verb: str, rest: list[str]) -> int:
         i = rest.index("--runs_dir")
         runs_dir = rest[i + 1]
         del rest[i : i + 2]
+    from ssmkit.data.errors import DataError
     from ssmkit.train.cli import RunError, run_task
 
     try:
         run_task(verb, spec, rest, runs_dir=runs_dir, quick=quick)
-    except (UnknownTaskError, RunError) as exc:
+    except (UnknownTaskError, RunError, DataError) as exc:
         print(f"ssmkit {verb}: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -16,12 +16,14 @@ A missing "test" is served by "val" and a missing "predict" by "test" (or "val")
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any, ClassVar
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from ssmkit.data.errors import DataError
 
 # Lightning stage -> the splits it reads
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
@@ -52,8 +54,11 @@ class BaseDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         stage = stage or "fit"
         if any(split not in self.datasets for split in STAGE_SPLITS[stage]):
-            built = self.build(stage)
-            self.datasets.update({k: v for k, v in built.items() if k not in self.datasets})
+            built = {k: v for k, v in self.build(stage).items() if k not in self.datasets}
+            empty = sorted(k for k, v in built.items() if isinstance(v, Sized) and not len(v))
+            if empty:
+                raise DataError(f"the {' and '.join(empty)} split(s) hold no samples", source=type(self).__name__)
+            self.datasets.update(built)
 
     def split(self, name: str) -> tuple[str, Dataset]:
         """(the split that serves `name`, its dataset): `name` itself, or its fallback when it was not built."""
@@ -74,8 +79,8 @@ class BaseDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) > self.batch_size,
+            shuffle=train and not isinstance(dataset, IterableDataset),
+            drop_last=train and isinstance(dataset, Sized) and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collate_fn,

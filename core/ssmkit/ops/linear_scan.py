@@ -6,17 +6,16 @@ and where `resets[:, t]` is true the state restarts before step t: h_t = b_t (as
 RL, where an episode boundary clears the memory). a and b may be real or complex.
 Shapes: a, b (B, L, D); h0 (B, D); resets (B, L) bool. Returns h (B, L, D) [, h_last (B, D)].
 
-Backends: `reference` is the loop over time (the spec); `numba` (CPU) is the fused loop of
-`ssmkit_kernels.cpu.linear_scan` with a hand-written backward, the CPU default when numba is installed.
+Backends (`ssmkit.ops.dispatch.BACKENDS`): `reference` is the loop over time (the spec); `numba` (CPU) is the fused
+loop of `ssmkit_kernels.cpu.linear_scan` with a hand-written backward, the CPU default when numba is installed;
+`triton` the GPU kernel of `ssmkit_kernels.triton.linear_scan`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -64,36 +63,14 @@ def linear_scan_ref(
     return (out, h) if return_last_state else out
 
 
-register_backend("linear_scan", Backend(REFERENCE, linear_scan_ref))
-
-
-def _linear_scan_numba(*args):
-    """The fused numba CPU scan of `ssmkit_kernels.cpu`, imported on first use so `import ssmkit.ops` stays cheap."""
-    from ssmkit_kernels.cpu.linear_scan import linear_scan_numba
-
-    return linear_scan_numba(*args)
-
-
-register_backend(
-    "linear_scan",
-    Backend(
-        "numba",
-        _linear_scan_numba,
-        devices=("cpu",),
-        priority=10,
-        available=lambda: importlib.util.find_spec("numba") is not None,
-        why_unavailable="numba is not installed (pip install numba)",
-    ),
-)
-
-
-def _linear_scan_triton(*args):
-    """The Triton GPU scan of `ssmkit_kernels.triton`, imported on first use like the numba backend."""
-    from ssmkit_kernels.triton.linear_scan import linear_scan_triton
-
-    return linear_scan_triton(*args)
-
-
-register_backend(
-    "linear_scan", Backend("triton", _linear_scan_triton, ("cuda",), 20, triton_on_cuda, TRITON_UNAVAILABLE)
-)
+@example_inputs("linear_scan")
+def linear_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """Complex |a| < 1 (a stable recurrence, as in S5 / LRU) with h0, random resets and one at step 0, and the
+    last state; then real, without h0 or resets, over 70 channels (a block of 64 and a partial one)."""
+    cdtype = torch.promote_types(dtype, torch.complex64)
+    a, b, h0 = (torch.randn(shape, generator=g, dtype=cdtype) for shape in ((2, 19, 5), (2, 19, 5), (2, 5)))
+    resets = torch.rand(2, 19, generator=g) < 0.2
+    resets[0, 0] = True
+    a_real, b_real = torch.rand(1, 9, 70, generator=g, dtype=dtype), torch.randn(1, 9, 70, generator=g, dtype=dtype)
+    leaves = [t.requires_grad_() for t in (0.6 * a, b, h0, a_real, b_real)]
+    return [(*leaves[:3], resets, True), (*leaves[3:], None, None, False)]

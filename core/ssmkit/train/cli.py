@@ -9,7 +9,9 @@ scratch with a warning).
 
 from __future__ import annotations
 
+import os
 import re
+import traceback
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from jsonargparse import lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from ssmkit.plugins import PluginInfo, find_task
 from ssmkit.train.callbacks import EpochSummary, LossCurvePlot, Throughput, progress_bar
@@ -44,16 +47,21 @@ def run_task(
     # Lightning's DDP launcher re-runs it in the worker processes).
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     args, version = _resolve_ckpt_path(subcommand, list(args), task_dir)
-    return SsmkitCLI(
-        module_cls,
-        datamodule_cls,
-        args=[subcommand, "--config", str(task.config_path(quick)), *args],
-        trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version),
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        subclass_mode_model=False,
-        subclass_mode_data=False,
-    )
+    try:
+        return SsmkitCLI(
+            module_cls,
+            datamodule_cls,
+            args=[subcommand, "--config", str(task.config_path(quick)), *args],
+            trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version),
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            subclass_mode_model=False,
+            subclass_mode_data=False,
+        )
+    except (MisconfigurationException, ValueError) as exc:
+        if not _lightning_configuration_error(exc):
+            raise
+        raise RunError(f"{spec}: the trainer settings do not fit this run: {exc}") from None
 
 
 class SsmkitCLI(LightningCLI):
@@ -121,6 +129,15 @@ def _resolve_ckpt_path(subcommand: str, args: list[str], task_dir: Path) -> tupl
         raise RunError(str(exc)) from None
     args[where] = f"--ckpt_path={path}"
     return args, version
+
+
+def _lightning_configuration_error(exc: Exception) -> bool:
+    """Whether Lightning itself rejected the settings (e.g. a `val_check_interval` longer than an epoch of this data):
+    its misconfiguration error, or a ValueError raised inside the lightning package."""
+    if isinstance(exc, MisconfigurationException):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"{os.sep}lightning{os.sep}" in frames[-1].filename
 
 
 def _flag_value(args: list[str], flag: str) -> tuple[str | None, int]:

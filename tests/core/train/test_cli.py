@@ -119,3 +119,27 @@ def test_print_config_shows_the_merged_config(tmp_path, capsys):
         fit(tmp_path, "selective_copy", "--model.backbone.mixer", "s4d", "--print_config")
     out = capsys.readouterr().out
     assert "mixer: s4d" in out and "seq_len: 16" in out
+
+
+def test_trainer_settings_that_do_not_fit_the_data_are_a_named_error(tmp_path, capsys):
+    """Lightning's misconfiguration (here: validating every 50 steps of a 4-batch epoch) is a RunError, not a trace."""
+    code = main(
+        [
+            "fit",
+            "synthetic.selective_copy",
+            "--quick",
+            "--runs_dir",
+            str(tmp_path),
+            "--trainer.val_check_interval",
+            "50",
+        ]
+    )
+    assert code == 2
+    assert "the trainer settings do not fit this run" in capsys.readouterr().err
+
+
+def test_bad_data_is_reported_without_a_traceback(tmp_path, capsys):
+    code = main(["fit", "synthetic.icl_regression", "--quick", "--runs_dir", str(tmp_path), "--data.n_val", "0"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "ssmkit fit:" in err
