@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import timm
 import torch
 
-import ssmkit_vision  # noqa: F401  (registers the models in timm)
-
-sys.path.insert(0, str(Path(__file__).parent))
-from measure import peak_extra_mb  # noqa: E402  (the suite's CPU peak-memory measure)
-from scaling import loglog_panels  # noqa: E402
+import ssmkit_vision.models  # noqa: F401  (registers the models in timm)
+from ssmkit.bench.measure import peak_extra_mb  # the suite's CPU peak-memory measure
+from ssmkit.bench.scaling import loglog_panels
 
 MODELS = {"Vim": "vim_test_patch4_28", "ViT": "vit_matched_test_patch4_28"}
 

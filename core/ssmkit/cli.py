@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import util as import_util
+from importlib import import_module
 from pathlib import Path
 
 import ssmkit
 from ssmkit.plugins import PluginInfo, UnknownTaskError, discover, load_object
 
 TRAIN_VERBS = ("fit", "validate", "test", "predict")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,14 +153,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    name = "scoreboard.py" if args.tasks else "suite.py"
-    path = REPO_ROOT / "apps" / "bench" / name
-    if not path.is_file():
-        print(f"ssmkit bench runs from a source checkout; {path} not found", file=sys.stderr)
-        return 2
-    spec = import_util.spec_from_file_location(f"ssmkit_bench_{path.stem}", path)
-    module = import_util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_module("ssmkit.bench.scoreboard" if args.tasks else "ssmkit.bench.suite")
     if args.tasks:
         split = lambda s: s.split(",") if s else None  # noqa: E731
         return module.main(

@@ -4,12 +4,14 @@ The interpreter has to be on before triton is first imported: `triton.jit` decid
 triton's own library functions included. This conftest turns it on when it is loaded before anything imported
 triton (`pytest tests/kernels`, `pytest tests/kernels tests/core/ops`) on a machine without a GPU. Lightning imports
 triton, so a session that collected other tests first may already hold triton without it, and on a GPU machine
-the rest of the session should keep compiled Triton; there each `test_triton_*.py` module runs as one test, in a
-fresh `python -m pytest` subprocess with the variable set, and fails with that run's report.
+the rest of the session should keep compiled Triton; there each module that runs Triton kernels (`test_triton_*.py`
+and the backend contract, `test_backends.py`) runs as one test, in a fresh `python -m pytest` subprocess with the
+variable set, and fails with that run's report.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 import sys
@@ -23,21 +25,22 @@ INTERPRETED_HERE = os.environ.get("TRITON_INTERPRET") == "1" or (
 )
 if INTERPRETED_HERE:
     os.environ["TRITON_INTERPRET"] = "1"
+TRITON_MODULES = ("test_triton_*.py", "test_backends.py")
 
 
 @pytest.fixture
 def cuda_visible(monkeypatch):
     """`torch.cuda.is_available()` says True, as on a GPU machine: what the dispatcher would pick there."""
-    from ssmkit.ops.dispatch import triton_on_cuda
+    from ssmkit.ops.dispatch import requirement_met
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    triton_on_cuda.cache_clear()
+    requirement_met.cache_clear()
     yield
-    triton_on_cuda.cache_clear()
+    requirement_met.cache_clear()
 
 
 def pytest_pycollect_makemodule(module_path, parent):
-    if not INTERPRETED_HERE and module_path.name.startswith("test_triton_"):
+    if not INTERPRETED_HERE and any(fnmatch.fnmatch(module_path.name, p) for p in TRITON_MODULES):
         return InterpretedModule.from_parent(parent, path=module_path)
     return None
 

@@ -54,18 +54,9 @@ def assert_matches_reference(inputs: dict, fast_fn=linear_scan_numba) -> None:
         assert err <= TOL[inputs["b"].dtype], f"{name}: relative error {err:.2e}"
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.complex64, torch.complex128])
-def test_matches_reference_with_resets_and_initial_state(dtype):
-    assert_matches_reference(make_inputs(2, 37, 70, dtype))  # 70 channels: a full block of 64 and a partial one
-
-
 @pytest.mark.parametrize(("batch", "length", "dim"), [(1, 1, 1), (1, 7, 3), (3, 129, 1), (2, 5, 130)])
 def test_odd_shapes(batch, length, dim):
     assert_matches_reference(make_inputs(batch, length, dim, torch.float64, seed=batch + length + dim))
-
-
-def test_without_initial_state_or_resets():
-    assert_matches_reference(make_inputs(2, 33, 5, torch.float64, with_h0=False, reset_rate=0))
 
 
 def test_every_step_a_reset_leaves_h_equal_to_b():

@@ -86,20 +86,6 @@ def test_odd_shapes_match_reference(dtype, b, d, length, n):
     assert_matches_reference(make_inputs(b, d, length, n, dtype, layouts, seed=b * 100 + d))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_without_optional_inputs_or_softplus(dtype):
-    assert_matches_reference(make_inputs(2, 3, 11, 4, dtype, optional=False), softplus=False)
-
-
-def test_return_last_state_and_plain_output():
-    inputs = make_inputs(2, 3, 9, 4, torch.float64)
-    y = selective_scan_numba(**inputs)
-    y_ref, last_ref = selective_scan_ref(**inputs, return_last_state=True)
-    _, last = selective_scan_numba(**inputs, return_last_state=True)
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=1e-12)
-    torch.testing.assert_close(last, last_ref, rtol=0, atol=1e-12)
-
-
 def test_bfloat16_inputs_compute_in_float32_and_keep_dtypes():
     inputs = {k: v.detach() for k, v in make_inputs(2, 4, 10, 3, torch.float32).items()}
     inputs["u"], inputs["z"] = inputs["u"].bfloat16().requires_grad_(), inputs["z"].bfloat16().requires_grad_()

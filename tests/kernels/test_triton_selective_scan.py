@@ -69,10 +69,6 @@ def test_bfloat16_inputs_keep_a_float32_state():
         assert err <= (2**-7 if r.dtype == torch.bfloat16 else 1e-5), f"{name}: relative error {err:.2e}"
 
 
-def test_without_optional_inputs_or_softplus():
-    assert_matches_reference(make_inputs(2, 3, 11, 4, torch.float32, optional=False), softplus=False)
-
-
 def test_inference_forward_without_last_state():
     inputs = {k: v.detach() for k, v in make_inputs(1, 2, 10, 3, torch.float32).items()}
     y = selective_scan_triton(**inputs, delta_softplus=True)

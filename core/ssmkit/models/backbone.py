@@ -23,6 +23,7 @@ from ssmkit.layers.mlp import GatedMLP
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.models.bidirectional import BidirectionalMixer
 from ssmkit.registry import create_mixer, mixer_class
+from ssmkit.registry import with_l_max as kwargs_with_l_max
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -90,6 +91,16 @@ class BackboneConfig:
         """The settings that decide the weights' shapes and meaning (all but dropout): what a checkpoint and the
         model it initialises must share."""
         return {k: v for k, v in self.as_dict().items() if k != "dropout"}
+
+    def with_l_max(self, l_max: int) -> BackboneConfig:
+        """This config with `l_max` in the kwargs of the mixer and of every hybrid mixer whose family takes one
+        (`takes_l_max`), unless those kwargs set it already."""
+        hybrid = {n: kwargs_with_l_max(n, (self.hybrid_kwargs or {}).get(n, {}), l_max) for n in self.hybrid or {}}
+        return replace(
+            self,
+            mixer_kwargs=kwargs_with_l_max(self.mixer, self.mixer_kwargs, l_max),
+            hybrid_kwargs={**(self.hybrid_kwargs or {}), **hybrid} or self.hybrid_kwargs,
+        )
 
 
 class SequenceBackbone(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -51,4 +51,11 @@ def krylov_kernel_ref(A_bar: Tensor, B_bar: Tensor, C: Tensor, L: int) -> Tensor
     return torch.stack(ks, -1)
 
 
-register_backend("krylov_kernel", Backend(REFERENCE, krylov_kernel_ref))
+@example_inputs("krylov_kernel")
+def krylov_kernel_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """The bilinear discretisation of a random stable dense SSM (H=2, N=3), L=12."""
+    A = torch.randn(2, 3, 3, generator=g, dtype=dtype) - 2 * torch.eye(3, dtype=dtype)
+    log_dt = torch.log(torch.rand(2, generator=g, dtype=dtype) * 0.2 + 0.05)
+    A_bar, B_bar = bilinear_discretise(A, torch.randn(2, 3, generator=g, dtype=dtype), log_dt)
+    C = torch.randn(2, 3, generator=g, dtype=dtype)
+    return [(A_bar.requires_grad_(), B_bar.requires_grad_(), C.requires_grad_(), 12)]

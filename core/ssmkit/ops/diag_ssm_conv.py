@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.ops.fft_conv import fft_conv
-from ssmkit.ops.s4d_kernel import s4d_kernel, zoh_discretise
+from ssmkit.ops.s4d_kernel import random_diagonal_ssm, s4d_kernel, zoh_discretise
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -97,5 +97,15 @@ def _zero_state(u: Tensor, A: Tensor) -> Tensor:
     return torch.zeros(u.shape[0], *A.shape, dtype=A.dtype, device=u.device)
 
 
-register_backend("diag_ssm_conv", Backend(REFERENCE, diag_ssm_conv_ref))
-register_backend("diag_ssm_conv", Backend("blocked", diag_ssm_conv_blocked, priority=10))
+@example_inputs("diag_ssm_conv")
+def diag_ssm_conv_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """A diagonal SSM (H=3, N=4) with a carried-in state and the final state, in blocks of 1 (L=9), 7 (L=30, the
+    last block partial) and 64 (one block); then without a state in or out."""
+    cases = []
+    for block, length, with_state in ((1, 9, True), (7, 30, True), (64, 30, True), (7, 30, False)):
+        log_dt, A, C = random_diagonal_ssm(g, dtype, 3, 4)
+        u, D = torch.randn(2, 3, length, generator=g, dtype=dtype), torch.randn(3, generator=g, dtype=dtype)
+        h0 = torch.randn(2, 3, 4, generator=g, dtype=C.dtype)
+        leaves = [t.requires_grad_() for t in (u, log_dt, A, C, D, h0)]
+        cases.append((*leaves[:5], leaves[5] if with_state else None, with_state, block))
+    return cases

@@ -110,9 +110,7 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("dplr_kernel", REFERENCE, "ssmkit.ops.dplr_kernel:dplr_kernel_ref"),
     Backend("krylov_kernel", REFERENCE, "ssmkit.ops.dense_ssm:krylov_kernel_ref"),
 )
-_TABLE: dict[str, dict[str, Backend]] = {}
-for _row in BACKENDS:
-    _TABLE.setdefault(_row.op, {})[_row.name] = _row
+_TABLE = {op: {b.name: b for b in BACKENDS if b.op == op} for op in dict.fromkeys(b.op for b in BACKENDS)}
 
 
 def resolve(op: str, device_type: str, backend: str | None = None) -> Callable[..., Any]:
@@ -129,6 +127,11 @@ def resolve(op: str, device_type: str, backend: str | None = None) -> Callable[.
             f"backend {backend!r} for op {op!r} is unavailable on device {device_type!r}" + (f": {why}" if why else "")
         )
     return chosen.function()
+
+
+def reference(op: str) -> Callable[..., Any]:
+    """`op`'s reference function, the spec."""
+    return _TABLE[op][REFERENCE].function()
 
 
 def _best(op: str, device_type: str) -> Backend:
@@ -186,7 +189,7 @@ def example_inputs(op: str) -> Callable[[Example], Example]:
 
 def examples(op: str, generator: torch.Generator, dtype: torch.dtype) -> list[tuple]:
     """The argument tuples `op`'s module declares (importing that module, the reference's, declares them)."""
-    _TABLE[op][REFERENCE].function()
+    reference(op)
     if op not in _EXAMPLES:
         raise LookupError(f"op {op!r} declares no example inputs (@example_inputs({op!r}) in its module)")
     return _EXAMPLES[op](generator, dtype)

@@ -23,7 +23,8 @@ import math
 
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import example_inputs, resolve
+from ssmkit.ops.s4d_kernel import random_diagonal_ssm
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -68,4 +69,10 @@ def _with_conjugates(x: Tensor) -> Tensor:
     return torch.cat([x, x.conj()], dim=-1)
 
 
-register_backend("dplr_kernel", Backend(REFERENCE, dplr_kernel_ref))
+@example_inputs("dplr_kernel")
+def dplr_kernel_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """H=3 channels of N=4 stable modes with a rank-1 correction, at an even and an odd length."""
+    log_dt, Lambda, C = random_diagonal_ssm(g, dtype, 3, 4)
+    P, B = (0.3 * torch.randn(3, 4, generator=g, dtype=C.dtype) for _ in "PB")
+    leaves = [t.requires_grad_() for t in (log_dt, Lambda, P, B, C)]
+    return [(*leaves, 16), (*leaves, 11)]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import example_inputs, resolve
+from ssmkit.ops.s4d_kernel import random_diagonal_ssm
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -58,4 +59,10 @@ def _softmax_normaliser(dtL: Tensor, l_max: int) -> tuple[Tensor, Tensor]:
     return shift, torch.expm1(ratio * l_max) / torch.expm1(ratio)
 
 
-register_backend("dss_kernel", Backend(REFERENCE, dss_kernel_ref))
+@example_inputs("dss_kernel")
+def dss_kernel_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """H=3, N=4 with one growing mode (Re(Λ) > 0), read at L=20 with the softmax over l_max=16."""
+    log_dt, A, W = random_diagonal_ssm(g, dtype, 3, 4)
+    Lambda = A[0].clone()
+    Lambda.real[0] = 0.3
+    return [(log_dt.requires_grad_(), Lambda.requires_grad_(), W.requires_grad_(), 20, 16)]

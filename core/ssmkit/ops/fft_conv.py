@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -63,5 +63,15 @@ def fast_fft_size(n: int) -> int:
         m += 1
 
 
-register_backend("fft_conv", Backend(REFERENCE, fft_conv_ref))
-register_backend("fft_conv", Backend("fft", fft_conv_fft, priority=10))
+@example_inputs("fft_conv")
+def fft_conv_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """One step; a kernel as long as the input; a short kernel; a prime length without the skip term."""
+    cases = []
+    for length, lk, skip in ((1, 1, True), (37, 37, True), (33, 5, True), (29, 29, False)):
+        u, k, D = (
+            torch.randn(2, 3, length, generator=g, dtype=dtype),
+            torch.randn(3, lk, generator=g, dtype=dtype),
+            torch.randn(3, generator=g, dtype=dtype),
+        )
+        cases.append((u.requires_grad_(), k.requires_grad_(), D.requires_grad_() if skip else None))
+    return cases

@@ -65,12 +65,16 @@ def linear_scan_ref(
 
 @example_inputs("linear_scan")
 def linear_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
-    """Complex |a| < 1 (a stable recurrence, as in S5 / LRU) with h0, random resets and one at step 0, and the
-    last state; then real, without h0 or resets, over 70 channels (a block of 64 and a partial one)."""
+    """|a| < 1 (a stable recurrence, as in S5 / LRU), with h0, random resets and one at step 0: complex with the
+    last state, and real over 70 channels (a block of 64 and a partial one); then real without h0 or resets."""
     cdtype = torch.promote_types(dtype, torch.complex64)
-    a, b, h0 = (torch.randn(shape, generator=g, dtype=cdtype) for shape in ((2, 19, 5), (2, 19, 5), (2, 5)))
-    resets = torch.rand(2, 19, generator=g) < 0.2
-    resets[0, 0] = True
-    a_real, b_real = torch.rand(1, 9, 70, generator=g, dtype=dtype), torch.randn(1, 9, 70, generator=g, dtype=dtype)
-    leaves = [t.requires_grad_() for t in (0.6 * a, b, h0, a_real, b_real)]
-    return [(*leaves[:3], resets, True), (*leaves[3:], None, None, False)]
+    cases = []
+    for (batch, length, dim), kind, last in (((2, 19, 5), cdtype, True), ((1, 9, 70), dtype, False)):
+        a, b, h0 = (
+            torch.randn(shape, generator=g, dtype=kind) for shape in ((batch, length, dim),) * 2 + ((batch, dim),)
+        )
+        resets = torch.rand(batch, length, generator=g) < 0.2
+        resets[0, 0] = True
+        cases.append((*(t.requires_grad_() for t in (0.6 * a, b, h0)), resets, last))
+    a, b = torch.rand(2, 6, 3, generator=g, dtype=dtype), torch.randn(2, 6, 3, generator=g, dtype=dtype)
+    return [*cases, (a.requires_grad_(), b.requires_grad_(), None, None, True)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ssmkit.ops.dispatch import REFERENCE, Backend, register_backend, resolve
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -51,4 +51,19 @@ def zoh_discretise(log_dt: Tensor, A: Tensor, B: Tensor | None = None) -> tuple[
     return torch.exp(dtA), (torch.exp(dtA) - 1.0) / A * (1.0 if B is None else B)
 
 
-register_backend("s4d_kernel", Backend(REFERENCE, s4d_kernel_ref))
+def random_diagonal_ssm(g: torch.Generator, dtype: torch.dtype, channels: int, modes: int) -> tuple[Tensor, ...]:
+    """A random stable diagonal SSM for examples and tests: log_dt (H,) with dt in [0.05, 0.55], A (H, N) with
+    Re(A) <= -0.1, C (H, N); A and C complex of `dtype`'s precision."""
+    cdtype = torch.promote_types(dtype, torch.complex64)
+    log_dt = torch.log(torch.rand(channels, generator=g, dtype=dtype) * 0.5 + 0.05)
+    decay = -torch.rand(channels, modes, generator=g, dtype=dtype) - 0.1
+    A = torch.complex(decay, torch.randn(channels, modes, generator=g, dtype=dtype))
+    return log_dt, A, torch.randn(channels, modes, generator=g, dtype=cdtype)
+
+
+@example_inputs("s4d_kernel")
+def s4d_kernel_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """H=3 channels, N=4 modes, L=20, with and without B."""
+    log_dt, A, C = random_diagonal_ssm(g, dtype, 3, 4)
+    leaves = [t.requires_grad_() for t in (log_dt, A, C, torch.randn(3, 4, generator=g, dtype=C.dtype))]
+    return [(*leaves[:3], 20, leaves[3]), (*leaves[:3], 20, None)]

@@ -15,12 +15,10 @@ Shapes (b batch, d channels, l length, n state, g groups):
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
-from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
@@ -181,60 +179,30 @@ def _check_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
             check_shape(name, t, "(d,)", d)
 
 
-register_backend("selective_scan", Backend(REFERENCE, selective_scan_ref))
-register_backend("selective_state_update", Backend(REFERENCE, selective_state_update_ref))
+@example_inputs("selective_scan")
+def selective_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """Every optional input (delta_bias past softplus's threshold of 20 on one channel: its linear branch), B per
+    step, C grouped, the last state; then time-invariant B, C per step, nothing optional, no softplus."""
+    b, d, length, n = 2, 4, 13, 3
+    u, delta, z = (torch.randn(b, d, length, generator=g, dtype=dtype) for _ in range(3))
+    A = -2 * torch.rand(d, n, generator=g, dtype=dtype)
+    B, C = torch.randn(b, n, length, generator=g, dtype=dtype), torch.randn(b, 2, n, length, generator=g, dtype=dtype)
+    D, bias = torch.randn(d, generator=g, dtype=dtype), torch.randn(d, generator=g, dtype=dtype)
+    bias[0] = 25.0
+    full = [t.requires_grad_() for t in (u, delta.abs(), A, B, C, D, z, bias)]
+    u, delta = torch.randn(1, 3, 9, generator=g, dtype=dtype), torch.rand(1, 3, 9, generator=g, dtype=dtype)
+    A, B = -torch.rand(3, n, generator=g, dtype=dtype), torch.randn(3, n, generator=g, dtype=dtype)
+    plain = [t.requires_grad_() for t in (u, delta, A, B, torch.randn(1, n, 9, generator=g, dtype=dtype))]
+    return [(*full, True, True), (*plain, None, None, None, False, False)]
 
 
-@functools.cache
-def _numba_importable() -> bool:
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _numba_kernel(name: str):
-    """A function running `ssmkit_kernels.cpu.selective_scan.<name>`, imported on first use so `import ssmkit.ops`
-    stays cheap."""
-
-    def run(*args):
-        from ssmkit_kernels.cpu import selective_scan as kernels
-
-        return getattr(kernels, name)(*args)
-
-    return run
-
-
-for _op in ("selective_scan", "selective_state_update"):
-    register_backend(
-        _op,
-        Backend(
-            "numba",
-            _numba_kernel(f"{_op}_numba"),
-            devices=("cpu",),
-            priority=10,
-            available=_numba_importable,
-            why_unavailable="numba is not installed (pip install numba)",
-        ),
-    )
-
-
-def _selective_scan_triton(*args):
-    """The Triton GPU scan of `ssmkit_kernels.triton`, imported on first use like the numba backend."""
-    from ssmkit_kernels.triton.selective_scan import selective_scan_triton
-
-    return selective_scan_triton(*args)
-
-
-def _selective_state_update_triton(*args):
-    from ssmkit_kernels.triton.selective_scan import selective_state_update_triton
-
-    return selective_state_update_triton(*args)
-
-
-for _op, _fn in (
-    ("selective_scan", _selective_scan_triton),
-    ("selective_state_update", _selective_state_update_triton),
-):
-    register_backend(_op, Backend("triton", _fn, ("cuda",), 20, triton_on_cuda, TRITON_UNAVAILABLE))
+@example_inputs("selective_state_update")
+def selective_state_update_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """One decoding step from a random state (updated in place) with every optional input and softplus."""
+    b, d, n = 2, 5, 3
+    state = torch.randn(b, d, n, generator=g, dtype=dtype)
+    x, dt, z = (torch.randn(b, d, generator=g, dtype=dtype) for _ in range(3))
+    A = -torch.rand(d, n, generator=g, dtype=dtype)
+    B, C = (torch.randn(b, n, generator=g, dtype=dtype) for _ in range(2))
+    D, bias = (torch.randn(d, generator=g, dtype=dtype) for _ in range(2))
+    return [(state, x, dt, A, B, C, D, z, bias, True)]

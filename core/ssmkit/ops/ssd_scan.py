@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssmkit.ops.dispatch import REFERENCE, TRITON_UNAVAILABLE, Backend, register_backend, resolve, triton_on_cuda
+from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.ops.linear_scan import linear_scan
 from ssmkit.shapes import check_shape
 
@@ -178,15 +178,22 @@ def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states) -> No
         check_shape("initial_states", initial_states, "(b, h, p, n)", b, h, p, n)
 
 
-register_backend("ssd_scan", Backend(REFERENCE, ssd_scan_ref))
-register_backend("ssd_scan", Backend("chunked", ssd_scan_chunked, priority=10))
-
-
-def _ssd_scan_triton(*args):
-    """The Triton GPU scan of `ssmkit_kernels.triton`, imported on first use so `import ssmkit.ops` stays cheap."""
-    from ssmkit_kernels.triton.ssd_scan import ssd_scan_triton
-
-    return ssd_scan_triton(*args)
-
-
-register_backend("ssd_scan", Backend("triton", _ssd_scan_triton, ("cuda",), 20, triton_on_cuda, TRITON_UNAVAILABLE))
+@example_inputs("ssd_scan")
+def ssd_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
+    """Several chunks, the last partial, two heads per group, every optional input (D per head and channel),
+    softplus and the final states; then one group and nothing optional (dt > 0, no softplus) in one partial chunk,
+    in chunks of one step, and for one step."""
+    b, length, h, p, n = 2, 37, 4, 3, 5
+    x, z = (torch.randn(b, length, h, p, generator=g, dtype=dtype) for _ in range(2))
+    dt, A = torch.randn(b, length, h, generator=g, dtype=dtype), -2 * torch.rand(h, generator=g, dtype=dtype)
+    B, C = (torch.randn(b, length, 2, n, generator=g, dtype=dtype) for _ in range(2))
+    D, bias = torch.randn(h, p, generator=g, dtype=dtype), torch.randn(h, generator=g, dtype=dtype)
+    s0 = torch.randn(b, h, p, n, generator=g, dtype=dtype)
+    full = [t.requires_grad_() for t in (x, dt, A, B, C, D, z, bias, s0)]
+    cases = [(*full[:5], 16, *full[5:], True, True)]
+    for length, chunk in ((9, 16), (9, 1), (1, 4)):
+        shapes = ((1, length, 2, 2), (1, length, 2), (2,), (1, length, 1, 3), (1, length, 1, 3))
+        x, dt, A, B, C = (torch.randn(shape, generator=g, dtype=dtype) for shape in shapes)
+        plain = [t.requires_grad_() for t in (x, dt.abs(), -A.abs(), B, C)]
+        cases.append((*plain, chunk, None, None, None, None, False, False))
+    return cases

@@ -340,7 +340,8 @@ class PluginContract:
     known_failures: ClassVar[Mapping[tuple[str, str], str]] = {}
 
     @pytest.fixture(scope="class")
-    def task_run(self, task_id: str, tmp_path_factory: pytest.TempPathFactory) -> TaskRun:
+    @classmethod
+    def task_run(cls, task_id: str, tmp_path_factory: pytest.TempPathFactory) -> TaskRun:
         return run_stages(task_id, tmp_path_factory.mktemp("runs"))
 
     @pytest.fixture(autouse=True)

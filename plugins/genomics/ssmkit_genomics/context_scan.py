@@ -43,6 +43,7 @@ from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 
 from ssmkit.train.cli import run_task
+from ssmkit.train.plots import markdown_table
 from ssmkit_genomics.plots import plot_context_scan
 from ssmkit_genomics.synthetic import SyntheticGenome, synthetic_genome
 from ssmkit_genomics.tasks import GenomicsLM
@@ -58,7 +59,7 @@ class ScanSettings:
     steps: int
     tokens_per_step: int
     eval_tokens: int
-    model: dict[str, Any] = field(default_factory=dict)  # genomics.pretrain model arguments (d_model, lr, ...)
+    model: dict[str, Any] = field(default_factory=dict)  # genomics.pretrain model arguments (backbone.d_model, lr, ...)
 
 
 def scan(out: Path, genome: SyntheticGenome, settings: ScanSettings) -> list[dict[str, Any]]:
@@ -202,26 +203,32 @@ def markdown(rows: list[dict[str, Any]], entropy_rate: float) -> str:
     """The scan's tables (each model on its own context; the longest model on shorter windows); bpb per
     group of bases, each group's share of the held-out bases in its header."""
     groups = _shown_groups(rows)
-    heads = " | ".join(f"bpb {label} ({100 * rows[0]['share_' + g]:.0f}%)" for g, label in groups.items())
+    heads = [f"bpb {label} ({100 * rows[0]['share_' + g]:.0f}%)" for g, label in groups.items()]
+
+    def bpb(r: dict[str, Any]) -> list[str]:
+        return [f"**{r['bpb']:.4f}**", *(f"{r['bpb_' + g]:.4f}" for g in groups)]
+
+    own = [
+        [
+            f"{r['context']:,}",
+            r["batch"],
+            r["steps"],
+            f"{r['train_tokens']:,}",
+            *bpb(r),
+            f"{r['wall_s']:.0f}",
+            f"{r['cpu_s']:.0f}",
+        ]
+        for r in _own_windows(rows)
+    ]
     lines = [
         f"Bits per base on the held-out tail (background entropy rate H* = {entropy_rate:.3f} bits per base).",
         "",
-        f"| context | batch | steps | train tokens | bpb | {heads} | wall (s) | CPU (s) |",
-        "| ---: " * (len(groups) + 7) + "|",
+        markdown_table(["context", "batch", "steps", "train tokens", "bpb", *heads, "wall (s)", "CPU (s)"], own),
     ]
-    for r in _own_windows(rows):
-        parts = " | ".join(f"{r['bpb_' + g]:.4f}" for g in groups)
-        lines.append(
-            f"| {r['context']:,} | {r['batch']} | {r['steps']} | {r['train_tokens']:,} | **{r['bpb']:.4f}** | "
-            f"{parts} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |"
-        )
     longest = _longest_model(rows)
     if len(longest) > 1:
         lines += ["", f"The {longest[-1]['context']:,}-context model evaluated on windows of each length:", ""]
-        lines += [f"| window | bpb | {heads} |", "| ---: " * (len(groups) + 2) + "|"]
-        for r in longest:
-            parts = " | ".join(f"{r['bpb_' + g]:.4f}" for g in groups)
-            lines.append(f"| {r['eval_window']:,} | **{r['bpb']:.4f}** | {parts} |")
+        lines.append(markdown_table(["window", "bpb", *heads], [[f"{r['eval_window']:,}", *bpb(r)] for r in longest]))
     return "\n".join(lines)
 
 
@@ -262,10 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
     )
     model = {
-        "mixer": args.mixer,
-        "mixer_kwargs": json.dumps(args.mixer_kwargs),
-        "d_model": args.d_model,
-        "n_layers": args.n_layers,
+        "backbone.mixer": args.mixer,
+        "backbone.mixer_kwargs": json.dumps(args.mixer_kwargs),
+        "backbone.d_model": args.d_model,
+        "backbone.n_layers": args.n_layers,
         "lr": args.lr,
         "warmup_steps": args.warmup_steps,
         "length_warmup_start": args.length_warmup_start,

@@ -1,12 +1,13 @@
-"""Data modules of the genomics tasks. With `root=None` each uses the bundled synthetic generator
-(`ssmkit_genomics.synthetic`), so every task runs on a fresh machine; nothing is downloaded.
+"""Data modules of the genomics tasks (`ssmkit.data.BaseDataModule`s). With `root=None` each uses the bundled
+synthetic generator (`ssmkit_genomics.synthetic`), so every task runs on a fresh machine; nothing is downloaded.
 
 - `GenomeData` (pretrain): one corpus of token ids (records joined by [SEP]); the last `val_fraction` is
   held out. Training samples are random windows of `context_length + 1` tokens, reverse-complemented
-  with probability 1/2 (`rc_augment`); validation tiles the held-out part. Predict yields prompts.
-- `ClassificationData` (classify): a split folder (`train`, `dev`, optional `test`; CSV or labelled
-  FASTA). Sequences longer than `max_length` are truncated or cut into windows (`overflow`), with a
-  warning; batches are right-padded with [PAD] and carry lengths. Predict reads `predict_path`.
+  with probability 1/2 (`rc_augment`); validation (and test) tiles the held-out part. Predict yields prompts.
+- `ClassificationData` (classify): a split folder (`train`, `dev` (the "val" split), optional `test`; CSV or
+  labelled FASTA). Sequences longer than `max_length` are truncated or cut into windows (`overflow`), with a
+  warning; batches are right-padded with [PAD] and carry lengths. Predict reads `predict_path` (else the
+  test split, or val).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ssmkit.data import BaseDataModule, DataError, PadCollate
 from ssmkit_genomics import readers
 from ssmkit_genomics.readers import Record
 from ssmkit_genomics.synthetic import synthetic_classification, synthetic_genome
@@ -27,6 +28,7 @@ from ssmkit_genomics.tokenizer import PAD, SEP, reverse_complement
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
 OVERFLOW = ("truncate", "window")
+SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}  # offsets to `seed` of the synthetic splits
 
 
 class RandomWindows(Dataset):
@@ -61,7 +63,7 @@ class TiledWindows(Dataset):
         return window[:-1], window[1:]
 
 
-class GenomeData(L.LightningDataModule):
+class GenomeData(BaseDataModule):
     def __init__(
         self,
         root: str | None = None,
@@ -83,16 +85,14 @@ class GenomeData(L.LightningDataModule):
         every FASTA / GenBank file in it); None: a synthetic genome of `synthetic_length` bases.
         train_windows: samples per training epoch. Predict (generation): `prompts`, a FASTA file or a DNA
         string, each continued by `generate_tokens` bases sampled with `temperature` and `top_k`."""
-        super().__init__()
+        super().__init__(batch_size, num_workers, seed)
         self.root, self.context_length = root, context_length
         self.train_windows, self.val_fraction, self.val_windows = train_windows, val_fraction, val_windows
         self.rc_augment, self.synthetic_length = rc_augment, synthetic_length
         self.prompts, self.generate_tokens, self.temperature, self.top_k = prompts, generate_tokens, temperature, top_k
-        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.train_tokens: Tensor | None = None
         self.val_tokens: Tensor | None = None
-        self.prompts_ids: list[np.ndarray] = []
-        self.predict_ids: list[str] = []
+        self.prompt_ids: list[str] = []
 
     def corpus_records(self) -> list[Record]:
         if self.root is None:
@@ -105,94 +105,105 @@ class GenomeData(L.LightningDataModule):
             return readers.read_any(split)
         files = sorted(p for p in root.iterdir() if _is_sequence_file(p))
         if not files:
-            raise readers.DataFormatError(f"{root}: no FASTA / GenBank files and no train split")
+            raise DataError("no FASTA / GenBank files and no train split", source=root)
         return [r for f in files for r in readers.read_sequences(f)]
 
-    def setup(self, stage: str | None = None) -> None:
+    def build(self, stage: str) -> dict[str, Dataset]:
         if stage == "predict":
             records = _prompt_records(self.prompts)
-            self.prompts_ids = readers.encode_records(records, f"prompts {self.prompts!r}")
-            self.predict_ids = [r.id for r in records]
-            return
-        if self.train_tokens is not None:
-            return
-        records = self.corpus_records()
-        ids = readers.encode_records(records, str(self.root or "synthetic genome"))
-        corpus = torch.from_numpy(np.concatenate([np.append(x, SEP) for x in ids])[:-1])
-        n_val = int(len(corpus) * self.val_fraction)
-        if n_val < self.context_length + 1:
-            raise ValueError(
-                f"the held-out part ({n_val} tokens = val_fraction {self.val_fraction} of {len(corpus)}) is "
-                f"shorter than context_length + 1 = {self.context_length + 1}; lower context_length or raise "
-                "val_fraction"
-            )
-        self.train_tokens, self.val_tokens = corpus[:-n_val], corpus[-n_val:]
+            self.prompt_ids = [r.id for r in records]
+            ids = readers.encode_records(records, f"prompts {self.prompts!r}")
+            return {"predict": [(torch.from_numpy(x), i) for i, x in enumerate(ids)]}
+        if self.train_tokens is None:
+            records = self.corpus_records()
+            ids = readers.encode_records(records, str(self.root or "synthetic genome"))
+            corpus = torch.from_numpy(np.concatenate([np.append(x, SEP) for x in ids])[:-1])
+            n_val = int(len(corpus) * self.val_fraction)
+            if n_val < self.context_length + 1:
+                raise ValueError(
+                    f"the held-out part ({n_val} tokens = val_fraction {self.val_fraction} of {len(corpus)}) is "
+                    f"shorter than context_length + 1 = {self.context_length + 1}; lower context_length or raise "
+                    "val_fraction"
+                )
+            self.train_tokens, self.val_tokens = corpus[:-n_val], corpus[-n_val:]
+        return {
+            "train": RandomWindows(self.train_tokens, self.context_length, self.train_windows, self.rc_augment),
+            "val": TiledWindows(self.val_tokens, self.context_length, self.val_windows),
+        }
 
-    def train_dataloader(self) -> DataLoader:
-        data = RandomWindows(self.train_tokens, self.context_length, self.train_windows, self.rc_augment)
-        return DataLoader(data, self.batch_size, num_workers=self.num_workers, drop_last=True)
-
-    def val_dataloader(self) -> DataLoader:
-        data = TiledWindows(self.val_tokens, self.context_length, self.val_windows)
-        return DataLoader(data, self.batch_size, num_workers=self.num_workers)
-
-    def test_dataloader(self) -> DataLoader:
-        return self.val_dataloader()
+    def item_names(self, split: str) -> list[str]:
+        """The prompts' names (FASTA ids; "prompt" for a DNA string) for "predict"."""
+        return self.prompt_ids
 
     def predict_dataloader(self) -> DataLoader:
         """One prompt per batch (prompts differ in length): (ids (1, T), index (1,))."""
-        data = [(torch.from_numpy(x), i) for i, x in enumerate(self.prompts_ids)]
-        return DataLoader(data, batch_size=1)
+        return DataLoader(self.split("predict")[1], batch_size=1)
 
 
-class ClassificationData(L.LightningDataModule):
+class ClassificationData(BaseDataModule):
+    collate_fn = PadCollate(PAD)  # samples (ids (L,), label) -> (tokens (B, L), lengths (B,), labels (B,))
+
     def __init__(
         self,
         root: str | None = None,
         max_length: int = 1024,
         overflow: str = "truncate",
         predict_path: str | None = None,
-        num_synthetic: int = 4000,
+        n_synthetic: int = 4000,
         synthetic_length: int = 256,
         batch_size: int = 64,
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        """root: a split folder (train/dev/test as .csv or labelled FASTA); None: synthetic records
-        (`num_synthetic` for training, a quarter of that for dev). overflow: 'truncate' keeps the first
-        `max_length` bases; 'window' cuts a long sequence into windows, each a sample with its label."""
-        super().__init__()
+        """root: a split folder (train / dev / test as .csv or labelled FASTA; dev is the "val" split); None:
+        synthetic records (`n_synthetic` for training, a quarter of that for val and for test). overflow:
+        'truncate' keeps the first `max_length` bases; 'window' cuts a long sequence into windows, each a sample
+        with its label. `max_length` is also the model's (the command line links it)."""
+        super().__init__(batch_size, num_workers, seed)
         if overflow not in OVERFLOW:
             raise ValueError(f"overflow must be one of {OVERFLOW}, got {overflow!r}")
         self.root, self.max_length, self.overflow, self.predict_path = root, max_length, overflow, predict_path
-        self.num_synthetic, self.synthetic_length = num_synthetic, synthetic_length
-        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
-        self.splits: dict[str, list[tuple[str, np.ndarray, int]]] = {}
+        self.n_synthetic, self.synthetic_length = n_synthetic, synthetic_length
+        self.names: dict[str, list[str]] = {}
+
+    @property
+    def n_classes(self) -> int:
+        """1 + the largest label of the labelled splits (read now when a root is given); the synthetic task: 2."""
+        if self.root is None:
+            return 2
+        self.setup("fit")
+        return 1 + max(int(label) for split in ("train", "val", "test") for _, label in self.datasets.get(split, []))
 
     def split_records(self, split: str) -> list[Record] | None:
         """Labelled records of a split, or None for a missing optional `test` split."""
         if self.root is None:
-            n = self.num_synthetic if split == "train" else max(1, self.num_synthetic // 4)
-            seed = self.seed + SPLIT_SEEDS[split]
-            return synthetic_classification(n, self.synthetic_length, seed=seed)
+            n = self.n_synthetic if split == "train" else max(1, self.n_synthetic // 4)
+            return synthetic_classification(n, self.synthetic_length, seed=self.seed + SPLIT_SEEDS[split])
         path = readers.find_split(self.root, split)
         if path is None and split != "test":
-            raise FileNotFoundError(f"{self.root}: no {split}.csv or {split}.fa[sta][.gz]")
+            name = readers.SPLIT_FILES[split]
+            raise FileNotFoundError(f"{self.root}: no {name}.csv or {name}.fa[sta][.gz] (the {split} split)")
         return None if path is None else readers.read_labelled(path)
 
-    def setup(self, stage: str | None = None) -> None:
-        wanted = ["predict"] if stage == "predict" else ["train", "dev", "test"]
-        for split in wanted:
-            if split in self.splits:
-                continue
-            records = readers.read_any(self.predict_path) if split == "predict" else self.split_records(split)
-            if records is not None:
-                source = self.predict_path if split == "predict" else f"{self.root or 'synthetic'} {split}"
-                self.splits[split] = self.fit_length(records, readers.encode_records(records, str(source)))
+    def build(self, stage: str) -> dict[str, Dataset]:
+        if stage == "predict" and self.predict_path is not None:
+            return {"predict": self.samples("predict", readers.read_any(self.predict_path), self.predict_path)}
+        if "train" in self.datasets:  # the labelled splits are built at once; a missing test stays missing
+            return {}
+        # (without predict_path, predict is served by the test split, or val)
+        splits = {split: self.split_records(split) for split in ("train", "val", "test")}
+        source = self.root or "synthetic"
+        return {s: self.samples(s, records, f"{source} {s}") for s, records in splits.items() if records is not None}
 
-    @property
-    def predict_ids(self) -> list[str]:
-        return [sample_id for sample_id, _, _ in self.splits["predict"]]
+    def samples(self, split: str, records: list[Record], source: str) -> list[tuple[np.ndarray, int]]:
+        """(ids, label) samples of a split (label -1 where the file has none); their names go to `self.names`."""
+        named = self.fit_length(records, readers.encode_records(records, str(source)))
+        self.names[split] = [name for name, _, _ in named]
+        return [(x, label) for _, x, label in named]
+
+    def item_names(self, split: str) -> list[str]:
+        """Record ids of the samples of the split that serves `split` (`id:start-end` for windows)."""
+        return self.names[self.split(split)[0]]
 
     def fit_length(self, records: list[Record], ids: list[np.ndarray]) -> list[tuple[str, np.ndarray, int]]:
         """(id, ids, label) samples with at most `max_length` tokens each; a warning counts the long ones."""
@@ -214,46 +225,11 @@ class ClassificationData(L.LightningDataModule):
             )  # fmt: skip
         return samples
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=pad_collate,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("dev", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test" if "test" in self.splits else "dev", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        if self.predict_path is None:
-            raise ValueError("predict needs --data.predict_path (a FASTA or CSV file)")
-        return self._loader("predict", shuffle=False)
-
-
-SPLIT_SEEDS = {"train": 0, "dev": 1, "test": 2}
-
-
-def pad_collate(samples: list[tuple[str, np.ndarray, int]]) -> tuple[Tensor, Tensor, Tensor]:
-    """[(id, ids (L_i,), label)] -> tokens (B, max L_i) right-padded with [PAD], lengths (B,), labels (B,)."""
-    lengths = torch.tensor([len(x) for _, x, _ in samples])
-    tokens = torch.full((len(samples), int(lengths.max())), PAD, dtype=torch.long)
-    for i, (_, x, _) in enumerate(samples):
-        tokens[i, : len(x)] = torch.from_numpy(x)
-    return tokens, lengths, torch.tensor([label for _, _, label in samples])
-
 
 def _is_sequence_file(path: Path) -> bool:
     try:
         readers.sequence_format(path)
-    except readers.DataFormatError:
+    except DataError:
         return False
     return path.is_file()
 

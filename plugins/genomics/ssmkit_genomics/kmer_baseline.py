@@ -2,8 +2,8 @@
 
     python -m ssmkit_genomics.kmer_baseline ../shared/data/genomics/gue/*  [--k 4]
 
-For each split folder (train + dev, CSV or labelled FASTA, read with the plugin's readers), fits on train
-and prints dev accuracy, MCC and macro F1 as a markdown table. k-mers holding N are not counted.
+For each split folder (train + val, i.e. GUE's dev file; CSV or labelled FASTA, read with the plugin's readers),
+fits on train and prints val accuracy, MCC and macro F1 as a markdown table. k-mers holding N are not counted.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ssmkit.train.plots import markdown_table
 from ssmkit_genomics import readers
 from ssmkit_genomics.tokenizer import A, T
 
@@ -41,22 +42,22 @@ def features(path: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(root: Path, k: int = 4) -> dict[str, float]:
-    """Fit on root's train split, score on its dev split."""
+    """Fit on root's train split, score on its val split (GUE's dev file)."""
     splits = {}
-    for split in ("train", "dev"):
+    for split in ("train", "val"):
         path = readers.find_split(root, split)
         if path is None:
-            raise FileNotFoundError(f"{root}: no {split} split (.csv or labelled FASTA)")
+            raise FileNotFoundError(f"{root}: no {readers.SPLIT_FILES[split]} split (.csv or labelled FASTA)")
         splits[split] = features(path, k)
-    (x_train, y_train), (x_dev, y_dev) = splits["train"], splits["dev"]
+    (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    pred = model.fit(x_train, y_train).predict(x_dev)
+    pred = model.fit(x_train, y_train).predict(x_val)
     return {
-        "acc": accuracy_score(y_dev, pred),
-        "mcc": matthews_corrcoef(y_dev, pred),
-        "f1": f1_score(y_dev, pred, average="macro"),
+        "acc": accuracy_score(y_val, pred),
+        "mcc": matthews_corrcoef(y_val, pred),
+        "f1": f1_score(y_val, pred, average="macro"),
         "n_train": len(y_train),
-        "n_dev": len(y_dev),
+        "n_val": len(y_val),
     }
 
 
@@ -65,11 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("roots", nargs="+", type=Path, help="split folders (train + dev)")
     parser.add_argument("--k", type=int, default=4)
     args = parser.parse_args(argv)
-    print("| task | k | train | dev | dev acc | dev MCC | dev F1 |\n|---|---|---|---|---|---|---|")
+    rows = []
     for root in args.roots:
         r = evaluate(root, args.k)
-        scores = " | ".join(f"{r[m]:.3f}" for m in ("acc", "mcc", "f1"))
-        print(f"| {root.name} | {args.k} | {r['n_train']} | {r['n_dev']} | {scores} |")
+        rows.append([root.name, args.k, r["n_train"], r["n_val"], *(f"{r[m]:.3f}" for m in ("acc", "mcc", "f1"))])
+    print(markdown_table(["task", "k", "train", "val", "val acc", "val MCC", "val F1"], rows))
     return 0
 
 

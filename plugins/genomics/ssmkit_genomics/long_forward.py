@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import yaml
 
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit.plugins import resource_path
 from ssmkit_genomics.tasks import GenomicsLM
 from ssmkit_genomics.tokenizer import A, T
@@ -27,16 +28,17 @@ from ssmkit_genomics.tokenizer import A, T
 PRETRAIN_CONFIG = "ssmkit_genomics:configs/pretrain.yaml"
 
 
-def build_model(length: int, **overrides: Any) -> GenomicsLM:
-    """The pretrain config's model with `max_length = length` (and any other model argument overridden)."""
+def build_model(length: int, **backbone_changes: Any) -> GenomicsLM:
+    """The pretrain config's model with `max_length = length` (and backbone settings changed, e.g. d_model)."""
     model_args = yaml.safe_load(resource_path(PRETRAIN_CONFIG).read_text())["model"]
-    return GenomicsLM(**{**model_args, "max_length": length, **overrides}).eval()
+    backbone = BackboneConfig.of(model_args.pop("backbone"), **backbone_changes)
+    return GenomicsLM(**{**model_args, "max_length": length, "backbone": backbone}).eval()
 
 
-def measure(length: int, seed: int = 0, **overrides: Any) -> dict[str, Any]:
+def measure(length: int, seed: int = 0, **backbone_changes: Any) -> dict[str, Any]:
     """One forward of (1, length) random bases; seconds (wall, CPU), peak extra MiB and the output shape."""
     torch.manual_seed(seed)
-    model = build_model(length, **overrides)
+    model = build_model(length, **backbone_changes)
     tokens = torch.randint(A, T + 1, (1, length))
     before_kib = _reset_peak_rss()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -46,8 +48,8 @@ def measure(length: int, seed: int = 0, **overrides: Any) -> dict[str, Any]:
     peak_kib = _status_kib("VmHWM")
     return {
         "length": length,
-        "d_model": model.backbone_config["d_model"],
-        "n_layers": model.backbone_config["n_layers"],
+        "d_model": model.backbone.config.d_model,
+        "n_layers": model.backbone.config.n_layers,
         "parameters": sum(p.numel() for p in model.parameters()),
         "threads": torch.get_num_threads(),
         "wall_s": wall,

@@ -1,19 +1,20 @@
-"""The genomics runs' own pictures: bits per base against context position, a confusion matrix, and the
-context scan's bits per base against the trained context length."""
+"""The genomics runs' own pictures: bits per base against the position in the window (the context a prediction
+had), and the context scan's bits per base against the trained context length. Saved with
+`ssmkit.train.plots.save_figure`; matplotlib is imported when a picture is drawn."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from ssmkit.train.plots import save_figure
 
 
 def plot_context_curve(bits: np.ndarray, out: Path, title: str = "") -> Path:
     """bits: (L,) mean bits per base of the prediction at each window position, i.e. with that much context."""
+    import matplotlib.pyplot as plt
+
     edges = np.unique(np.geomspace(1, len(bits), num=40).astype(int))
     centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     means = [bits[a - 1 : b - 1].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)]
@@ -21,18 +22,8 @@ def plot_context_curve(bits: np.ndarray, out: Path, title: str = "") -> Path:
     ax.plot(centres, means, marker="o", ms=3)
     ax.set(xscale="log", xlabel="context (bases before the predicted one)", ylabel="bits per base", title=title)
     ax.grid(alpha=0.3)
-    return _save(fig, out)
-
-
-def plot_confusion(matrix: np.ndarray, out: Path, title: str = "") -> Path:
-    """matrix: (K, K) counts, rows true class, columns predicted class."""
-    fig, ax = plt.subplots(figsize=(4 + 0.3 * len(matrix), 3.5 + 0.3 * len(matrix)))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        colour = "white" if count > matrix.max() / 2 else "black"
-        ax.text(j, i, str(int(count)), ha="center", va="center", color=colour)
-    ax.set(xlabel="predicted", ylabel="true", title=title, xticks=range(len(matrix)), yticks=range(len(matrix)))
-    return _save(fig, out)
+    fig.tight_layout()
+    return save_figure(fig, out)
 
 
 def plot_context_scan(
@@ -45,6 +36,8 @@ def plot_context_scan(
 ) -> Path:
     """Held-out bits per base of each group of bases (`series`: label -> one value per context) against the
     models' context lengths; the series named in `dashed` are drawn dashed."""
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.4))
     for label, values in series.items():
         style = {"linewidth": 2.5 if label == "all bases" else 1.5, "linestyle": "--" if label in dashed else "-"}
@@ -55,12 +48,5 @@ def plot_context_scan(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out)
-
-
-def _save(fig: plt.Figure, out: Path) -> Path:
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)

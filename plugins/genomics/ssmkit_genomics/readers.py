@@ -3,10 +3,11 @@
 - FASTA and GenBank through Bio.SeqIO, plain or gzip (`.fa .fasta .fna .fas .gb .gbk .genbank`, `+ .gz`);
 - CSV with the columns `sequence,label` (GUE / GenomicBenchmarks exports);
 - labelled FASTA: the label is a `label=K` field in each header (`>chr1:100-170 label=1`);
-- split folders (the GUE layout): `train`, `dev` and optionally `test`, each `.csv` or labelled FASTA.
+- split folders (the GUE layout): `train`, `dev` and optionally `test`, each `.csv` or labelled FASTA; the
+  `dev` file is the "val" split.
 
-Every problem is an error that names the file and the record: an empty file or record, a CSV without the
-`sequence`/`label` columns, a label that is not an integer, a character outside the IUPAC codes.
+Every problem is a `ssmkit.data.DataError` that names the file and the record: an empty file or record, a CSV
+without the `sequence`/`label` columns, a label that is not an integer, a character outside the IUPAC codes.
 """
 
 from __future__ import annotations
@@ -22,18 +23,16 @@ import numpy as np
 from Bio import SeqIO
 from Bio.SeqRecord import SeqRecord
 
+from ssmkit.data import DataError
 from ssmkit_genomics.tokenizer import encode
 
 log = logging.getLogger(__name__)
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas")
 GENBANK_SUFFIXES = (".gb", ".gbk", ".genbank")
-SPLITS = ("train", "dev", "test")
+# split -> its file name in a split folder (GUE calls the validation split "dev")
+SPLIT_FILES = {"train": "train", "val": "dev", "test": "test"}
 _LABEL = re.compile(r"(?:^|\s)label=(\S+)")
-
-
-class DataFormatError(ValueError):
-    """A file that cannot be read as the format it claims; the message names file and record."""
 
 
 @dataclass
@@ -51,7 +50,7 @@ def sequence_format(path: Path) -> str:
         return "fasta"
     if suffix in GENBANK_SUFFIXES:
         return "genbank"
-    raise DataFormatError(f"{path}: unknown sequence file type; expected one of {FASTA_SUFFIXES + GENBANK_SUFFIXES}")
+    raise DataError(f"unknown sequence file type; expected one of {FASTA_SUFFIXES + GENBANK_SUFFIXES}", source=path)
 
 
 def read_sequences(path: str | Path) -> list[Record]:
@@ -67,8 +66,8 @@ def read_labelled_fasta(path: str | Path) -> list[Record]:
     for r in _parse(path, "fasta"):
         match = _LABEL.search(r.description)
         if match is None:
-            raise DataFormatError(f"{path}: record {r.id!r} has no 'label=K' in its header")
-        records.append(Record(r.id, str(r.seq), _parse_label(match.group(1), f"{path}: record {r.id!r}")))
+            raise DataError("no 'label=K' in its header", source=path, record=r.id)
+        records.append(Record(r.id, str(r.seq), _parse_label(match.group(1), path, r.id)))
     return records
 
 
@@ -78,10 +77,10 @@ def _parse(path: Path, fmt: str) -> list[SeqRecord]:
     with opener(path, "rt") as handle:
         records = list(SeqIO.parse(handle, fmt))
     if not records:
-        raise DataFormatError(f"{path}: no {fmt} records (empty file?)")
+        raise DataError(f"no {fmt} records (empty file?)", source=path)
     for r in records:
         if len(r.seq) == 0:
-            raise DataFormatError(f"{path}: record {r.id!r} has an empty sequence")
+            raise DataError("empty sequence", source=path, record=r.id)
     return records
 
 
@@ -92,21 +91,21 @@ def read_csv(path: str | Path, labelled: bool = True) -> list[Record]:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None:
-            raise DataFormatError(f"{path}: empty file")
+            raise DataError("empty file", source=path)
         required = ("sequence", "label") if labelled else ("sequence",)
         missing = [c for c in required if c not in reader.fieldnames]
         if missing:
-            raise DataFormatError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+            raise DataError(f"missing column(s) {missing}; found {reader.fieldnames}", source=path)
         records = []
         for row_number, row in enumerate(reader, start=2):  # row 1 is the header
-            where = f"{path}: row {row_number}"
+            record = f"row {row_number}"
             sequence = (row["sequence"] or "").strip()
             if not sequence:
-                raise DataFormatError(f"{where}: empty sequence")
-            label = _parse_label(row["label"], where) if labelled else None
-            records.append(Record(f"row {row_number}", sequence, label))
+                raise DataError("empty sequence", source=path, record=record)
+            label = _parse_label(row["label"], path, record) if labelled else None
+            records.append(Record(record, sequence, label))
     if not records:
-        raise DataFormatError(f"{path}: header but no rows")
+        raise DataError("header but no rows", source=path)
     return records
 
 
@@ -123,9 +122,10 @@ def read_any(path: str | Path) -> list[Record]:
 
 
 def find_split(root: str | Path, split: str) -> Path | None:
-    """The file of `split` in a split folder (`train.csv`, `dev.fa.gz`, ...), or None."""
+    """The file of `split` ("train", "val", "test") in a split folder (`train.csv`, `dev.fa.gz`, ...), or None."""
     for suffix in (".csv", *FASTA_SUFFIXES):
-        for candidate in (Path(root) / f"{split}{suffix}", Path(root) / f"{split}{suffix}.gz"):
+        name = SPLIT_FILES[split] + suffix
+        for candidate in (Path(root) / name, Path(root) / f"{name}.gz"):
             if candidate.is_file():
                 return candidate
     return None
@@ -133,7 +133,7 @@ def find_split(root: str | Path, split: str) -> Path | None:
 
 def encode_records(records: list[Record], source: str) -> list[np.ndarray]:
     """Token ids of each record; logs how many IUPAC ambiguity codes became N."""
-    encoded = [encode(r.sequence, f"{source}: record {r.id!r}") for r in records]
+    encoded = [encode(r.sequence, r.id, source) for r in records]
     n_ambiguous = sum(e.n_ambiguous for e in encoded)
     if n_ambiguous:
         n_records = sum(e.n_ambiguous > 0 for e in encoded)
@@ -141,8 +141,8 @@ def encode_records(records: list[Record], source: str) -> list[np.ndarray]:
     return [e.ids for e in encoded]
 
 
-def _parse_label(text: str | None, where: str) -> int:
+def _parse_label(text: str | None, path: Path, record: str) -> int:
     try:
         return int((text or "").strip())
     except ValueError:
-        raise DataFormatError(f"{where}: label {text!r} is not an integer") from None
+        raise DataError(f"label {text!r} is not an integer", source=path, record=record) from None

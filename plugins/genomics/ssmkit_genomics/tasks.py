@@ -1,27 +1,25 @@
 """Lightning modules of the genomics tasks (HyenaDNA, Nguyen et al., 2023, with any registry mixer).
 
 - `GenomicsLM` (pretrain): next-nucleotide cross-entropy, reported as bits per base (`val/bpb`), and a
-  bits-per-base-vs-context plot; `predict` continues prompts on the recurrent path and writes FASTA
-  (prompts and sampling settings come from the data module: LightningCLI restores the model's
+  bits-per-base-vs-context plot at the end of fit and test; `predict` continues prompts on the recurrent path
+  and writes FASTA (prompts and sampling settings come from the data module: LightningCLI restores the model's
   hyper-parameters from the checkpoint over the command line).
-- `GenomicsClassifier` (classify): mean-pooled head over the valid positions; accuracy, MCC and macro F1,
-  a confusion-matrix plot; `init_from` a pretrain checkpoint (read when fitting starts); `predict` writes
-  class probabilities as CSV. `self_pretrain_steps=N` ("Never Train from Scratch", Amos et al., 2024): the
-  first N training steps of the fit are next-nucleotide steps on the task's own training sequences (an LM
-  head of its own, labels unused), then the classifier fine-tunes; the learning-rate schedule restarts
-  (warm-up + cosine) at the switch.
+- `GenomicsClassifier` (classify): a `ClassificationTask` with a mean-pooled head over the valid positions;
+  accuracy, MCC (picks the best checkpoint) and macro F1, the confusion report and `predictions.csv` of the
+  base; `init_from` a genomics checkpoint (read when fitting starts). `self_pretrain_steps=N` ("Never Train
+  from Scratch", Amos et al., 2024): the first N training steps of the fit are next-nucleotide steps on the
+  task's own training sequences (an LM head of its own, labels unused), then the classifier fine-tunes; the
+  learning-rate schedule restarts (warm-up + cosine) at the switch.
 
-A mixer with an `l_max` argument (hyena, s4, long_conv, ...) gets `l_max = max_length` unless its
-kwargs say otherwise; the implicit filters' positions are scaled by l_max, so a fine-tuned model keeps
-the pretrained `max_length` (checked against the checkpoint by `init_from`).
+A mixer that takes `l_max` (hyena, s4, long_conv, ...) gets `l_max = max_length` unless its kwargs say
+otherwise (`BackboneConfig.with_l_max`); the implicit filters' positions are scaled by l_max, so a fine-tuned
+model keeps the pretrained `max_length` (checked against the checkpoint by `init_from`). The classifier takes
+`max_length` and `n_classes` from its data module (`data_links`).
 """
 
 from __future__ import annotations
 
-import csv
-import inspect
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,99 +29,74 @@ from Bio import SeqIO
 from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 from lightning.pytorch.utilities import rank_zero_info
-from torch import nn
-from torchmetrics import MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-    MulticlassMatthewsCorrCoef,
-)
 
 from ssmkit.layers.mixer import State
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit.models.generation import generate
 from ssmkit.models.heads import ClassificationHead, LMHead
-from ssmkit.registry import mixer_class
 from ssmkit.train.checkpoint import load_checkpoint
+from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 from ssmkit.train.optim import warmup_cosine
-from ssmkit_genomics.plots import plot_confusion, plot_context_curve
+from ssmkit_genomics.plots import plot_context_curve
 from ssmkit_genomics.tokenizer import PAD, VOCAB_SIZE, decode
 
 Tensor = torch.Tensor
-# backbone settings that must agree between a checkpoint and the model it initialises
-ARCHITECTURE = (
-    "d_model",
-    "n_layers",
-    "mixer",
-    "mixer_kwargs",
-    "mlp_ratio",
-    "hybrid",
-    "hybrid_kwargs",
-    "bidirectional",
-    "final_norm",
-)
 
 
-class GenomicsModule(TaskModule):
-    """Shared by the genomics tasks: a token backbone over the nucleotide vocabulary, sized by max_length."""
+class GenomicsBackbone:
+    """Mixed into both tasks: a token backbone over the nucleotide vocabulary sized by `max_length`, whose
+    settings go into every checkpoint as `backbone_config` (a dict) for `init_from`."""
 
-    def __init__(self, max_length: int = 1024, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def build_backbone(self, backbone: BackboneConfig | None, max_length: int) -> None:
         self.max_length = max_length
-        config = self.backbone_config
-        config["mixer_kwargs"] = _default_l_max(config["mixer"], config["mixer_kwargs"], max_length)
-        if config["hybrid"]:
-            given = config["hybrid_kwargs"] or {}
-            config["hybrid_kwargs"] = {n: _default_l_max(n, given.get(n, {}), max_length) for n in config["hybrid"]}
-        self.backbone = self.make_backbone(vocab_size=VOCAB_SIZE)
+        self.backbone = TaskModule.make_backbone(
+            BackboneConfig.of(backbone).with_l_max(max_length), vocab_size=VOCAB_SIZE
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["backbone_config"] = dict(self.backbone_config)
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["backbone_config"] = self.backbone.config.as_dict()
 
     def load_backbone(self, path: str) -> None:
         """Copy the backbone weights of a genomics checkpoint (loaded with weights_only=True)."""
         ckpt = load_checkpoint(path)
-        theirs = ckpt.get("backbone_config")
-        if theirs is None:
+        if ckpt.get("backbone_config") is None:
             raise ValueError(f"{path} is not a genomics checkpoint (no backbone_config)")
-        differ = [k for k in ARCHITECTURE if theirs.get(k) != self.backbone_config[k]]
+        theirs, ours = BackboneConfig.of(ckpt["backbone_config"]).architecture(), self.backbone.config.architecture()
+        differ = [k for k in ours if theirs[k] != ours[k]]
         if differ:
-            detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {self.backbone_config[k]!r} here" for k in differ)
+            detail = ", ".join(f"{k}: {theirs[k]!r} there, {ours[k]!r} here" for k in differ)
             raise ValueError(f"init_from {path}: the backbone differs ({detail})")
         prefix = "backbone."
         weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
         self.backbone.load_state_dict(weights)
         rank_zero_info(f"initialised the backbone from {path}")
 
-    def run_file(self, name: str) -> Path:
-        """A file in this run's folder, or in the working directory without a logger (predict outputs)."""
-        path = (self.run_dir() or Path.cwd()) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
 
-    def plot_dir(self) -> Path | None:
-        """The run's plots folder; None without a logger."""
-        run_dir = self.run_dir()
-        return None if run_dir is None else run_dir / "plots"
-
-
-class GenomicsLM(GenomicsModule):
+class GenomicsLM(GenomicsBackbone, TaskModule):
     monitor = "val/bpb"
     monitor_mode = "min"
 
     def __init__(
-        self, max_length: int = 1024, length_warmup_start: int = 0, length_warmup_steps: int = 0, **kwargs: Any
+        self,
+        max_length: int = 1024,
+        length_warmup_start: int = 0,
+        length_warmup_steps: int = 0,
+        backbone: BackboneConfig | None = None,
+        **kwargs: Any,
     ) -> None:
-        """length_warmup_start / _steps: HyenaDNA's sequence-length warm-up: for the first `length_warmup_steps`
+        """max_length: the longest sequence (the mixers' l_max; prompt + generated tokens stay within it).
+        length_warmup_start / _steps: HyenaDNA's sequence-length warm-up: for the first `length_warmup_steps`
         steps each training window is cut into pieces of `length_warmup_start`, then twice that, ... (equal
         shares of the steps; the tokens per step stay the same); 0 turns it off."""
-        super().__init__(max_length=max_length, **kwargs)
+        super().__init__(**kwargs)
         self.save_hyperparameters()
         self.length_warmup_start, self.length_warmup_steps = length_warmup_start, length_warmup_steps
-        self.head = LMHead(self.backbone_config["d_model"], VOCAB_SIZE)
-        self.register_buffer("val_bits", torch.zeros(0), persistent=False)  # (L,) summed bits per position
-        self.val_windows = 0
+        self.build_backbone(backbone, max_length)
+        self.head = LMHead(self.backbone.d_model, VOCAB_SIZE)
+        self.register_buffer("bits", torch.zeros(0), persistent=False)  # (L,) summed bits per window position
+        self.windows = 0
         self.generated: list[SeqRecord] = []
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -142,21 +115,28 @@ class GenomicsLM(GenomicsModule):
         loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
         self.log(f"{stage}/loss", loss, prog_bar=True)
         self.log(f"{stage}/bpb", loss / math.log(2), prog_bar=stage != "train")
-        if stage == "val":
+        if stage != "train" and not self.trainer.sanity_checking:
             nats = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=PAD, reduction="none")  # (B, L)
             bits = nats.sum(0).detach() / math.log(2)
-            self.val_bits = bits if self.val_bits.numel() == 0 else self.val_bits + bits
-            self.val_windows += tokens.shape[0]
+            self.bits = bits if self.bits.numel() == 0 else self.bits + bits
+            self.windows += tokens.shape[0]
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.val_bits, self.val_windows = self.val_bits.new_zeros(0), 0
+        self.bits, self.windows = self.bits.new_zeros(0), 0
 
-    def on_validation_epoch_end(self) -> None:
-        plots = self.plot_dir()
-        if plots is not None and not self.trainer.sanity_checking and self.val_windows:
-            curve = (self.val_bits / self.val_windows).cpu().numpy()
-            plot_context_curve(curve, plots / "bpb_vs_context.png", f"validation, {self.val_windows} windows")
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def write_report(self, stage: str) -> None:
+        """plots/<stage>_bpb_vs_context.png: the last epoch's bits per base at each window position."""
+        if not self.windows:
+            return
+        bits = self.trainer.strategy.reduce(self.bits, reduce_op="sum")  # on every rank
+        windows = int(self.trainer.strategy.reduce(self.bits.new_tensor(float(self.windows)), reduce_op="sum"))
+        path = self.run_file(f"plots/{stage}_bpb_vs_context.png")
+        if path is not None:
+            plot_context_curve((bits / windows).cpu().numpy(), path, f"{stage}, {windows} windows")
 
     # generation on the recurrent path (the protocol of ssmkit.models.generation.generate)
     def prefill_logits(self, prompt: Tensor) -> tuple[Tensor, list[State]]:
@@ -187,45 +167,48 @@ class GenomicsLM(GenomicsModule):
         out = self.generate(prompt, data.generate_tokens, temperature=data.temperature, top_k=data.top_k)
         sampling = f"temperature={data.temperature} top_k={data.top_k}"
         description = f"{prompt.shape[1]} prompt bases + {data.generate_tokens} sampled, {sampling}"
-        name = data.predict_ids[int(index[0])]
+        name = data.item_names("predict")[int(index[0])]
         self.generated.append(SeqRecord(Seq(decode(out[0])), id=f"{name}_generated", description=description))
         return out
 
     def on_predict_epoch_end(self) -> None:
-        path = self.run_file("generated.fasta")
-        SeqIO.write(self.generated, path, "fasta")
-        rank_zero_info(f"wrote {len(self.generated)} generated sequence(s) to {path}")
+        path = self.run_file("generated.fasta", required=True)
+        if path is not None:
+            SeqIO.write(self.generated, path, "fasta")
+            rank_zero_info(f"wrote {len(self.generated)} generated sequence(s) to {path}")
 
 
-class GenomicsClassifier(GenomicsModule):
+class GenomicsClassifier(GenomicsBackbone, ClassificationTask):
     monitor = "val/mcc"
-    monitor_mode = "max"
+    metrics = ("acc", "mcc", "f1")
+    n_inputs = 2  # tokens, lengths
+    data_links = {"n_classes": "n_classes", "max_length": "max_length"}
 
     def __init__(
         self,
-        n_classes: int = 2,
+        n_classes: int,
+        max_length: int,
         pooling: str = "mean",
         head_dropout: float = 0.0,
         init_from: str | None = None,
         self_pretrain_steps: int = 0,
-        max_length: int = 1024,
+        backbone: BackboneConfig | None = None,
         **kwargs: Any,
     ) -> None:
-        """init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one.
+        """n_classes, max_length: from the data (the command line links them).
+        init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one.
         self_pretrain_steps: training steps of next-nucleotide self-pretraining before fine-tuning (0: none)."""
-        super().__init__(max_length=max_length, **kwargs)
+        super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
-        self.head = ClassificationHead(self.backbone_config["d_model"], n_classes, pooling, head_dropout)
+        self.build_backbone(backbone, max_length)
+        self.head = ClassificationHead(self.backbone.d_model, n_classes, pooling, head_dropout)
         if self_pretrain_steps < 0:
             raise ValueError(f"self_pretrain_steps must be >= 0, got {self_pretrain_steps}")
         if self_pretrain_steps and not self.backbone.causal:
             raise ValueError(
                 "self-pretraining predicts the next nucleotide and needs a causal backbone (bidirectional=False)"
             )
-        self.lm_head = LMHead(self.backbone_config["d_model"], VOCAB_SIZE) if self_pretrain_steps else None
-        self.metrics = nn.ModuleDict({stage: _classification_metrics(n_classes) for stage in ("fit", "val", "test")})
-        self.confusion = MulticlassConfusionMatrix(n_classes)
-        self.probabilities: list[Tensor] = []
+        self.lm_head = LMHead(self.backbone.d_model, VOCAB_SIZE) if self_pretrain_steps else None
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.init_from is not None:
@@ -268,42 +251,6 @@ class GenomicsClassifier(GenomicsModule):
         sched = restarting_schedule(opt, [pretrain, total - pretrain], c["warmup_steps"], c["min_lr_ratio"])
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
-        tokens, lengths, labels = batch
-        if int(labels.max()) >= self.hparams.n_classes or int(labels.min()) < 0:
-            raise ValueError(f"labels must lie in [0, n_classes={self.hparams.n_classes}), got {labels.tolist()}")
-        logits = self(tokens, lengths)
-        loss = F.cross_entropy(logits, labels)
-        metrics = self.metrics["fit" if stage == "train" else stage]
-        metrics(logits, labels)
-        self.log(f"{stage}/loss", loss, prog_bar=True)
-        self.log_dict({f"{stage}/{k}": m for k, m in metrics.items()}, prog_bar=stage != "train", on_epoch=True)
-        if stage == "val":
-            self.confusion(logits, labels)
-        return loss
-
-    def on_validation_epoch_end(self) -> None:
-        matrix = self.confusion.compute().cpu().numpy()
-        self.confusion.reset()
-        plots = self.plot_dir()
-        if plots is not None and not self.trainer.sanity_checking:
-            plot_confusion(matrix, plots / "confusion_matrix.png", f"validation, epoch {self.current_epoch}")
-
-    def on_predict_epoch_start(self) -> None:
-        self.probabilities = []
-
-    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
-        tokens, lengths, _ = batch
-        probs = self(tokens, lengths).softmax(-1)
-        self.probabilities.append(probs.cpu())
-        return probs
-
-    def on_predict_epoch_end(self) -> None:
-        path = self.run_file("predictions.csv")
-        probs = torch.cat(self.probabilities).numpy()
-        write_predictions(path, self.trainer.datamodule.predict_ids, probs)
-        rank_zero_info(f"wrote class probabilities of {len(probs)} sequence(s) to {path}")
-
 
 def warmup_length(step: int, length: int, start: int, steps: int) -> int:
     """The window length at `step` of a sequence-length warm-up: start, 2 start, 4 start, ... (the ones shorter
@@ -323,29 +270,3 @@ def restarting_schedule(
     schedules = [warmup_cosine(optimizer, min(warmup_steps, n), n, min_lr_ratio) for n in phases]
     milestones = np.cumsum(phases[:-1]).tolist()
     return torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=milestones)
-
-
-def write_predictions(path: Path, ids: list[str], probs: np.ndarray) -> None:
-    """CSV: id, p_0 .. p_{K-1}, predicted."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["id", *(f"p_{k}" for k in range(probs.shape[1])), "predicted"])
-        for sample_id, p in zip(ids, probs, strict=True):
-            writer.writerow([sample_id, *(f"{x:.6f}" for x in p), int(p.argmax())])
-
-
-def _classification_metrics(n_classes: int) -> MetricCollection:
-    return MetricCollection(
-        {
-            "acc": MulticlassAccuracy(n_classes, average="micro"),
-            "mcc": MulticlassMatthewsCorrCoef(n_classes),
-            "f1": MulticlassF1Score(n_classes, average="macro"),
-        }
-    )
-
-
-def _default_l_max(mixer: str, kwargs: dict[str, Any], max_length: int) -> dict[str, Any]:
-    """A mixer that takes `l_max` gets max_length unless its kwargs set one."""
-    if "l_max" in inspect.signature(mixer_class(mixer).__init__).parameters:
-        return {"l_max": max_length, **kwargs}
-    return dict(kwargs)

@@ -3,8 +3,8 @@
     ids:  0 [PAD]   1 [SEP]   2 A   3 C   4 G   5 T   6 N
 
 Input is case-insensitive (soft-masked genomes keep their lower case). U reads as T. The IUPAC ambiguity
-codes R Y S W K M B D H V map to N and are counted; any other character is an error naming the record and
-the position, so a corrupt file never trains silently.
+codes R Y S W K M B D H V map to N and are counted; any other character is a `ssmkit.data.DataError` naming
+the file, the record and the position, so a corrupt file never trains silently.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ssmkit.data import DataError
 
 Tensor = torch.Tensor
 
@@ -35,27 +37,26 @@ _IS_AMBIGUOUS[[ord(c) for c in AMBIGUOUS + AMBIGUOUS.lower()]] = True
 _COMPLEMENT = torch.tensor([PAD, SEP, T, G, C, A, N])
 
 
-class SequenceError(ValueError):
-    """A sequence that cannot be tokenized; the message names the record and the position."""
-
-
 @dataclass
 class Encoded:
     ids: np.ndarray  # (L,) int64 token ids
     n_ambiguous: int  # IUPAC ambiguity codes that were mapped to N
 
 
-def encode(sequence: str, record: str = "sequence") -> Encoded:
-    """DNA string -> token ids. `record` names the sequence in errors (a FASTA id, a CSV row)."""
+def encode(sequence: str, record: str | None = None, source: str | None = None) -> Encoded:
+    """DNA string -> token ids. `record` (a FASTA id, a CSV row) and `source` (the file) name it in errors."""
     if not sequence:
-        raise SequenceError(f"{record}: empty sequence")
+        raise DataError("empty sequence", source=source, record=record)
     raw = np.frombuffer(sequence.encode("ascii", errors="replace"), dtype=np.uint8)
     ids = _LUT[raw]
     bad = np.flatnonzero(ids == _INVALID)
     if bad.size:
         pos = int(bad[0])
-        raise SequenceError(
-            f"{record}: character {sequence[pos]!r} at position {pos + 1} is not an IUPAC nucleotide code"
+        raise DataError(
+            f"character {sequence[pos]!r} is not an IUPAC nucleotide code",
+            source=source,
+            record=record,
+            position=pos + 1,
         )
     return Encoded(ids, int(_IS_AMBIGUOUS[raw].sum()))
 

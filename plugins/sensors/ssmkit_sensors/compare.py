@@ -8,11 +8,12 @@ config, the named overlay, the flags below), then tested with its best-validatio
 
 Common flags: --models (a subset of the experiment's), --epochs, --seeds (each model trained once per seed;
 the table gives mean +- standard deviation over seeds), --overrides (more `ssmkit fit` flags for every run,
-one quoted string, e.g. "--model.low_mixer s4d"), --out (runs and results; default runs/compare).
+one quoted string, e.g. "--model.low.mixer s4d"), --out (runs and results; default runs/compare).
 --select FLAG VALUE ... picks one setting per model on validation, the same way for every model: each value is
 trained on the first --select_seeds seeds, the value with the best mean best-validation score wins (the task's
 monitor: lowest MSE, highest accuracy), and the remaining seeds run at it; the table gives the chosen value and
-the runs at it (e.g. `--select model.dropout 0 0.1 0.3 0.5 --seeds 0 1 2 3 4 5 6 7 8 9`).
+the runs at it. FLAG may name several settings joined by commas that take the same value, e.g. both of HiSS's
+levels' dropout: `--select model.backbone.dropout,model.low.dropout 0 0.1 0.3 0.5 --seeds 0 1 2 3 4 5 6 7 8 9`.
 Each finished run is appended to `<out>/<experiment>.jsonl`; the markdown table is printed and written to
 `<out>/<experiment>.md`.
 """
@@ -30,13 +31,14 @@ from pathlib import Path
 
 from ssmkit.plugins import find_task
 from ssmkit.train.cli import run_task
+from ssmkit.train.plots import markdown_table
 
 # model name -> command-line flags, per task
 ENCODERS = {
     "hiss": ["--model.encoder", "hiss"],
-    "flat_mamba": ["--model.encoder", "flat", "--model.mixer", "mamba"],
-    "flat_s4d": ["--model.encoder", "flat", "--model.mixer", "s4d"],
-    "transformer": ["--model.encoder", "flat", "--model.mixer", "attention"],
+    "flat_mamba": ["--model.encoder", "flat", "--model.backbone.mixer", "mamba"],
+    "flat_s4d": ["--model.encoder", "flat", "--model.backbone.mixer", "s4d"],
+    "transformer": ["--model.encoder", "flat", "--model.backbone.mixer", "attention"],
     "lstm": ["--model.encoder", "lstm"],
 }
 FORECASTERS = {"ssm": ["--model.model", "ssm"], "dlinear": ["--model.model", "dlinear", "--model.lr", "0.005"]}
@@ -82,12 +84,18 @@ def select_on_validation(
     train: Callable[..., list[dict]], flag: str, values: list[str], seeds: list[int], n_select: int
 ) -> list[dict]:
     """Train `--flag value` for every value on seeds[:n_select]; the value with the best mean best-validation
-    score also runs the remaining seeds. Returns the chosen value's runs (each tagged `selected`)."""
-    flag = flag.lstrip("-")
-    tried = {v: train([f"--{flag}", v], seeds[:n_select], selected=f"{flag}={v}") for v in values}
+    score also runs the remaining seeds. Returns the chosen value's runs (each tagged `selected`). `flag` may
+    be several flags joined by commas, all set to the value."""
+    flags = [f.lstrip("-") for f in flag.split(",")]
+
+    def run(value: str, run_seeds: list[int]) -> list[dict]:
+        args = [arg for f in flags for arg in (f"--{f}", value)]
+        return train(args, run_seeds, selected=f"{','.join(flags)}={value}")
+
+    tried = {v: run(v, seeds[:n_select]) for v in values}
     sign = -1 if tried[values[0]][0]["val_mode"] == "max" else 1
     best = min(values, key=lambda v: sign * statistics.fmean(r["val_best"] for r in tried[v]))
-    return tried[best] + train([f"--{flag}", best], seeds[n_select:], selected=f"{flag}={best}")
+    return tried[best] + run(best, seeds[n_select:])
 
 
 def overlay_args(task: str, overlay: str | None, root: str | None) -> list[str]:
@@ -113,11 +121,7 @@ def rows(experiment: str, root: str | None, models: list[str], horizons: list[in
     base = activity_args(root) if experiment == "activity" else overlay_args(task, overlay, root)
     if experiment != "etth1":
         return [(m, [*base, *table[m]]) for m in models]
-    return [
-        (f"{m} H={h}", [*base, *table[m], "--model.horizon", str(h), "--data.horizon", str(h)])
-        for h in horizons
-        for m in models
-    ]
+    return [(f"{m} H={h}", [*base, *table[m], "--data.horizon", str(h)]) for h in horizons for m in models]
 
 
 def summary(label: str, runs: list[dict], metrics: tuple[str, ...]) -> dict:
@@ -134,15 +138,19 @@ def summary(label: str, runs: list[dict], metrics: tuple[str, ...]) -> dict:
 def markdown(rows: list[dict], metrics: tuple[str, ...]) -> str:
     """The table: mean (+- standard deviation over seeds, when more than one) of each metric."""
     shown = (*metrics, "val_best")
-    head = "| model | " + " | ".join(metrics) + " | best validation | parameters | train + test seconds |"
-    lines = [head, "|" + " --- |" * (len(shown) + 3)]
-    for r in rows:
-        spread = len(r["seeds"]) > 1
-        values = " | ".join(f"{r[m]:.4f}" + (f" ± {r[m + '_std']:.4f}" if spread else "") for m in shown)
-        lines.append(f"| {r['model']} | {values} | {r['params']:,} | {r['seconds']:.0f} |")
-    if len(rows[0]["seeds"]) > 1:
-        lines.append(f"\nMean ± standard deviation over seeds {rows[0]['seeds']}.")
-    return "\n".join(lines)
+    header = ["model", *metrics, "best validation", "parameters", "train + test seconds"]
+    spread = len(rows[0]["seeds"]) > 1
+    cells = [
+        [
+            r["model"],
+            *(f"{r[m]:.4f}" + (f" ± {r[m + '_std']:.4f}" if spread else "") for m in shown),
+            f"{r['params']:,}",
+            f"{r['seconds']:.0f}",
+        ]
+        for r in rows
+    ]
+    note = f"\n\nMean ± standard deviation over seeds {rows[0]['seeds']}." if spread else ""
+    return markdown_table(header, cells) + note
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""Data modules of the sensors tasks. With `root=None` each uses the bundled simulators
+"""Data modules of the sensors tasks (`ssmkit.data.BaseDataModule`s: each builds its splits, the base serves them;
+predict serves the test windows, in order). With `root=None` each uses the bundled simulators
 (`ssmkit_sensors.simulator`), so every task runs on a fresh machine; nothing is downloaded.
 
 - `Seq2SeqData`: input and target columns of a CSV / NPZ recording, split in time (train, val, test by
@@ -13,7 +14,9 @@
   activity windows.
 
 Missing / NaN / inf values are named (column and row) and handled as `missing` says: interpolate, drop
-the windows that touch them, or fail.
+the windows that touch them, or fail. What the model must agree on (`d_input`, `d_target`, `n_channels`,
+`seq_len`, `horizon`, `n_classes`) is read here and handed to the model by the command line; a property that
+needs the data reads it (`setup("fit")`) when first asked.
 """
 
 from __future__ import annotations
@@ -22,19 +25,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
+from ssmkit.data import BaseDataModule, DataError, group_split, stratified_split, time_split, window_starts
 from ssmkit_sensors import readers, simulator
-from ssmkit_sensors.readers import DataError
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
-STAGES = ("train", "val", "test")
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Windows(Dataset):
         self.index = [
             (r, int(s))
             for r, rec in enumerate(recordings)
-            for s in readers.window_starts(rec.valid, window + horizon, stride, f"{source} recording {r}")
+            for s in window_starts(rec.valid, window + horizon, stride, f"{source} recording {r}")
         ]
 
     def __len__(self) -> int:
@@ -84,46 +85,7 @@ def _standardise(splits: dict[str, list[Recording]]) -> tuple[StandardScaler, St
     return scalers[0], scalers[1]
 
 
-def _time_split(n: int, fractions: tuple[float, float], source: str) -> dict[str, slice]:
-    """Chronological train / val / test ranges of n rows (or recordings); val and test take the given
-    fractions of the end."""
-    n_val, n_test = int(n * fractions[0]), int(n * fractions[1])
-    if min(n_val, n_test, n - n_val - n_test) < 1:
-        raise DataError(f"{source}: {n} rows / recordings cannot be split into train / val / test by {fractions}")
-    return {
-        "train": slice(0, n - n_val - n_test),
-        "val": slice(n - n_val - n_test, n - n_test),
-        "test": slice(n - n_test, n),
-    }
-
-
-class _WindowData(L.LightningDataModule):
-    """Shared loaders over `self.datasets[stage]` (a `Windows` or `TensorDataset`)."""
-
-    def __init__(self, batch_size: int, num_workers: int) -> None:
-        super().__init__()
-        self.batch_size, self.num_workers = batch_size, num_workers
-        self.datasets: dict[str, Dataset] = {}
-
-    def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[stage], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-
-class Seq2SeqData(_WindowData):
+class Seq2SeqData(BaseDataModule):
     def __init__(
         self,
         root: str | None = None,
@@ -155,7 +117,7 @@ class Seq2SeqData(_WindowData):
         self.date_column, self.date_format, self.missing_value = date_column, date_format, missing_value
         self.missing, self.window, self.stride = missing, window, stride
         self.mask_missing_targets = mask_missing_targets
-        self.fractions = (val_fraction, test_fraction)
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.simulator_kwargs = simulator_kwargs or {}
         self.target_scaler: StandardScaler | None = None
 
@@ -172,9 +134,10 @@ class Seq2SeqData(_WindowData):
         return list(self.target_columns) if self.root else ["force"]
 
     def recordings(self) -> dict[str, list[Recording]]:
+        fractions = (self.val_fraction, self.test_fraction)
         if self.root is None:
             inputs, targets = simulator.drifting_sensor(**self.simulator_kwargs)
-            bounds = _time_split(len(inputs), self.fractions, "simulated sensor recordings")
+            bounds = time_split(len(inputs), *fractions, "simulated sensor recordings")
             valid = np.ones(inputs.shape[1], bool)
             return {
                 k: [Recording(x, y, valid) for x, y in zip(inputs[s], targets[s], strict=True)]
@@ -186,25 +149,24 @@ class Seq2SeqData(_WindowData):
         frame, valid = readers.handle_missing(frame, handled, self.missing, str(self.root))
         if self.mask_missing_targets:
             frame[self.target_columns] = frame[self.target_columns].replace([np.inf, -np.inf], np.nan)
-            report = readers.nonfinite_report(frame, self.target_columns, str(self.root))
+            report = readers.nonfinite_report(frame, self.target_columns)
             if report is not None:
-                log.info("%s; left out of the loss and metrics (mask_missing_targets)", report)
-        parts = _time_split(len(frame), self.fractions, str(self.root))
+                log.info("%s: %s; left out of the loss and metrics (mask_missing_targets)", self.root, report)
+        parts = time_split(len(frame), *fractions, str(self.root))
         x, y = frame[self.input_columns].to_numpy(), frame[self.target_columns].to_numpy()
         return {k: [Recording(x[s], y[s], valid[s])] for k, s in parts.items()}
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+    def build(self, stage: str) -> dict[str, Dataset]:
         splits = self.recordings()
         _, self.target_scaler = _standardise(splits)
         source = str(self.root or "simulated sensor")
-        for name, recs in splits.items():
-            stride = self.stride if name == "train" else self.window
-            self.datasets[name] = Windows(recs, self.window, stride, f"{source} {name} split")
+        return {
+            name: Windows(recs, self.window, self.stride if name == "train" else self.window, f"{source} {name} split")
+            for name, recs in splits.items()
+        }
 
 
-class ForecastData(_WindowData):
+class ForecastData(BaseDataModule):
     def __init__(
         self,
         root: str | None = None,
@@ -224,14 +186,16 @@ class ForecastData(_WindowData):
         start, as Informer / DLinear / PatchTST) or [val_fraction, test_fraction] chronologically."""
         super().__init__(batch_size, num_workers)
         self.root, self.columns, self.date_column = root, columns, date_column
-        self.seq_len, self.horizon, self.split, self.missing = seq_len, horizon, split, missing
+        # `split` is kept as `split_rule`: BaseDataModule.split(name) is the method that serves a split
+        self.seq_len, self.horizon, self.split_rule, self.missing = seq_len, horizon, split, missing
         self.synthetic_rows, self.train_stride = synthetic_rows, train_stride
         self.channels: list[str] = []
         self.scaler: StandardScaler | None = None
 
     @property
     def n_channels(self) -> int:
-        """Channels of the table (after setup)."""
+        """Channels of the table (reads the data when first asked)."""
+        self.setup("fit")
         return len(self.channels)
 
     def table(self) -> pd.DataFrame:
@@ -248,23 +212,21 @@ class ForecastData(_WindowData):
 
     def borders(self, frame: pd.DataFrame, source: str) -> dict[str, slice]:
         """Row ranges of the splits (their own rows; a window's past may reach into the split before)."""
-        if self.split != "ett":
-            return _time_split(len(frame), tuple(self.split), source)
+        if self.split_rule != "ett":
+            return time_split(len(frame), *self.split_rule, source)
         if "date" not in frame.columns:
-            raise DataError(f"{source}: split 'ett' needs a date column (set date_column, or give split fractions)")
+            raise DataError("split 'ett' needs a date column (set date_column, or give split fractions)", source=source)
         step = frame["date"].diff().median()
         month = int(pd.Timedelta(days=30) / step)
         ends = [12 * month, 16 * month, 20 * month]
         if len(frame) < ends[1] + 1:
             raise DataError(
-                f"{source}: {len(frame)} rows do not cover the 12 + 4 months of split 'ett' ({ends[1]} rows)"
+                f"{len(frame)} rows do not cover the 12 + 4 months of split 'ett' ({ends[1]} rows)", source=source
             )
         ends[2] = min(ends[2], len(frame))
         return {"train": slice(0, ends[0]), "val": slice(ends[0], ends[1]), "test": slice(ends[1], ends[2])}
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+    def build(self, stage: str) -> dict[str, Dataset]:
         source = str(self.root or "simulated ETT-like table")
         frame = self.table()
         self.channels = [c for c in frame.columns if c != "date"]
@@ -274,29 +236,31 @@ class ForecastData(_WindowData):
         values = frame[self.channels].to_numpy()
         self.scaler = StandardScaler().fit(values[parts["train"]][valid[parts["train"]]])
         values = self.scaler.transform(values).astype(np.float32)
+        datasets = {}
         for name, part in parts.items():
             start = part.start if name == "train" else part.start - self.seq_len
             rec = Recording(values[start : part.stop], values[start : part.stop], valid[start : part.stop])
             stride = self.train_stride if name == "train" else 1
-            self.datasets[name] = Windows([rec], self.seq_len, stride, f"{source} {name} split", horizon=self.horizon)
+            datasets[name] = Windows([rec], self.seq_len, stride, f"{source} {name} split", horizon=self.horizon)
+        return datasets
 
     def _check_lengths(self, parts: dict[str, slice], source: str) -> None:
         sizes = {k: s.stop - s.start for k, s in parts.items()}
         if sizes["train"] < self.seq_len + self.horizon:
             raise DataError(
-                f"{source}: the train split has {sizes['train']} rows, too few for one window of "
-                f"seq_len {self.seq_len} + horizon {self.horizon}"
+                f"the train split has {sizes['train']} rows, too few for one window of "
+                f"seq_len {self.seq_len} + horizon {self.horizon}",
+                source=source,
             )
         for name in ("val", "test"):
             if self.horizon > sizes[name]:
-                raise DataError(
-                    f"{source}: horizon {self.horizon} is longer than the {name} split ({sizes[name]} rows)"
-                )
+                message = f"horizon {self.horizon} is longer than the {name} split ({sizes[name]} rows)"
+                raise DataError(message, source=source)
         if parts["val"].start < self.seq_len:
-            raise DataError(f"{source}: seq_len {self.seq_len} reaches before the first row of the file")
+            raise DataError(f"seq_len {self.seq_len} reaches before the first row of the file", source=source)
 
 
-class ClassificationData(_WindowData):
+class ClassificationData(BaseDataModule):
     def __init__(
         self,
         root: str | None = None,
@@ -315,32 +279,30 @@ class ClassificationData(_WindowData):
         seed: int = 0,
     ) -> None:
         """root: a folder with `*_TRAIN.ts` / `*_TEST.ts` (UEA; validation is a stratified `val_fraction` of
-        train), or subject folders `sXX/*_<device>.csv` with per-step labels (windows of `window` rows every
-        `stride`, labelled by majority; split by subject); None: simulated activity windows."""
-        super().__init__(batch_size, num_workers)
+        train, `ssmkit.data.stratified_split`), or subject folders `sXX/*_<device>.csv` with per-step labels
+        (windows of `window` rows every `stride`, labelled by majority; split by subject); None: simulated
+        activity windows."""
+        super().__init__(batch_size, num_workers, seed)
         self.root, self.device, self.window, self.stride = root, device, window, stride
         self.channels = channels or ["x_acc", "y_acc", "z_acc", "x_gyro", "y_gyro", "z_gyro"]
         self.val_subjects, self.test_subjects = val_subjects or ["s03"], test_subjects or ["s04"]
-        self.val_fraction, self.missing, self.seed = val_fraction, missing, seed
+        self.val_fraction, self.missing = val_fraction, missing
         self.n_synthetic, self.synthetic_length = n_synthetic, synthetic_length
         self.classes: list[str] = []
 
     @property
     def d_input(self) -> int:
-        """Channels per step (after setup)."""
+        """Channels per step (reads the data when first asked)."""
+        self.setup("fit")
         return int(self.datasets["train"].tensors[0].shape[-1])
 
     @property
     def n_classes(self) -> int:
+        self.setup("fit")
         return len(self.classes)
 
-    def _ts_files(self) -> tuple[Path, Path] | None:
-        root = Path(self.root)
-        train, test = sorted(root.glob("*_TRAIN.ts")), sorted(root.glob("*_TEST.ts"))
-        return (train[0], test[0]) if train and test else None
-
     def arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{stage: (windows (N, L, C) float32, labels (N,) int64)}; sets `classes`."""
+        """{split: (windows (N, L, C) float32, labels (N,) int64)}; sets `classes`."""
         if self.root is None:
             self.classes = list(simulator.ACTIVITIES)
             sizes = {"train": self.n_synthetic, "val": self.n_synthetic // 4, "test": self.n_synthetic // 4}
@@ -348,52 +310,45 @@ class ClassificationData(_WindowData):
                 k: simulator.activity_windows(n, self.synthetic_length, seed=self.seed + i)
                 for i, (k, n) in enumerate(sizes.items())
             }
-        if not Path(self.root).is_dir():
-            raise FileNotFoundError(f"{self.root}: not a folder (expected *_TRAIN.ts / *_TEST.ts or sXX/ folders)")
-        ts = self._ts_files()
-        return self._ts_arrays(*ts) if ts else self._stream_arrays()
+        root = Path(self.root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: not a folder (expected *_TRAIN.ts / *_TEST.ts or sXX/ folders)")
+        train, test = sorted(root.glob("*_TRAIN.ts")), sorted(root.glob("*_TEST.ts"))
+        return self._ts_arrays(train[0], test[0]) if train and test else self._stream_arrays(root)
 
     def _ts_arrays(self, train_path: Path, test_path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         x, y, self.classes = readers.read_ts(train_path)
         x_test, y_test, _ = readers.read_ts(test_path)
-        rng = np.random.default_rng(self.seed)
-        val = np.concatenate(
-            [
-                rng.permutation(np.flatnonzero(y == c))[: max(1, int(self.val_fraction * (y == c).sum()))]
-                for c in np.unique(y)
-            ]
-        )
-        train = np.setdiff1d(np.arange(len(y)), val)
+        train, val = stratified_split(y, self.val_fraction, self.seed)
         return {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x_test, y_test)}
 
-    def _stream_arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        root = Path(self.root)
+    def _stream_arrays(self, root: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         files = sorted(root.glob(f"s*/*_{self.device}.csv"))
         if not files:
-            raise DataError(f"{root}: no *_TRAIN.ts / *_TEST.ts and no subject folders with *_{self.device}.csv")
+            raise DataError(f"no *_TRAIN.ts / *_TEST.ts and no subject folders with *_{self.device}.csv", source=root)
         streams = readers.read_labelled_streams(files, self.channels, self.missing)
         self.classes = sorted({label for _, labels in streams for label in labels})
-        groups: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in STAGES}
-        for path, (values, labels) in zip(files, streams, strict=True):
-            subject = path.parent.name
-            stage = "test" if subject in self.test_subjects else "val" if subject in self.val_subjects else "train"
-            groups[stage] += self._label_windows(values, labels, str(path))
-        empty = [k for k, v in groups.items() if not v]
-        if empty:
-            raise DataError(f"{root}: no windows for split(s) {empty} (check val_subjects / test_subjects)")
-        return {k: (np.stack([w for w, _ in v]), np.array([c for _, c in v])) for k, v in groups.items()}
+        windows, labels, subjects = [], [], []
+        for path, (values, step_labels) in zip(files, streams, strict=True):
+            for window, label in self._label_windows(values, step_labels, str(path)):
+                windows.append(window)
+                labels.append(label)
+                subjects.append(path.parent.name)
+        parts = group_split(subjects, self.val_subjects, self.test_subjects, str(root))
+        x, y = np.stack(windows), np.array(labels)
+        return {k: (x[idx], y[idx]) for k, idx in parts.items()}
 
     def _label_windows(self, values: np.ndarray, labels: np.ndarray, source: str) -> list[tuple[np.ndarray, int]]:
         ids = np.array([self.classes.index(label) for label in labels])
-        starts = readers.window_starts(np.ones(len(values), bool), self.window, self.stride, source)
+        starts = window_starts(np.ones(len(values), bool), self.window, self.stride, source)
         return [(values[s : s + self.window], int(np.bincount(ids[s : s + self.window]).argmax())) for s in starts]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.datasets:
-            return
+    def build(self, stage: str) -> dict[str, Dataset]:
         arrays = self.arrays()
         channels = arrays["train"][0].shape[-1]
         scaler = StandardScaler().fit(arrays["train"][0].reshape(-1, channels))
+        datasets = {}
         for name, (x, y) in arrays.items():
             x = scaler.transform(x.reshape(-1, channels)).reshape(x.shape).astype(np.float32)
-            self.datasets[name] = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+            datasets[name] = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+        return datasets

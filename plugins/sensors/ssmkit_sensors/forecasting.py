@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.models.backbone import SequenceBackbone
+from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
 from ssmkit.models.heads import FourierHead
 
 Tensor = torch.Tensor
@@ -50,25 +50,25 @@ class SSMForecaster(nn.Module):
         n_channels: int,
         seq_len: int,
         horizon: int,
-        backbone: dict[str, Any],
+        backbone: BackboneConfig | None,
         patch_len: int = 16,
         stride: int = 8,
         head_dropout: float = 0.0,
         fourier: dict[str, Any] | None = None,
     ) -> None:
-        """backbone: `SequenceBackbone` kwargs; fourier: `FourierHead` kwargs (n_bins, n_freqs, low, high)
-        plus `d_head`, the width per future step it reads; None for a point forecast."""
+        """backbone: the settings of the backbone over the patches; fourier: `FourierHead` kwargs (n_bins,
+        n_freqs, low, high) plus `d_head`, the width per future step it reads; None for a point forecast."""
         super().__init__()
         if patch_len > seq_len:
             raise ValueError(f"patch_len {patch_len} is longer than seq_len {seq_len}")
         self.patch_len, self.stride, self.horizon = patch_len, stride, horizon
         n_patches = (seq_len - patch_len) // stride + 1
         self.revin = RevIN(n_channels)
-        self.backbone = SequenceBackbone(**backbone, d_input=patch_len)
+        self.backbone = SequenceBackbone(backbone, d_input=patch_len)
         self.dropout = nn.Dropout(head_dropout)
         fourier = dict(fourier or {})
         d_head = fourier.pop("d_head", 16) if fourier else 1
-        self.proj = nn.Linear(n_patches * backbone["d_model"], horizon * d_head)
+        self.proj = nn.Linear(n_patches * self.backbone.d_model, horizon * d_head)
         self.fourier = FourierHead(d_head, **fourier) if fourier else None
 
     def features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

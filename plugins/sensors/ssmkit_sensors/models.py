@@ -14,31 +14,30 @@ x[:, :t+1] only. The seq2seq and classify tasks put their heads on any of them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from ssmkit.models.backbone import SequenceBackbone
+from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
 
 Tensor = torch.Tensor
 ENCODERS = ("hiss", "flat", "lstm")
+# HiSS's low level when none is given: one Mamba layer of width 32
+LOW = BackboneConfig(d_model=32, n_layers=1, mixer="mamba")
 
 
 class HiSS(nn.Module):
-    def __init__(self, d_input: int, chunk_size: int, low: dict[str, Any], high: dict[str, Any]) -> None:
-        """low / high: `SequenceBackbone` kwargs (d_model, n_layers, mixer, mixer_kwargs, ...); both must be
-        causal. Output width is high["d_model"]."""
+    def __init__(self, d_input: int, chunk_size: int, low: BackboneConfig, high: BackboneConfig) -> None:
+        """low / high: the two levels' backbone settings; both must be causal. Output width is high.d_model."""
         super().__init__()
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.chunk_size = chunk_size
-        self.low = SequenceBackbone(**low, d_input=d_input)
-        self.high = SequenceBackbone(**high, d_input=low["d_model"])
+        self.low = SequenceBackbone(low, d_input=d_input)
+        self.high = SequenceBackbone(high, d_input=self.low.d_model)
         if not (self.low.causal and self.high.causal):
             raise ValueError("HiSS needs causal low- and high-level mixers (bidirectional ones see the future)")
-        self.start = nn.Parameter(torch.zeros(low["d_model"]))
-        self.d_output = high["d_model"]
+        self.start = nn.Parameter(torch.zeros(self.low.d_model))
+        self.d_output = self.high.d_model
 
     def chunk_features(self, x: Tensor) -> Tensor:
         """x: (B, L, C) with L a multiple of chunk_size -> (B, L // chunk_size, d_low), one per chunk."""
@@ -65,12 +64,12 @@ class HiSS(nn.Module):
 
 
 class FlatEncoder(nn.Module):
-    def __init__(self, d_input: int, backbone: dict[str, Any]) -> None:
+    def __init__(self, d_input: int, backbone: BackboneConfig) -> None:
         super().__init__()
-        self.backbone = SequenceBackbone(**backbone, d_input=d_input)
+        self.backbone = SequenceBackbone(backbone, d_input=d_input)
         if not self.backbone.causal:
-            raise ValueError(f"mixer {backbone.get('mixer')!r} is not causal; sensor encoders must be")
-        self.d_output = backbone["d_model"]
+            raise ValueError(f"mixer {self.backbone.config.mixer!r} is not causal; sensor encoders must be")
+        self.d_output = self.backbone.d_model
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, C) -> (B, L, D)."""
@@ -89,14 +88,19 @@ class LSTMEncoder(nn.Module):
 
 
 def build_encoder(
-    encoder: str, d_input: int, backbone: dict[str, Any], chunk_size: int = 10, low: dict[str, Any] | None = None
+    encoder: str,
+    d_input: int,
+    backbone: BackboneConfig | None = None,
+    chunk_size: int = 10,
+    low: BackboneConfig | None = None,
 ) -> nn.Module:
-    """encoder: 'hiss' (low-level backbone `low`, high-level `backbone`), 'flat' (`backbone` over the raw
-    stream) or 'lstm' (`backbone`'s d_model and n_layers)."""
+    """encoder: 'hiss' (high level `backbone`, low level `low`, default `LOW`), 'flat' (`backbone` over the raw
+    stream) or 'lstm' (`backbone`'s d_model, n_layers and dropout). Settings may also be given as dicts."""
+    backbone = BackboneConfig.of(backbone)
     if encoder == "hiss":
-        return HiSS(d_input, chunk_size, low or backbone, backbone)
+        return HiSS(d_input, chunk_size, BackboneConfig.of(low or LOW), backbone)
     if encoder == "flat":
         return FlatEncoder(d_input, backbone)
     if encoder == "lstm":
-        return LSTMEncoder(d_input, backbone["d_model"], backbone["n_layers"], backbone.get("dropout", 0.0))
+        return LSTMEncoder(d_input, backbone.d_model, backbone.n_layers, backbone.dropout)
     raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")

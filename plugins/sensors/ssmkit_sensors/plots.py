@@ -1,18 +1,23 @@
-"""The sensors tasks' pictures: prediction vs truth, forecasts after their history, confusion matrices."""
+"""The sensors tasks' own pictures: prediction vs truth, forecasts after their history (confusion matrices and
+loss curves come from `ssmkit.train.plots`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ssmkit.train.plots import save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def plot_prediction(truth: np.ndarray, predicted: np.ndarray, names: list[str], out: Path, title: str = "") -> Path:
     """truth, predicted: (N, L, T) windows; one panel per (window, target) pair, at most 3 windows."""
+    import matplotlib.pyplot as plt
+
     n, _, t = truth.shape
     n = min(n, 3)
     fig, axes = plt.subplots(n * t, 1, figsize=(10, 2.2 * n * t), squeeze=False, sharex=True)
@@ -32,6 +37,8 @@ def plot_forecast(
     history: np.ndarray, truth: np.ndarray, predicted: np.ndarray, names: list[str], out: Path, title: str = ""
 ) -> Path:
     """history (L, C), truth and predicted (H, C): one panel per channel (at most 4, the last ones)."""
+    import matplotlib.pyplot as plt
+
     channels = list(range(history.shape[1]))[-4:]
     fig, axes = plt.subplots(len(channels), 1, figsize=(10, 2.2 * len(channels)), squeeze=False, sharex=True)
     past = np.arange(-len(history), 0)
@@ -48,24 +55,7 @@ def plot_forecast(
     return _save(fig, out, title)
 
 
-def plot_confusion(matrix: np.ndarray, classes: list[str], out: Path, title: str = "") -> Path:
-    """matrix: (K, K) counts, rows true class, columns predicted class."""
-    k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 * k + 2.5, 1.2 * k + 2))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(j, i, int(count), ha="center", va="center", fontsize=9)
-    ticks = np.arange(k)
-    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true")
-    ax.set_xticklabels(classes, rotation=45, ha="right")
-    ax.set_yticklabels(classes)
-    return _save(fig, out, title)
-
-
-def _save(fig: plt.Figure, out: Path, title: str) -> Path:
+def _save(fig: Figure, out: Path, title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # room for the title
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)

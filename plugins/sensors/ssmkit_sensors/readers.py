@@ -1,4 +1,5 @@
-"""Readers for the formats sensor users already have, with errors that name the problem.
+"""Readers for the formats sensor users already have; bad input raises `ssmkit.data.DataError` naming the file,
+then the column, row or record.
 
 - CSV (`read_table`): a header row; optional date column(s) (joined with a space, e.g. `[Date, Time]`);
   a `missing_value` code (Air Quality's -200) read as missing.
@@ -20,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ssmkit.data import DataError
+
 log = logging.getLogger(__name__)
 MISSING = ("interpolate", "drop", "fail")
-
-
-class DataError(ValueError):
-    """Input data that cannot be used as given; the message names the file, column and row."""
 
 
 def read_table(
@@ -54,7 +53,7 @@ def read_table(
 def check_columns(frame: pd.DataFrame, wanted: list[str], path: Path | str) -> None:
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
-        raise DataError(f"{path}: column(s) {missing} not in the file; it has {list(frame.columns)}")
+        raise DataError(f"column(s) {missing} not in the file; it has {list(frame.columns)}", source=path)
 
 
 def parse_dates(text: pd.Series, path: Path | str, date_format: str | None = None) -> pd.Series:
@@ -62,21 +61,22 @@ def parse_dates(text: pd.Series, path: Path | str, date_format: str | None = Non
     dates = pd.to_datetime(text, format=date_format, errors="coerce")
     if dates.isna().any():
         row = int(dates.isna().to_numpy().nonzero()[0][0])
-        raise DataError(f"{path}: date {text.iloc[row]!r} at row {row} does not parse (format {date_format!r})")
+        raise DataError(f"date {text.iloc[row]!r} at row {row} does not parse (format {date_format!r})", source=path)
     step = dates.diff().to_numpy()[1:]
     if (step == np.timedelta64(0)).any():
         row = int((step == np.timedelta64(0)).nonzero()[0][0]) + 1
-        raise DataError(f"{path}: duplicated date {dates.iloc[row]} at rows {row - 1} and {row}")
+        raise DataError(f"duplicated date {dates.iloc[row]} at rows {row - 1} and {row}", source=path)
     if (step < np.timedelta64(0)).any():
         row = int((step < np.timedelta64(0)).nonzero()[0][0]) + 1
         raise DataError(
-            f"{path}: the date column is not monotonic: row {row} ({dates.iloc[row]}) comes before "
-            f"row {row - 1} ({dates.iloc[row - 1]})"
+            f"the date column is not monotonic: row {row} ({dates.iloc[row]}) comes before "
+            f"row {row - 1} ({dates.iloc[row - 1]})",
+            source=path,
         )
     return dates
 
 
-def nonfinite_report(frame: pd.DataFrame, columns: list[str], source: str) -> str | None:
+def nonfinite_report(frame: pd.DataFrame, columns: list[str]) -> str | None:
     """One line per column holding NaN/inf: the count and the first rows (with dates when known)."""
     lines = []
     for column in columns:
@@ -84,7 +84,7 @@ def nonfinite_report(frame: pd.DataFrame, columns: list[str], source: str) -> st
         if len(bad):
             shown = [_row_name(frame, int(r)) for r in bad[:3]]
             lines.append(f"column {column!r}: {len(bad)} NaN/inf/missing value(s), first at {', '.join(shown)}")
-    return f"{source}: " + "; ".join(lines) if lines else None
+    return "; ".join(lines) if lines else None
 
 
 def _row_name(frame: pd.DataFrame, row: int) -> str:
@@ -100,34 +100,21 @@ def handle_missing(
         raise ValueError(f"missing must be one of {MISSING}, got {policy!r}")
     frame = frame.copy()
     frame[columns] = frame[columns].replace([np.inf, -np.inf], np.nan)
-    report = nonfinite_report(frame, columns, source)
+    report = nonfinite_report(frame, columns)
     valid = np.ones(len(frame), bool)
     if report is None:
         return frame, valid
     if policy == "fail":
-        raise DataError(f"{report} (set missing: interpolate or missing: drop to handle them)")
-    log.warning("%s; handled by %s", report, policy)
+        raise DataError(f"{report} (set missing: interpolate or missing: drop to handle them)", source=source)
+    log.warning("%s: %s; handled by %s", source, report, policy)
     if policy == "interpolate":
         frame[columns] = frame[columns].interpolate(limit_direction="both")
         if frame[columns].isna().any().any():
             empty = [c for c in columns if frame[c].isna().all()]
-            raise DataError(f"{source}: column(s) {empty} hold no finite value to interpolate from")
+            raise DataError(f"column(s) {empty} hold no finite value to interpolate from", source=source)
     else:
         valid = frame[columns].notna().all(axis=1).to_numpy()
     return frame, valid
-
-
-def window_starts(valid: np.ndarray, window: int, stride: int, source: str) -> np.ndarray:
-    """Start rows of the windows of `window` rows every `stride` rows that hold only valid rows."""
-    n = len(valid)
-    if n < window:
-        raise DataError(f"{source}: {n} rows is too few for one window of {window} rows")
-    starts = np.arange(0, n - window + 1, stride)
-    bad_before = np.concatenate([[0], np.cumsum(~valid)])
-    starts = starts[bad_before[starts + window] == bad_before[starts]]
-    if not len(starts):
-        raise DataError(f"{source}: every window of {window} rows touches a missing value (missing: drop)")
-    return starts
 
 
 def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -147,12 +134,13 @@ def read_ts(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         elif in_data:
             *dims, label = line.split(":")
             if label not in classes:
-                raise DataError(f"{path}: line {number}: label {label!r} is not in @classLabel {classes}")
+                where = f"{len(cases)} (line {number})"
+                raise DataError(f"label {label!r} is not in @classLabel {classes}", source=path, record=where)
             cases.append([[float(v) for v in d.split(",")] for d in dims])
             labels.append(classes.index(label))
     lengths = {len(d) for case in cases for d in case}
     if not cases or len(lengths) != 1:
-        raise DataError(f"{path}: expected equal-length cases after @data, found lengths {sorted(lengths)}")
+        raise DataError(f"expected equal-length cases after @data, found lengths {sorted(lengths)}", source=path)
     return np.asarray(cases, np.float32).transpose(0, 2, 1), np.asarray(labels, np.int64), classes
 
 

@@ -1,4 +1,6 @@
-"""Lightning modules of the sensors tasks.
+"""Lightning modules of the sensors tasks. What a model must agree on with its data (input and target widths,
+channels, lengths, classes) it takes from the data module (`data_links`); backbone settings are
+`BackboneConfig`s (`model.backbone`, and HiSS's low level `model.low`).
 
 - `Seq2SeqRegressor` (seq2seq): a causal encoder (`encoder: hiss | flat | lstm`, see `models`) and a
   linear head, MSE on standardised targets. `target_stride: k` scores only the steps that close a chunk of
@@ -12,18 +14,16 @@
   writes `forecast.csv`: a row per (window, future step), each channel's forecast and truth in the
   data's original units.
 - `SensorClassifier` (classify): a causal encoder pooled (`last` by default: the prediction once the
-  window has been read), accuracy and a confusion-matrix plot. `predict` writes `predictions.csv`: a row
-  per window, the class probabilities, the predicted class and the label (indices into the data's classes).
+  window has been read); accuracy, the confusion report and `predictions.csv` of `ClassificationTask`.
 
 `predict` runs over the data module's predict split (the test windows, in order; `window` is the index
-there) and writes into the run folder. The model's input sizes are checked against the data module when a
-run starts.
+there) and writes into the run folder.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -33,42 +33,29 @@ from lightning.pytorch.utilities import rank_zero_info
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit.models.heads import ClassificationHead
+from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 from ssmkit_sensors.forecasting import FORECASTERS, DLinear, SSMForecaster
 from ssmkit_sensors.models import build_encoder
-from ssmkit_sensors.plots import plot_confusion, plot_forecast, plot_prediction
+from ssmkit_sensors.plots import plot_forecast, plot_prediction
 
 Tensor = torch.Tensor
 STAGES = ("train", "val", "test")
 
 
-class SensorModule(TaskModule):
-    """Shared by the tasks: the run folder, the model-vs-data check, the figures kept per epoch, and predict
-    (collects each batch's `predict_pair`, writes the task's `prediction_table` to `predict_file`)."""
+class RegressionTask(TaskModule):
+    """Seq2seq and forecast: `predict` collects each batch's `predict_pair` and writes the task's
+    `prediction_table` to `predict_file`; the first batch of each evaluation epoch is kept for the figure that
+    `write_report` draws (`plot`) at the end of fit and test."""
 
-    predict_file = "predictions.csv"
-
-    def check_data(self, expected: dict[str, Any]) -> None:
-        """Raise if the data module's sizes differ from the model's (`expected`: name -> model value)."""
-        data = self.trainer.datamodule
-        if data is None:
-            return
-        clash = {k: (v, getattr(data, k)) for k, v in expected.items() if getattr(data, k) != v}
-        if clash:
-            details = ", ".join(f"{k}: model {m}, data {d}" for k, (m, d) in clash.items())
-            raise ValueError(f"the model and the data disagree ({details}); set model.* and data.* to match")
-
-    def run_path(self, name: str) -> Path | None:
-        """`<name>` in the run folder; None without a logger or off rank zero."""
-        run_dir = self.run_dir()
-        return None if run_dir is None or not self.trainer.is_global_zero else run_dir / name
-
-    def plot_path(self, name: str) -> Path | None:
-        """`plots/<name>` in the run folder; None without a logger or off rank zero."""
-        return self.run_path(f"plots/{name}")
+    monitor = "val/mse"
+    monitor_mode = "min"
+    predict_file: ClassVar[str] = "predictions.csv"
+    figure: ClassVar[str] = "prediction"
+    shown: list[Tensor] | None = None
 
     def predict_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """A batch's (prediction, truth) as the task's table wants them."""
@@ -76,6 +63,10 @@ class SensorModule(TaskModule):
 
     def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
         """The predict file's rows from the epoch's (prediction, truth), concatenated over batches."""
+        raise NotImplementedError
+
+    def plot(self, stage: str, path: Path) -> None:
+        """Draw the kept batch (`self.shown`) of the last `stage` epoch to `path`."""
         raise NotImplementedError
 
     def on_predict_epoch_start(self) -> None:
@@ -87,54 +78,28 @@ class SensorModule(TaskModule):
         return pred
 
     def on_predict_epoch_end(self) -> None:
-        path = self.run_path(self.predict_file)
+        path = self.run_file(self.predict_file, required=True)
         if path is None or not self.predicted:
             return
         pred, true = (torch.cat(t).numpy() for t in zip(*self.predicted, strict=True))
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.prediction_table(pred, true).to_csv(path, index=False, float_format="%.7g")  # float32 precision
         rank_zero_info(f"wrote the predictions of {len(pred)} window(s) to {path}")
 
     def on_validation_epoch_start(self) -> None:
-        self.shown: list[Tensor] | None = None
+        self.shown = None
 
     on_test_epoch_start = on_validation_epoch_start
 
     def keep_for_plot(self, *tensors: Tensor) -> None:
         """Keep the first batch of an evaluation epoch for its figure."""
-        if getattr(self, "shown", None) is None:
+        if self.shown is None:
             self.shown = [t.detach().float().cpu() for t in tensors]
 
-
-class EncoderModule(SensorModule):
-    """A causal sensor encoder (HiSS / flat / LSTM) built from the backbone settings."""
-
-    def __init__(
-        self,
-        d_input: int = 3,
-        encoder: str = "hiss",
-        chunk_size: int = 10,
-        low_d_model: int = 32,
-        low_n_layers: int = 1,
-        low_mixer: str = "mamba",
-        low_mixer_kwargs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """encoder: 'hiss' (low level: low_* settings, one feature per chunk_size steps; high level: the
-        backbone settings d_model / n_layers / mixer ...), 'flat' (the backbone over the raw stream) or
-        'lstm' (d_model, n_layers)."""
-        super().__init__(**kwargs)
-        low = {
-            **self.backbone_config,
-            "d_model": low_d_model,
-            "n_layers": low_n_layers,
-            "mixer": low_mixer,
-            "mixer_kwargs": low_mixer_kwargs or {},
-            "hybrid": None,
-            "hybrid_kwargs": None,
-        }
-        self.d_input = d_input
-        self.encoder = build_encoder(encoder, d_input, self.backbone_config, chunk_size, low)
+    def write_report(self, stage: str) -> None:
+        path = self.run_file(f"plots/{stage}_{self.figure}.png")
+        if path is not None and self.shown:
+            self.plot(stage, path)
+            rank_zero_info(f"{stage} {self.figure} plot: {path}")
 
 
 class NormalisedMSE(Metric):
@@ -162,26 +127,41 @@ class NormalisedMSE(Metric):
         return (self.sse / self.count / variance).mean().float()
 
 
-class Seq2SeqRegressor(EncoderModule):
-    monitor = "val/mse"
-    monitor_mode = "min"
+def error_metrics(stages: tuple[str, ...]) -> nn.ModuleDict:
+    """MSE and MAE per stage, keyed `<stage>_<name>`."""
+    return nn.ModuleDict(
+        {
+            f"{stage}_{name}": metric()
+            for stage in stages
+            for name, metric in (("mse", MeanSquaredError), ("mae", MeanAbsoluteError))
+        }
+    )
 
-    def __init__(self, d_target: int = 1, target_stride: int = 1, **kwargs: Any) -> None:
+
+class Seq2SeqRegressor(RegressionTask):
+    data_links = {"d_input": "d_input", "d_target": "d_target"}
+
+    def __init__(
+        self,
+        d_input: int = 3,
+        d_target: int = 1,
+        target_stride: int = 1,
+        encoder: str = "hiss",
+        chunk_size: int = 10,
+        backbone: BackboneConfig | None = None,
+        low: BackboneConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """encoder: 'hiss' (`low`: the low-level backbone, one feature per chunk_size steps, default one Mamba
+        layer of width 32; `backbone`: the high level), 'flat' (`backbone` over the raw stream) or 'lstm'
+        (`backbone`'s d_model, n_layers and dropout). d_input, d_target: taken from the data."""
         super().__init__(**kwargs)
         self.save_hyperparameters()
-        self.d_target, self.target_stride = d_target, target_stride
+        self.d_input, self.d_target, self.target_stride = d_input, d_target, target_stride
+        self.encoder = build_encoder(encoder, d_input, backbone, chunk_size, low)
         self.head = nn.Linear(self.encoder.d_output, d_target)
-        self.metrics = nn.ModuleDict(
-            {
-                f"{stage}_{name}": metric()
-                for stage in STAGES
-                for name, metric in (("mse", MeanSquaredError), ("mae", MeanAbsoluteError))
-            }
-        )
+        self.metrics = error_metrics(STAGES)
         self.nmse = nn.ModuleDict({f"{stage}_nmse": NormalisedMSE(d_target) for stage in STAGES})
-
-    def setup(self, stage: str) -> None:
-        self.check_data({"d_input": self.d_input, "d_target": self.d_target})
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, d_input) -> predictions at every step (B, L, d_target)."""
@@ -195,14 +175,16 @@ class Seq2SeqRegressor(EncoderModule):
         """x: (B, L, d_input), y: (B, L, d_target) -> prediction and truth at the scored steps (B, S, d_target)."""
         return self.scored(self(x)), self.scored(y)
 
+    def target_names(self) -> list[str]:
+        data = self.trainer.datamodule
+        return data.target_names if data is not None else [f"y{j}" for j in range(self.d_target)]
+
     def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
         """pred, true: standardised (N, S, d_target) -> window, step (in the window, 0-based), then per
         target `<name>` and `<name>_true` in the data's original units (a missing truth stays empty)."""
-        data = self.trainer.datamodule
-        names = data.target_names if data is not None else [f"y{j}" for j in range(self.d_target)]
-        scaler = getattr(data, "target_scaler", None)
+        scaler = getattr(self.trainer.datamodule, "target_scaler", None)
         steps = np.arange(pred.shape[1]) * self.target_stride + self.target_stride - 1
-        return step_table(original_units(pred, scaler), original_units(true, scaler), names, steps)
+        return step_table(original_units(pred, scaler), original_units(true, scaler), self.target_names(), steps)
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
@@ -235,90 +217,43 @@ class Seq2SeqRegressor(EncoderModule):
 
     def on_test_epoch_end(self) -> None:
         self._end_epoch("test")
-        self.write_plot("test")
 
-    def on_fit_end(self) -> None:
-        self.write_plot("val")
-
-    def write_plot(self, stage: str) -> None:
-        path = self.plot_path(f"{stage}_prediction.png")
-        if path is None or not self.shown:
-            return
-        data = self.trainer.datamodule
-        names = data.target_names if data is not None else [f"y{j}" for j in range(self.d_target)]
+    def plot(self, stage: str, path: Path) -> None:
         truth, predicted = (t.numpy() for t in self.shown)
-        plot_prediction(truth, predicted, names, path, f"{self.hparams.encoder}: {stage} windows (standardised)")
-        rank_zero_info(f"{stage} prediction plot: {path}")
+        title = f"{self.hparams.encoder}: {stage} windows (standardised)"
+        plot_prediction(truth, predicted, self.target_names(), path, title)
 
 
-class SensorClassifier(EncoderModule):
-    monitor = "val/acc"
-    monitor_mode = "max"
+class SensorClassifier(ClassificationTask):
+    data_links = {"n_classes": "n_classes", "d_input": "d_input"}
 
-    def __init__(self, n_classes: int = 4, pooling: str = "last", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        n_classes: int = 4,
+        d_input: int = 3,
+        pooling: str = "last",
+        encoder: str = "hiss",
+        chunk_size: int = 10,
+        backbone: BackboneConfig | None = None,
+        low: BackboneConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """encoder, chunk_size, backbone, low: as for `Seq2SeqRegressor`; n_classes, d_input: taken from the data."""
+        super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
-        self.n_classes = n_classes
+        self.d_input = d_input
+        self.encoder = build_encoder(encoder, d_input, backbone, chunk_size, low)
         self.head = ClassificationHead(self.encoder.d_output, n_classes, pooling)
-        self.acc = nn.ModuleDict({f"{stage}_acc": MulticlassAccuracy(n_classes, average="micro") for stage in STAGES})
-        self.confusion = MulticlassConfusionMatrix(n_classes)
-
-    def setup(self, stage: str) -> None:
-        self.check_data({"d_input": self.d_input, "n_classes": self.n_classes})
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, L, d_input) -> logits (B, n_classes)."""
         return self.head(self.encoder(x))
 
-    def predict_pair(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """x: (B, L, d_input), labels (B,) -> class probabilities (B, n_classes) and the labels."""
-        return self(x).softmax(-1), y
 
-    def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
-        """pred: probabilities (N, K), true: labels (N,) -> window, p_0 .. p_{K-1}, predicted, label."""
-        columns = {"window": np.arange(len(pred))}
-        columns |= {f"p_{k}": pred[:, k] for k in range(pred.shape[1])}
-        return pd.DataFrame(columns | {"predicted": pred.argmax(1), "label": true})
-
-    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, labels = batch
-        logits = self(x)
-        loss = F.cross_entropy(logits, labels)
-        self.log(f"{stage}/loss", loss, prog_bar=True)
-        self.acc[f"{stage}_acc"](logits, labels)
-        self.log(f"{stage}/acc", self.acc[f"{stage}_acc"], on_step=False, on_epoch=True, prog_bar=True)
-        if stage != "train":
-            self.confusion.update(logits.argmax(-1), labels)
-        return loss
-
-    def on_validation_epoch_start(self) -> None:
-        self.confusion.reset()
-
-    on_test_epoch_start = on_validation_epoch_start
-
-    def on_fit_end(self) -> None:
-        self.write_confusion("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.write_confusion("test")
-
-    def write_confusion(self, stage: str) -> None:
-        if not int(self.confusion.confmat.sum()):
-            return
-        matrix = self.confusion.compute().cpu().numpy()
-        path = self.plot_path(f"{stage}_confusion.png")
-        if path is None:
-            return
-        title = f"{self.hparams.encoder}: {stage} accuracy {matrix.trace() / matrix.sum():.4f}"
-        plot_confusion(matrix, self.trainer.datamodule.classes, path, title)
-        np.savetxt(path.parent.parent / f"{stage}_confusion.csv", matrix, fmt="%d", delimiter=",")
-        rank_zero_info(f"{stage} confusion matrix: {path}")
-
-
-class Forecaster(SensorModule):
-    monitor = "val/mse"
-    monitor_mode = "min"
+class Forecaster(RegressionTask):
+    data_links = {"n_channels": "n_channels", "seq_len": "seq_len", "horizon": "horizon"}
     predict_file = "forecast.csv"
+    figure = "forecast"
 
     def __init__(
         self,
@@ -331,10 +266,12 @@ class Forecaster(SensorModule):
         head_dropout: float = 0.0,
         fourier: dict[str, Any] | None = None,
         kernel_size: int = 25,
+        backbone: BackboneConfig | None = None,
         **kwargs: Any,
     ) -> None:
         """model: 'ssm' (RevIN, channel independence, patches of patch_len every patch_stride, the backbone
-        settings; fourier: FourierHead kwargs + d_head for a predictive distribution) or 'dlinear'."""
+        settings; fourier: FourierHead kwargs + d_head for a predictive distribution) or 'dlinear'.
+        n_channels, seq_len, horizon: taken from the data."""
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if model not in FORECASTERS:
@@ -342,20 +279,11 @@ class Forecaster(SensorModule):
         self.n_channels, self.seq_len, self.horizon = n_channels, seq_len, horizon
         if model == "ssm":
             self.model: nn.Module = SSMForecaster(
-                n_channels, seq_len, horizon, self.backbone_config, patch_len, patch_stride, head_dropout, fourier
+                n_channels, seq_len, horizon, backbone, patch_len, patch_stride, head_dropout, fourier
             )
         else:
             self.model = DLinear(seq_len, horizon, kernel_size)
-        self.metrics = nn.ModuleDict(
-            {
-                f"{stage}_{name}": metric()
-                for stage in ("val", "test")
-                for name, metric in (("mse", MeanSquaredError), ("mae", MeanAbsoluteError))
-            }
-        )
-
-    def setup(self, stage: str) -> None:
-        self.check_data({"seq_len": self.seq_len, "horizon": self.horizon, "n_channels": self.n_channels})
+        self.metrics = error_metrics(("val", "test"))
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, seq_len, C) -> forecast (B, horizon, C)."""
@@ -368,14 +296,15 @@ class Forecaster(SensorModule):
         """x: (B, seq_len, C), y: (B, horizon, C) -> the forecast (B, horizon, C) and y."""
         return self(x), y
 
+    def channel_names(self) -> list[str]:
+        return getattr(self.trainer.datamodule, "channels", None) or [f"c{c}" for c in range(self.n_channels)]
+
     def prediction_table(self, pred: np.ndarray, true: np.ndarray) -> pd.DataFrame:
         """pred, true: standardised (N, horizon, C) -> window, step (1 .. horizon), then per channel `<name>`
         and `<name>_true` in the data's original units."""
-        data = self.trainer.datamodule
-        names = getattr(data, "channels", None) or [f"c{c}" for c in range(self.n_channels)]
-        scaler = getattr(data, "scaler", None)
+        scaler = getattr(self.trainer.datamodule, "scaler", None)
         steps = np.arange(1, pred.shape[1] + 1)
-        return step_table(original_units(pred, scaler), original_units(true, scaler), names, steps)
+        return step_table(original_units(pred, scaler), original_units(true, scaler), self.channel_names(), steps)
 
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
@@ -391,20 +320,10 @@ class Forecaster(SensorModule):
         self.keep_for_plot(x[0], y[0], pred[0])
         return loss
 
-    def on_fit_end(self) -> None:
-        self.write_plot("val")
-
-    def on_test_epoch_end(self) -> None:
-        self.write_plot("test")
-
-    def write_plot(self, stage: str) -> None:
-        path = self.plot_path(f"{stage}_forecast.png")
-        if path is None or not self.shown:
-            return
+    def plot(self, stage: str, path: Path) -> None:
         history, truth, predicted = (t.numpy() for t in self.shown)
-        names = getattr(self.trainer.datamodule, "channels", None) or [f"c{c}" for c in range(self.n_channels)]
-        plot_forecast(history, truth, predicted, names, path, f"{self.hparams.model}: first {stage} window")
-        rank_zero_info(f"{stage} forecast plot: {path}")
+        title = f"{self.hparams.model}: first {stage} window"
+        plot_forecast(history, truth, predicted, self.channel_names(), path, title)
 
 
 def original_units(values: np.ndarray, scaler: StandardScaler | None) -> np.ndarray:

@@ -11,7 +11,7 @@ Sources, each read into `ImageSamples` (an image item per sample: a file path or
 
 `ImageDataset` converts every image to one mode ("L", "RGB"; alpha is dropped), brings it to the model's size
 (`fit="resize"`, or `fit="pad"`: centred on a black canvas, shrunk first if larger) and applies the
-transform (timm's, chosen by the data module's config).
+transform (timm's, chosen by the data module's config). Unusable data raises ssmkit's `DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ssmkit.data.checks import check_finite
+from ssmkit.data import DataError, check_finite
 
 Item = Path | np.ndarray
 FITS = ("resize", "pad")
@@ -43,16 +43,22 @@ class ImageSamples:
         return len(self.items)
 
 
-def read_image_folder(root: str | Path, on_bad_file: str = "error") -> ImageSamples:
-    """`root/<class>/<image>` (classes sorted by folder name); every file is opened once here."""
+def class_folders(root: str | Path) -> list[Path]:
+    """The class folders of `root/<class>/<image>`, sorted by name (hidden ones ignored); no image is opened."""
     root = Path(root)
-    if on_bad_file not in BAD_FILE_ACTIONS:
-        raise ValueError(f"on_bad_file must be one of {BAD_FILE_ACTIONS}, got {on_bad_file!r}")
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not class_dirs:
-        raise ValueError(f"{root} has no class folders (expected root/<class>/<image>)")
+        raise DataError("no class folders (expected root/<class>/<image>)", source=root)
+    return class_dirs
+
+
+def read_image_folder(root: str | Path, on_bad_file: str = "error") -> ImageSamples:
+    """`root/<class>/<image>` (classes sorted by folder name); every file is opened once here."""
+    if on_bad_file not in BAD_FILE_ACTIONS:
+        raise ValueError(f"on_bad_file must be one of {BAD_FILE_ACTIONS}, got {on_bad_file!r}")
+    class_dirs = class_folders(root)
     items, labels, bad = [], [], []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(f for f in class_dir.rglob("*") if f.is_file() and not f.name.startswith("."))
@@ -60,7 +66,7 @@ def read_image_folder(root: str | Path, on_bad_file: str = "error") -> ImageSamp
         bad += unreadable
         if not good:
             reason = "is empty" if not files else "holds no readable image"
-            raise ValueError(f"class folder {class_dir} {reason}: every class needs at least one image")
+            raise DataError(f"class folder {class_dir} {reason}: every class needs at least one image")
         items += good
         labels += [label] * len(good)
     _report_bad_files(bad, on_bad_file)
@@ -73,7 +79,7 @@ def list_images(root: str | Path, on_bad_file: str = "error") -> list[Path]:
     good, bad = _split_readable(files)
     _report_bad_files(bad, on_bad_file)
     if not good:
-        raise ValueError(f"no readable image under {root}")
+        raise DataError("no readable image under it", source=root)
     return good
 
 
@@ -100,7 +106,7 @@ def _report_bad_files(bad: list[Path], on_bad_file: str) -> None:
     shown = "\n  ".join(map(str, bad[:20])) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
     message = f"{len(bad)} corrupt or non-image file(s):\n  {shown}"
     if on_bad_file == "error":
-        raise ValueError(message + "\n(set on_bad_file: skip to train without them)")
+        raise DataError(message + "\n(set on_bad_file: skip to train without them)")
     warnings.warn(message + "\nskipped (on_bad_file: skip)", stacklevel=2)
 
 
@@ -111,21 +117,22 @@ def read_arrays(path: str | Path, image_shape: list[int] | None = None) -> Image
         with np.load(path) as npz:
             missing = {"images", "labels"} - set(npz.files)
             if missing:
-                raise ValueError(f"{path} lacks the arrays {sorted(missing)} (found {npz.files})")
+                raise DataError(f"lacks the arrays {sorted(missing)} (found {npz.files})", source=path)
             images, labels = npz["images"], npz["labels"]
             classes = [str(c) for c in npz["classes"]] if "classes" in npz.files else None
     elif path.name.endswith((".csv", ".csv.gz")):
         if image_shape is None:
-            raise ValueError(f"{path}: a csv of pixels needs image_shape, e.g. [28, 28] for MNIST")
+            raise DataError("a csv of pixels needs image_shape, e.g. [28, 28] for MNIST", source=path)
         table = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
         if table.shape[1] != int(np.prod(image_shape)) + 1:
-            raise ValueError(
-                f"{path}: rows have {table.shape[1]} values, expected {int(np.prod(image_shape))} pixels for "
-                f"image_shape {list(image_shape)} plus the label"
+            raise DataError(
+                f"rows have {table.shape[1]} values, expected {int(np.prod(image_shape))} pixels for "
+                f"image_shape {list(image_shape)} plus the label",
+                source=path,
             )
         images, labels, classes = table[:, :-1].reshape(-1, *image_shape), table[:, -1], None
     else:
-        raise ValueError(f"{path}: arrays must be .npz or .csv[.gz]")
+        raise DataError("arrays must be .npz or .csv[.gz]", source=path)
     return _array_samples(str(path), images, labels, classes)
 
 
@@ -141,7 +148,9 @@ def read_digits() -> ImageSamples:
 def _array_samples(name: str, images: np.ndarray, labels: np.ndarray, classes: list[str] | None) -> ImageSamples:
     """Check and convert: images to uint8 (floats up to 1 are scaled by 255), labels to 0..K-1."""
     if images.ndim not in (3, 4) or len(images) != len(labels):
-        raise ValueError(f"{name}: expected images (N, H, W[, C]) and labels (N,), got {images.shape}, {labels.shape}")
+        raise DataError(
+            f"expected images (N, H, W[, C]) and labels (N,), got {images.shape}, {labels.shape}", source=name
+        )
     if images.dtype.kind == "f":
         check_finite(f"{name} images", torch.from_numpy(np.ascontiguousarray(images)))
         images = images * 255.0 if images.max() <= 1.0 else images

@@ -14,8 +14,9 @@ from typing import Any
 import yaml
 
 from ssmkit.plugins import resource_path
-from ssmkit.train.logging import read_metrics
 from ssmkit.train.cli import run_task
+from ssmkit.train.logging import read_metrics
+from ssmkit.train.plots import markdown_table
 from ssmkit_vision.plots import plot_runs
 
 DEMO_CONFIG = "ssmkit_vision:configs/demo.yaml"
@@ -54,13 +55,9 @@ def _fit(label: str, model_name: str, task: str, overrides: Path, out_dir: Path)
 
 
 def _table(results: list[dict[str, Any]]) -> str:
-    lines = [
-        f"Digits (scikit-learn, 16 px, patch 4): {results[0]['epochs']} epochs of the same data for every model.",
-        "",
-        "| model | timm name | parameters | val top-1 | fit time (s) |",
-        "| --- | --- | ---: | ---: | ---: |",
+    header = ("model", "timm name", "parameters", "val top-1", "fit time (s)")
+    rows = [
+        (r["label"], f"`{r['model']}`", f"{r['params']:,}", f"{r['top1']:.3f}", f"{r['seconds']:.0f}") for r in results
     ]
-    lines += [
-        f"| {r['label']} | `{r['model']}` | {r['params']:,} | {r['top1']:.3f} | {r['seconds']:.0f} |" for r in results
-    ]
-    return "\n".join(lines)
+    epochs = f"Digits (scikit-learn, 16 px, patch 4): {results[0]['epochs']} epochs of the same data for every model."
+    return f"{epochs}\n\n{markdown_table(header, rows)}"

@@ -1,46 +1,22 @@
-"""The classify task's pictures: confusion matrix beside per-class accuracy, a grid of misclassified images, and
-the demo's comparison of runs."""
+"""Vision's own pictures: a grid of misclassified images, and the demo's comparison of runs (the confusion
+matrix and loss curves are ssmkit's, `ssmkit.train.plots`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-
-def plot_confusion(matrix: np.ndarray, classes: list[str], out: Path, title: str = "") -> Path:
-    """matrix: (K, K) counts, rows true class, columns predicted class."""
-    per_class = matrix.diagonal() / np.maximum(matrix.sum(1), 1)
-    k = len(classes)
-    fig, (ax_cm, ax_acc) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [1.3, 1]})
-    ax_cm.imshow(matrix, cmap="Blues")
-    if k <= 20:
-        for (i, j), count in np.ndenumerate(matrix):
-            if count:
-                ax_cm.text(j, i, int(count), ha="center", va="center", fontsize=8)
-    ticks = np.arange(k)
-    ax_cm.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="confusion matrix")
-    ax_cm.set_xticklabels(classes, rotation=90 if k > 10 else 0)
-    ax_cm.set_yticklabels(classes)
-    ax_acc.barh(ticks, per_class, color="tab:blue")
-    ax_acc.set(yticks=ticks, xlim=(0, 1), xlabel="accuracy", title="per-class accuracy")
-    ax_acc.set_yticklabels(classes)
-    ax_acc.invert_yaxis()
-    ax_acc.grid(axis="x", alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, out)
+from ssmkit.train.plots import save_figure
 
 
 def plot_mistakes(
     images: np.ndarray, true: np.ndarray, predicted: np.ndarray, classes: list[str], out: Path, columns: int = 8
 ) -> Path:
     """images: (N, C, H, W) normalised; each shown min-max scaled with its "true -> predicted" label."""
+    import matplotlib.pyplot as plt
+
     n = len(images)
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.9 * rows), squeeze=False)
@@ -53,19 +29,14 @@ def plot_mistakes(
         ax.set_title(f"{classes[t]} -> {classes[p]}", fontsize=8, color="tab:red")
     fig.suptitle(f"misclassified: {n} shown (true -> predicted)" if n else "no misclassified images")
     fig.tight_layout()
-    return _save(fig, out)
-
-
-def _save(fig: plt.Figure, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out)
 
 
 def plot_runs(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
     """Runs side by side: validation top-1 against the step (each run's `curve`: [(step, top-1)]) on the left,
     fit time (`seconds`) on the right; each run also has a `label` and `params`."""
+    import matplotlib.pyplot as plt
+
     fig, (ax_acc, ax_time) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
     for run in runs:
         steps, top1 = zip(*run["curve"], strict=True) if run["curve"] else ((), ())
@@ -77,6 +48,4 @@ def plot_runs(runs: list[dict[str, Any]], out: Path, title: str = "") -> Path:
     ax_time.set(xlabel="fit time (s)")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=120)

@@ -26,27 +26,6 @@ def test_reference_is_the_convolution_with_the_s4d_kernel_and_its_state_the_recu
     )
 
 
-@pytest.mark.parametrize("block", [1, 7, 16, 64])
-def test_state_passing_matches_reference_forward_and_backward(block):
-    log_dt, A, C = ssm(seed=block)
-    inputs = [
-        torch.randn(2, 3, 50, dtype=torch.float64),
-        log_dt,
-        A,
-        C,
-        torch.randn(3, dtype=torch.float64),
-        torch.randn(2, 3, 4, dtype=torch.cdouble),
-    ]
-    results = []
-    for backend in ("reference", "blocked"):
-        leaves = [t.clone().requires_grad_() for t in inputs]
-        y, h = diag_ssm_conv(*leaves, return_final_state=True, block_size=block, backend=backend)
-        (y.sum() + h.abs().sum()).backward()
-        results.append([y, h, *[t.grad for t in leaves]])
-    for ref, fast in zip(*results, strict=True):
-        torch.testing.assert_close(fast, ref)
-
-
 def test_errors():
     log_dt, A, C = ssm()
     with pytest.raises(ValueError, match="complex"):

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from ssmkit.ops import fft_conv, fft_conv_ref
-from ssmkit.ops.dispatch import Backend, register_backend
 from ssmkit.ops.fft_conv import fast_fft_size
 
 
@@ -26,23 +25,6 @@ def test_reference_matches_definition(L, Lk):
     torch.testing.assert_close(fft_conv_ref(u, k, D), direct(u, k, D))
 
 
-@pytest.mark.parametrize(
-    ("L", "Lk", "dtype"),
-    [(1, 1, torch.float64), (37, 37, torch.float32), (100, 7, torch.float64), (257, 257, torch.float32)],
-)
-def test_fft_backend_matches_reference_forward_and_backward(L, Lk, dtype):
-    tol = {"atol": 1e-4, "rtol": 1e-4} if dtype == torch.float32 else {}
-    inputs = [torch.randn(2, 3, L, dtype=dtype), torch.randn(3, Lk, dtype=dtype), torch.randn(3, dtype=dtype)]
-    results = []
-    for backend in ("fft", "reference"):
-        leaves = [t.clone().requires_grad_() for t in inputs]
-        y = fft_conv(*leaves, backend=backend)
-        (y * torch.linspace(-1, 1, L, dtype=dtype)).sum().backward()
-        results.append((y, *[t.grad for t in leaves]))
-    for a, b in zip(*results, strict=True):
-        torch.testing.assert_close(a, b, **tol)
-
-
 def test_fast_size_is_5_smooth_and_large_enough():
     for n in (1, 7, 127, 1000, 4097):
         m = fast_fft_size(n)
@@ -59,10 +41,3 @@ def test_errors():
         fft_conv(torch.randn(1, 2, 4), torch.randn(2, 5))
     with pytest.raises(ValueError, match=r"k must have shape \(H, Lk\) with H=2"):
         fft_conv(torch.randn(1, 2, 4), torch.randn(3, 4))
-
-
-def test_forced_unavailable_backend_raises_instead_of_falling_back():
-    register_backend("fft_conv", Backend("never", fft_conv_ref, available=lambda: False, why_unavailable="test"))
-    with pytest.raises(RuntimeError, match="'never' for op 'fft_conv' is unavailable.*test"):
-        fft_conv(torch.randn(1, 2, 4), torch.randn(2, 4), backend="never")
-    assert fft_conv(torch.randn(1, 2, 4), torch.randn(2, 4)).shape == (1, 2, 4)  # default unaffected

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit_genomics.context_scan import bits_by_copy_distance, main, window_bits
 from ssmkit_genomics.tasks import GenomicsLM
 
@@ -45,7 +46,7 @@ def test_copies_are_grouped_by_how_far_back_their_source_is():
 
 
 def test_window_bits_scores_every_held_out_base_once():
-    model = GenomicsLM(max_length=16, d_model=8, n_layers=1, mixer="hyena", mixer_kwargs={"filter_order": 4})
+    model = GenomicsLM(max_length=16, backbone=BackboneConfig(8, 1, "hyena", {"filter_order": 4}))
     tokens = torch.randint(2, 6, (50,))
     bits = window_bits(model, tokens, 16)
     assert bits.shape == (48,)  # three windows of 16 predictions

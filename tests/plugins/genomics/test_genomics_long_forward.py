@@ -8,8 +8,8 @@ from ssmkit_genomics.tokenizer import VOCAB_SIZE
 
 def test_the_model_is_the_pretrain_configs_with_max_length_set():
     model = build_model(4096, d_model=16)
-    assert model.max_length == 4096 and model.backbone_config["mixer"] == "hyena"
-    assert model.backbone_config["mixer_kwargs"]["l_max"] == 4096 and not model.training
+    assert model.max_length == 4096 and model.backbone.config.mixer == "hyena" and model.backbone.d_model == 16
+    assert model.backbone.config.mixer_kwargs["l_max"] == 4096 and not model.training
 
 
 def test_long_forward_writes_time_and_memory(tmp_path, capsys):

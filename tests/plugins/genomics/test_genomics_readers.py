@@ -7,10 +7,11 @@ from Bio import SeqIO
 from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 
+from ssmkit.data import DataError
 from ssmkit_genomics import readers
 from ssmkit_genomics.datamodules import ClassificationData
-from ssmkit_genomics.readers import DataFormatError, Record
-from ssmkit_genomics.tokenizer import SequenceError, decode
+from ssmkit_genomics.readers import Record
+from ssmkit_genomics.tokenizer import decode
 
 
 def write(path, text):
@@ -37,23 +38,23 @@ def test_genbank(tmp_path):
 
 
 def test_unknown_suffix(tmp_path):
-    with pytest.raises(DataFormatError, match="unknown sequence file type"):
+    with pytest.raises(DataError, match="unknown sequence file type"):
         readers.read_sequences(write(tmp_path / "g.txt", ">a\nACGT\n"))
 
 
 def test_empty_file(tmp_path):
-    with pytest.raises(DataFormatError, match="no fasta records"):
+    with pytest.raises(DataError, match="no fasta records"):
         readers.read_sequences(write(tmp_path / "g.fa", ""))
 
 
 def test_empty_record(tmp_path):
-    with pytest.raises(DataFormatError, match="record 'b' has an empty sequence"):
+    with pytest.raises(DataError, match=r"g.fa, record b: empty sequence"):
         readers.read_sequences(write(tmp_path / "g.fa", ">a\nACGT\n>b\n>c\nAC\n"))
 
 
 def test_bad_character_names_record_and_position(tmp_path):
     records = readers.read_sequences(write(tmp_path / "g.fa", ">ok\nACGT\n>chrX desc\nACGTAC\nGTQA\n"))
-    with pytest.raises(SequenceError, match=r"record 'chrX': character 'Q' at position 9 "):
+    with pytest.raises(DataError, match=r"g.fa, record chrX, position 9: character 'Q' is not an IUPAC"):
         readers.encode_records(records, "g.fa")
 
 
@@ -80,13 +81,13 @@ def test_csv(tmp_path):
         ("sequence,label\n", "header but no rows"),
         ("seq,label\nACGT,0\n", r"missing column\(s\) \['sequence'\]"),
         ("sequence,class\nACGT,0\n", r"missing column\(s\) \['label'\]"),
-        ("sequence,label\nACGT,0\nACGT,yes\n", "row 3: label 'yes' is not an integer"),
-        ("sequence,label\nACGT,1.5\n", "row 2: label '1.5' is not an integer"),
-        ("sequence,label\n,1\n", "row 2: empty sequence"),
+        ("sequence,label\nACGT,0\nACGT,yes\n", "train.csv, record row 3: label 'yes' is not an integer"),
+        ("sequence,label\nACGT,1.5\n", "train.csv, record row 2: label '1.5' is not an integer"),
+        ("sequence,label\n,1\n", "train.csv, record row 2: empty sequence"),
     ],
 )
 def test_csv_errors(tmp_path, text, message):
-    with pytest.raises(DataFormatError, match=message):
+    with pytest.raises(DataError, match=message):
         readers.read_csv(write(tmp_path / "train.csv", text))
 
 
@@ -98,9 +99,9 @@ def test_csv_without_labels_for_prediction(tmp_path):
 def test_labelled_fasta(tmp_path):
     path = write(tmp_path / "dev.fa", ">s1 label=1\nACGT\n>s2 chr1:5-9 label=0\nGG\n")
     assert [(r.id, r.label) for r in readers.read_labelled(path)] == [("s1", 1), ("s2", 0)]
-    with pytest.raises(DataFormatError, match="record 's1' has no 'label=K'"):
+    with pytest.raises(DataError, match="a.fa, record s1: no 'label=K'"):
         readers.read_labelled(write(tmp_path / "a.fa", ">s1\nACGT\n"))
-    with pytest.raises(DataFormatError, match="record 's1': label 'x' is not an integer"):
+    with pytest.raises(DataError, match="b.fa, record s1: label 'x' is not an integer"):
         readers.read_labelled(write(tmp_path / "b.fa", ">s1 label=x\nACGT\n"))
 
 
@@ -108,11 +109,12 @@ def test_split_folder(tmp_path):
     write(tmp_path / "train.csv", "sequence,label\nACGT,0\n")
     write(tmp_path / "dev.fa", ">d label=1\nACGT\n")
     assert readers.find_split(tmp_path, "train").name == "train.csv"
-    assert readers.find_split(tmp_path, "dev").name == "dev.fa"
+    assert readers.find_split(tmp_path, "val").name == "dev.fa"  # GUE's dev file is the val split
     assert readers.find_split(tmp_path, "test") is None
     data = ClassificationData(root=str(tmp_path))
     data.setup("fit")
-    assert sorted(data.splits) == ["dev", "train"]
+    assert sorted(data.datasets) == ["train", "val"]
+    assert data.n_classes == 2 and data.item_names("val") == ["d"] and data.item_names("test") == ["d"]
 
 
 def test_missing_dev_split(tmp_path):

@@ -67,5 +67,5 @@ def test_kmer_baseline_cannot_read_motif_order(tmp_path):
         rows = [f"{r.sequence},{r.label}" for r in synthetic_classification(n, length=128, seed=seed)]
         (tmp_path / f"{split}.csv").write_text("sequence,label\n" + "\n".join(rows) + "\n")
     scores = evaluate(tmp_path)
-    assert scores["n_train"] == 600 and scores["n_dev"] == 300
+    assert scores["n_train"] == 600 and scores["n_val"] == 300
     assert scores["acc"] < 0.65

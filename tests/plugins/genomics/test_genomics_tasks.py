@@ -8,7 +8,10 @@ import torch
 from Bio import SeqIO
 
 from ssmkit.cli import main
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit_genomics.tasks import GenomicsClassifier, GenomicsLM, warmup_length
+
+TINY_HYENA = BackboneConfig(d_model=8, n_layers=1, mixer="hyena", mixer_kwargs={"filter_order": 4})
 
 
 def fit(task, tmp_path, *args):
@@ -23,9 +26,11 @@ def pretrained(tmp_path_factory):
 
 def test_pretrain_quick_writes_checkpoints_and_plots(pretrained):
     assert (pretrained / "checkpoints" / "last.ckpt").is_file()
-    assert {p.name for p in (pretrained / "plots").iterdir()} == {"loss.png", "bpb_vs_context.png"}
+    assert {p.name for p in (pretrained / "plots").iterdir()} == {"loss.png", "val_bpb_vs_context.png"}
     header = (pretrained / "metrics.csv").read_text().splitlines()[0]
     assert "val/bpb" in header
+    ckpt = torch.load(pretrained / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["backbone_config"]["mixer_kwargs"] == {"l_max": 128, "order": 2, "filter_order": 8}
 
 
 def test_generate_is_predict_of_pretrain(pretrained, tmp_path):
@@ -38,7 +43,7 @@ def test_generate_is_predict_of_pretrain(pretrained, tmp_path):
 
 
 def test_generate_refuses_to_pass_max_length():
-    model = GenomicsLM(max_length=16, d_model=8, n_layers=1, mixer="hyena", mixer_kwargs={"filter_order": 4})
+    model = GenomicsLM(max_length=16, backbone=TINY_HYENA)
     with pytest.raises(ValueError, match="exceeds max_length=16"):
         model.generate(torch.tensor([[2, 3, 4]]), 14)
     assert model.generate(torch.tensor([[2, 3, 4]]), 13, greedy=True).shape == (1, 16)
@@ -47,24 +52,34 @@ def test_generate_refuses_to_pass_max_length():
 def test_classify_quick_from_pretrain_then_predict(pretrained, tmp_path):
     ckpt = pretrained / "checkpoints" / "last.ckpt"
     run = fit("classify", tmp_path, "--model.init_from", str(ckpt)) / "version_0"
-    assert (run / "plots" / "confusion_matrix.png").is_file()
+    assert (run / "plots" / "val_confusion.png").is_file() and (run / "val_confusion.csv").is_file()
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert all(m in header for m in ("val/acc", "val/mcc", "val/f1"))
+    assert "max_length: 128" in (run / "config.yaml").read_text()  # linked from the data
     fasta = tmp_path / "x.fa"
     fasta.write_text(">a\nACGTACGT\n>b\nGGGCCCAAAT\n")
     args = ["predict", "genomics.classify", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]
     assert main([*args, "--data.predict_path", str(fasta)]) == 0
     rows = list(csv.DictReader(open(tmp_path / "genomics" / "classify" / "version_1" / "predictions.csv")))
-    assert [r["id"] for r in rows] == ["a", "b"]
+    assert [r["item"] for r in rows] == ["a", "b"]
     assert float(rows[0]["p_0"]) + float(rows[0]["p_1"]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_classify_on_another_mixer_from_scratch(tmp_path):
-    fit("classify", tmp_path, "--model.mixer", "mamba", "--model.mixer_kwargs", "{d_state: 4}")
+    fit("classify", tmp_path, "--model.backbone.mixer", "mamba", "--model.backbone.mixer_kwargs", "{d_state: 4}")
+
+
+def test_l_max_goes_to_every_mixer_that_takes_it_hybrid_ones_too():
+    hybrid = BackboneConfig(d_model=8, n_layers=2, mixer="mamba", mixer_kwargs={"d_state": 4}, hybrid={"hyena": [1]})
+    model = GenomicsLM(max_length=64, backbone=hybrid)
+    assert model.backbone.config.mixer_kwargs == {"d_state": 4}
+    assert model.backbone.config.hybrid_kwargs == {"hyena": {"l_max": 64}}
+    given = GenomicsLM(max_length=64, backbone=BackboneConfig.of(TINY_HYENA, mixer_kwargs={"l_max": 32}))
+    assert given.backbone.config.mixer_kwargs == {"l_max": 32}  # kwargs that set l_max win
 
 
 def test_init_from_refuses_a_different_backbone(pretrained):
-    model = GenomicsClassifier(d_model=32, n_layers=1, mixer="hyena", max_length=128)
+    model = GenomicsClassifier(2, 128, backbone=BackboneConfig(d_model=32, n_layers=1, mixer="hyena"))
     with pytest.raises(ValueError, match=r"the backbone differs \(d_model: 16 there, 32 here"):
         model.load_backbone(str(pretrained / "checkpoints" / "last.ckpt"))
 
@@ -98,11 +113,9 @@ def test_self_pretraining_schedule_restarts_and_bad_settings_are_named():
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 4))
     )
     with pytest.raises(ValueError, match="needs a causal backbone"):
-        GenomicsClassifier(
-            d_model=8, n_layers=1, mixer="hyena", max_length=32, bidirectional=True, self_pretrain_steps=4
-        )
+        GenomicsClassifier(2, 32, backbone=BackboneConfig.of(TINY_HYENA, bidirectional=True), self_pretrain_steps=4)
     with pytest.raises(ValueError, match="self_pretrain_steps must be >= 0"):
-        GenomicsClassifier(d_model=8, n_layers=1, mixer="hyena", max_length=32, self_pretrain_steps=-1)
+        GenomicsClassifier(2, 32, backbone=TINY_HYENA, self_pretrain_steps=-1)
 
 
 def test_the_gue_recipe_config_runs_over_the_classify_task(tmp_path):
@@ -111,7 +124,7 @@ def test_the_gue_recipe_config_runs_over_the_classify_task(tmp_path):
 
     recipe = find_task("genomics.classify")[2].config_path().with_name("gue.yaml")
     short = ["--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.limit_val_batches", "1"]
-    short += ["--data.num_synthetic", "128", "--data.synthetic_length", "100"]
+    short += ["--data.n_synthetic", "128", "--data.synthetic_length", "100"]
     assert main(["fit", "genomics.classify", "--config", str(recipe), "--runs_dir", str(tmp_path), *short]) == 0
     config = (tmp_path / "genomics" / "classify" / "version_0" / "config.yaml").read_text()
     assert "max_length: 128" in config and "d_model: 64" in config
@@ -125,7 +138,9 @@ def test_length_warmup_doubles_in_equal_shares_then_keeps_the_full_window():
 
 
 def test_length_warmup_cuts_training_windows_into_aligned_pieces(monkeypatch):
-    model = GenomicsLM(max_length=32, d_model=8, n_layers=1, length_warmup_start=8, length_warmup_steps=10)
+    model = GenomicsLM(
+        max_length=32, backbone=BackboneConfig(d_model=8, n_layers=1), length_warmup_start=8, length_warmup_steps=10
+    )
     seen = []
     monkeypatch.setattr(model, "shared_step", lambda batch, stage: seen.append(batch) or torch.zeros(()))
     tokens = torch.randint(0, 4, (2, 33))

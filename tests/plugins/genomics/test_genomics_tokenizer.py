@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from ssmkit_genomics.tokenizer import A, C, G, N, SequenceError, T, decode, encode, reverse_complement
+from ssmkit.data import DataError
+from ssmkit_genomics.tokenizer import A, C, G, N, T, decode, encode, reverse_complement
 
 
 def test_encode_is_case_insensitive_and_reads_u_as_t():
@@ -19,12 +20,12 @@ def test_iupac_ambiguity_codes_map_to_n_and_are_counted():
 
 @pytest.mark.parametrize("bad, position", [("ACGTX", 5), ("AC-GT", 3), ("ACGé", 4), ("1CGT", 1)])
 def test_characters_outside_iupac_name_the_record_and_position(bad, position):
-    with pytest.raises(SequenceError, match=rf"chr7: character .* at position {position} "):
-        encode(bad, "chr7")
+    with pytest.raises(DataError, match=rf"^x.fa, record chr7, position {position}: character .* is not an IUPAC"):
+        encode(bad, "chr7", "x.fa")
 
 
 def test_empty_sequence_is_an_error():
-    with pytest.raises(SequenceError, match="seq1: empty sequence"):
+    with pytest.raises(DataError, match="record seq1: empty sequence"):
         encode("", "seq1")
 
 

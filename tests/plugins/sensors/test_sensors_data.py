@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
+from ssmkit.data import DataError, window_starts
 from ssmkit_sensors.datamodules import ClassificationData, ForecastData, Seq2SeqData
-from ssmkit_sensors.readers import DataError, handle_missing, read_table, read_ts, window_starts
+from ssmkit_sensors.readers import handle_missing, read_table, read_ts
 
 
 def write_csv(path, n=60, seed=0, **overrides):
@@ -137,6 +138,15 @@ def test_ett_split_needs_enough_rows():
         ForecastData(synthetic_rows=5000).setup("fit")
 
 
+def test_what_the_model_takes_from_the_data_is_readable_right_after_init(tmp_path):
+    assert (Seq2SeqData().d_input, Seq2SeqData().d_target) == (3, 1)
+    assert ForecastData(seq_len=24, horizon=12, synthetic_rows=14_400).n_channels == 7
+    data = ClassificationData(n_synthetic=8, synthetic_length=40)
+    assert (data.d_input, data.n_classes, data.classes) == (6, 4, ["standing", "walking", "running", "badminton"])
+    path = write_csv(tmp_path / "x.csv")
+    assert seq2seq(path).d_input == 2 and seq2seq(path).d_target == 1
+
+
 def test_ts_reader_and_classification_windows(tmp_path):
     lines = ["@problemName T", "@classLabel true up down", "@data"]
     lines += ["1,2,3,4:5,6,7,8:up", "0,0,0,1:1,1,1,0:down", "2,2,2,2:3,3,3,3:up", "9,9,9,9:8,8,8,8:down"]
@@ -150,7 +160,7 @@ def test_ts_reader_and_classification_windows(tmp_path):
     assert (len(data.datasets["train"]), len(data.datasets["val"]), len(data.datasets["test"])) == (2, 2, 1)
     assert data.d_input == 2 and data.n_classes == 2
     (tmp_path / "T_TEST.ts").write_text("\n".join([*lines[:3], "1,2:3,4:sideways"]))
-    with pytest.raises(DataError, match="label 'sideways' is not in @classLabel"):
+    with pytest.raises(DataError, match=r"T_TEST.ts, record 0 \(line 4\): label 'sideways' is not in @classLabel"):
         read_ts(tmp_path / "T_TEST.ts")
 
 
@@ -173,7 +183,11 @@ def test_labelled_streams_window_by_majority_and_split_by_subject(tmp_path):
         1,
         1,
     ]  # windows 0-19, 10-29, 20-39 (tie), 30-49, 40-59
-    with pytest.raises(DataError, match="no windows for split"):
+    with pytest.raises(DataError, match=r"groups \['s08', 's09'\] do not occur"):
         ClassificationData(
             str(tmp_path), channels=["ax", "ay"], window=20, test_subjects=["s09"], val_subjects=["s08"]
+        ).setup("fit")
+    with pytest.raises(DataError, match=r"no samples for split\(s\) \['train'\]"):
+        ClassificationData(
+            str(tmp_path), channels=["ax", "ay"], window=20, test_subjects=["s03"], val_subjects=["s01", "s02"]
         ).setup("fit")

@@ -3,15 +3,18 @@
 import pytest
 import torch
 
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit_sensors.forecasting import DLinear, RevIN, SSMForecaster
-from ssmkit_sensors.models import HiSS, build_encoder
+from ssmkit_sensors.models import LOW, HiSS, build_encoder
 
-TINY = {"d_model": 8, "n_layers": 1, "mixer": "mamba"}
+TINY = BackboneConfig(d_model=8, n_layers=1, mixer="mamba")
 FLAT_MIXERS = ("mamba", "s4d", "attention")
 
 
 def hiss(chunk_size=4, low_mixer="mamba", high_mixer="mamba"):
-    return HiSS(3, chunk_size, {**TINY, "mixer": low_mixer}, {**TINY, "d_model": 12, "mixer": high_mixer})
+    return HiSS(
+        3, chunk_size, BackboneConfig.of(TINY, mixer=low_mixer), BackboneConfig.of(TINY, d_model=12, mixer=high_mixer)
+    )
 
 
 @pytest.mark.parametrize("low_mixer", ["mamba", "s5", "s4d"])
@@ -29,7 +32,7 @@ def test_low_level_sees_only_its_own_chunk(low_mixer):
 
 @pytest.mark.parametrize("encoder", ["hiss", "flat", "lstm"])
 def test_changing_future_inputs_never_changes_past_outputs(encoder):
-    model = build_encoder(encoder, 3, {**TINY, "d_model": 12}, chunk_size=4, low=TINY).eval()
+    model = build_encoder(encoder, 3, BackboneConfig.of(TINY, d_model=12), chunk_size=4, low=TINY).eval()
     x = torch.randn(2, 24, 3)
     for t0 in (1, 7, 8, 13):
         x2 = x.clone()
@@ -49,9 +52,17 @@ def test_hiss_output_holds_the_last_completed_chunk():
         torch.testing.assert_close(dense[0, t], states[0, (t + 1) // 4])
 
 
+def test_hiss_low_level_is_its_own_setting_with_a_default():
+    model = build_encoder("hiss", 3, TINY)
+    assert model.high.config == TINY and model.low.config == LOW == BackboneConfig(d_model=32, n_layers=1)
+    assert model.start.shape == (32,) and model.d_output == 8
+    low = BackboneConfig.of(TINY, d_model=6, dropout=0.5)
+    assert build_encoder("hiss", 3, TINY, low=low).low.config == low  # not the high level's settings
+
+
 @pytest.mark.parametrize("mixer", FLAT_MIXERS)
 def test_flat_baselines_are_causal_registry_mixers(mixer):
-    model = build_encoder("flat", 3, {**TINY, "mixer": mixer}).eval()
+    model = build_encoder("flat", 3, BackboneConfig.of(TINY, mixer=mixer)).eval()
     x = torch.randn(1, 16, 3)
     x2 = x.clone()
     x2[:, 10:] += 1.0
@@ -62,9 +73,9 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="not a multiple of chunk_size 4"):
         hiss(chunk_size=4)(torch.randn(1, 10, 3))
     with pytest.raises(ValueError, match="HiSS needs causal"):
-        HiSS(3, 4, {**TINY, "bidirectional": True}, TINY)
+        HiSS(3, 4, BackboneConfig.of(TINY, bidirectional=True), TINY)
     with pytest.raises(ValueError, match="not causal"):
-        build_encoder("flat", 3, {**TINY, "mixer": "attention", "mixer_kwargs": {"causal": False}})
+        build_encoder("flat", 3, BackboneConfig.of(TINY, mixer="attention", mixer_kwargs={"causal": False}))
     with pytest.raises(ValueError, match="encoder must be one of"):
         build_encoder("gru", 3, TINY)
 

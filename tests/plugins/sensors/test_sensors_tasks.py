@@ -10,6 +10,7 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from torchmetrics import R2Score
 
+from ssmkit.models.backbone import BackboneConfig
 from ssmkit.plugins import find_task
 from ssmkit.train.cli import run_task
 from ssmkit_sensors import simulator
@@ -18,6 +19,7 @@ from ssmkit_sensors.tasks import Forecaster, NormalisedMSE, Seq2SeqRegressor, or
 TASKS = ("seq2seq", "forecast", "classify")
 PLOTS = {"seq2seq": "test_prediction.png", "forecast": "test_forecast.png", "classify": "test_confusion.png"}
 PREDICTED = {"seq2seq": "predictions.csv", "forecast": "forecast.csv", "classify": "predictions.csv"}
+TINY = BackboneConfig(d_model=8, n_layers=1)
 
 
 @pytest.fixture(scope="module", params=TASKS)
@@ -30,7 +32,8 @@ def quick_run(request, tmp_path_factory):
 
 def test_quick_fit_and_test_write_metrics_plots_and_checkpoints(quick_run):
     task, run_dir, _ = quick_run
-    for name in ("plots/loss.png", f"plots/{PLOTS[task]}", "checkpoints/last.ckpt"):
+    val_plot = PLOTS[task].replace("test", "val")  # the val figure at fit end, the test one at test end
+    for name in ("plots/loss.png", f"plots/{PLOTS[task]}", f"plots/{val_plot}", "checkpoints/last.ckpt"):
         assert (run_dir / name).is_file(), name
     header = (run_dir / "metrics.csv").read_text().splitlines()[0]
     wanted = {
@@ -70,10 +73,11 @@ def test_predict_writes_a_row_per_window_and_step(predicted):
         per_window, width = data.window // cli.model.target_stride, 2 + 2 * data.d_target
     elif task == "forecast":
         per_window, width = data.horizon, 2 + 2 * data.n_channels
-    else:  # window, p_0 .. p_{K-1}, predicted, label
-        per_window, width = 1, data.n_classes + 3
+    else:  # item, predicted, p_<class> per class (ClassificationTask's layout)
+        per_window, width = 1, data.n_classes + 2
     assert table.shape == (windows * per_window, width)
-    assert table["window"].tolist() == np.repeat(np.arange(windows), per_window).tolist()
+    index = "item" if task == "classify" else "window"
+    assert table[index].tolist() == np.repeat(np.arange(windows), per_window).tolist()
 
 
 def check_seq2seq_in_original_units(table, cli):
@@ -102,12 +106,14 @@ def check_forecast_in_original_units(table, cli):
     np.testing.assert_allclose(standardised, forecast, rtol=1e-4, atol=1e-4)
 
 
-def check_classify_probabilities_and_labels(table, cli):
-    probs = table[[f"p_{k}" for k in range(cli.datamodule.n_classes)]].to_numpy()
+def check_classify_probabilities_of_the_test_windows(table, cli):
+    classes = cli.datamodule.classes
+    probs = table[[f"p_{c}" for c in classes]].to_numpy()
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
-    assert (table["predicted"] == probs.argmax(1)).all()
-    labels = cli.datamodule.datasets["test"].tensors[1][: len(table)].numpy()
-    assert (table["label"] == labels).all()
+    assert (table["predicted"] == [classes[k] for k in probs.argmax(1)]).all()
+    with torch.no_grad():  # the rows are the test windows, in order
+        expected = cli.model.eval()(cli.datamodule.datasets["test"].tensors[0][: len(table)]).softmax(-1).numpy()
+    np.testing.assert_allclose(probs, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_predict_table_holds_the_tasks_values(predicted):
@@ -115,7 +121,7 @@ def test_predict_table_holds_the_tasks_values(predicted):
     {
         "seq2seq": check_seq2seq_in_original_units,
         "forecast": check_forecast_in_original_units,
-        "classify": check_classify_probabilities_and_labels,
+        "classify": check_classify_probabilities_of_the_test_windows,
     }[task](table, cli)
 
 
@@ -127,7 +133,7 @@ def test_missing_truth_stays_empty_in_the_predictions():
 
 
 def test_seq2seq_scores_only_the_chunk_closing_steps():
-    task = Seq2SeqRegressor(d_input=3, d_target=2, encoder="flat", target_stride=4, d_model=8, n_layers=1)
+    task = Seq2SeqRegressor(d_input=3, d_target=2, encoder="flat", target_stride=4, backbone=TINY)
     y = torch.arange(24.0).reshape(1, 12, 2)
     assert task.scored(y)[0, :, 0].tolist() == [6.0, 14.0, 22.0]
     x, y = torch.randn(2, 12, 3), torch.randn(2, 12, 2)
@@ -137,7 +143,7 @@ def test_seq2seq_scores_only_the_chunk_closing_steps():
 
 def test_missing_targets_are_left_out_of_loss_and_metrics():
     torch.manual_seed(0)
-    task = Seq2SeqRegressor(d_input=3, d_target=2, encoder="flat", d_model=8, n_layers=1)
+    task = Seq2SeqRegressor(d_input=3, d_target=2, encoder="flat", backbone=TINY)
     x, y = torch.randn(2, 12, 3), torch.randn(2, 12, 2)
     holes = y.clone()
     holes[0, 5, 1] = holes[1, 0, 0] = float("nan")
@@ -164,16 +170,20 @@ def test_normalised_mse_is_one_minus_r2_without_missing_values():
 
 
 @pytest.mark.parametrize(
-    ("spec", "args", "message"),
+    ("task", "model_args", "data_args", "linked"),
     [
-        ("sensors.seq2seq", ["--model.d_input", "4"], "d_input: model 4, data 3"),
-        ("sensors.forecast", ["--model.horizon", "12"], "horizon: model 12, data 24"),
-        ("sensors.classify", ["--model.n_classes", "5"], "n_classes: model 5, data 4"),
+        ("seq2seq", ["--model.d_input", "4"], [], {"d_input": 3, "d_target": 1}),
+        ("forecast", ["--model.horizon", "12"], ["--data.horizon", "12"], {"horizon": 12, "seq_len": 48}),
+        ("classify", ["--model.n_classes", "5"], [], {"n_classes": 4, "d_input": 6}),
     ],
 )
-def test_model_and_data_that_disagree_are_a_clear_error(tmp_path, spec, args, message):
-    with pytest.raises(ValueError, match=message):
-        run_task("fit", spec, args, runs_dir=tmp_path, quick=True)
+def test_model_takes_its_sizes_from_the_data_and_cannot_be_told_others(tmp_path, task, model_args, data_args, linked):
+    """data_links: d_input, d_target, n_channels, seq_len, horizon, n_classes are given once, in the data."""
+    with pytest.raises(SystemExit):
+        run_task("fit", f"sensors.{task}", model_args, runs_dir=tmp_path, quick=True)
+    args = [*data_args, "--trainer.limit_train_batches", "1", "--trainer.limit_val_batches", "1"]
+    cli = run_task("fit", f"sensors.{task}", args, runs_dir=tmp_path, quick=True)
+    assert {k: getattr(cli.model, k) for k in linked} == {k: getattr(cli.datamodule, k) for k in linked} == linked
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -185,9 +195,7 @@ def test_task_is_registered_with_both_configs(task):
 
 def test_forecaster_fourier_head_trains_and_gives_a_point_forecast():
     fourier = {"n_bins": 32, "n_freqs": 4, "low": -5.0, "high": 5.0, "d_head": 4}
-    task = Forecaster(
-        seq_len=32, horizon=8, n_channels=2, patch_len=8, patch_stride=8, fourier=fourier, d_model=8, n_layers=1
-    )
+    task = Forecaster(seq_len=32, horizon=8, n_channels=2, patch_len=8, patch_stride=8, fourier=fourier, backbone=TINY)
     x = torch.randn(4, 32, 2)
     y = x[:, -8:] * 0.5
     opt = torch.optim.Adam(task.parameters(), lr=2e-2)

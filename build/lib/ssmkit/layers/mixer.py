@@ -1,0 +1,142 @@
+"""The mixer interface every sequence mixer implements.
+
+    forward(x: (B, L, D), *, lengths: (B,) | None) -> (B, L, D)
+    allocate_state(batch_size, device=None, dtype=None) -> State          (causal mixers)
+    step(x_t: (B, D), state) -> (y_t: (B, D), state)                       (causal mixers)
+
+A state is a dict of batch-first tensors, so generation can reorder or select rows (beam search) without
+knowing the mixer. `step` may update the given state in place (as mamba_ssm's caches do) and returns it.
+Subclasses implement `_forward` / `_step`; this base validates inputs, zeroes padded
+positions (so padding cannot leak into valid ones) and, in debug mode, checks outputs for NaN/inf.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ssmkit.shapes import check_lengths, check_shape
+
+Tensor = torch.Tensor
+State = dict[str, Tensor]
+
+_DEBUG = os.environ.get("SSMKIT_DEBUG", "") not in ("", "0")
+
+
+def set_debug(enabled: bool) -> None:
+    """Check every mixer output for NaN/inf (also on with the environment variable SSMKIT_DEBUG=1)."""
+    global _DEBUG
+    _DEBUG = enabled
+
+
+def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
+    """(B, L) bool, true at valid positions t < lengths[b]."""
+    return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of `x: (B, L, ...)` within its first lengths[b] positions; padding stays put."""
+    if lengths is None:
+        return x.flip(1)
+    t = torch.arange(x.shape[1], device=x.device)[None, :]
+    idx = torch.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, L)
+    return x.gather(1, idx.view(*idx.shape, *[1] * (x.dim() - 2)).expand_as(x))
+
+
+class Mixer(nn.Module):
+    """Base class of sequence mixers: `(B, L, D) -> (B, L, D)`.
+
+    A family declares what code outside it needs to know as class attributes (read on the class, before an
+    instance exists), so nothing outside the mixers tests a mixer's name:
+
+    - `causal`: whether the output at t depends on inputs up to t only (an instance may differ when its kwargs
+      make it bidirectional, e.g. `S4(bidirectional=True)`).
+    - `noncausal_kwargs`: kwargs that make this causal family attend both ways by itself (attention:
+      `{"causal": False}`); None where a bidirectional model must run two copies (`BidirectionalMixer`).
+    - `takes_l_max`: the constructor takes `l_max`, the longest sequence its kernels / filters are made for
+      (`ssmkit.registry.with_l_max` fills it in).
+    - `takes_resets`: `forward(x, resets=...)` accepts `resets: (B, L)` bool, restarting the state.
+    - `tiny_kwargs`: small hyper-parameters for CPU tests: `create_mixer(name, d, **cls.tiny_kwargs)`.
+    - `tags_dynamics`: it tags SSM dynamics parameters / kernels for the optimiser groups (`no_weight_decay`).
+    """
+
+    causal: bool = True
+    noncausal_kwargs: ClassVar[dict[str, Any] | None] = None
+    takes_l_max: ClassVar[bool] = False
+    takes_resets: ClassVar[bool] = False
+    tiny_kwargs: ClassVar[dict[str, Any]] = {}
+    tags_dynamics: ClassVar[bool] = True
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        if d_model < 1:
+            raise ValueError(f"d_model must be >= 1, got {d_model}")
+        self.d_model = d_model
+
+    def forward(self, x: Tensor, *, lengths: Tensor | None = None, **extra: Tensor | None) -> Tensor:
+        """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`)."""
+        check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        check_lengths(lengths, x.shape[0], x.shape[1])
+        mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
+        y = self._forward(x if mask is None else x * mask, lengths, **extra)
+        if mask is not None:
+            y = y * mask
+        self._debug_check(y, "forward")
+        return y
+
+    def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        if not self.causal:
+            raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent step")
+        check_shape("x_t", x_t, "(B, D)", None, self.d_model)
+        y, state = self._step(x_t, state)
+        self._debug_check(y, "step")
+        return y, state
+
+    def prefill(self, x: Tensor) -> tuple[Tensor, State]:
+        """Reads a prompt in one call: x (B, L, D) -> (y, state) with y equal to `forward(x)` and `state` the state
+        after the last position, ready for `step`. Mixers with a parallel form override `_prefill`; the default
+        steps through x."""
+        if not self.causal:
+            raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
+        check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        y, state = self._prefill(x)
+        self._debug_check(y, "prefill")
+        return y, state
+
+    def allocate_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        raise NotImplementedError(f"{type(self).__name__} has no recurrent state")
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError
+
+    def _prefill(self, x: Tensor) -> tuple[Tensor, State]:
+        state = self.allocate_state(x.shape[0], x.device, x.dtype)
+        ys = []
+        for x_t in x.unbind(1):
+            y_t, state = self._step(x_t, state)
+            ys.append(y_t)
+        return torch.stack(ys, dim=1), state
+
+    def _debug_check(self, y: Tensor, where: str) -> None:
+        if _DEBUG and not bool(torch.isfinite(y).all()):
+            raise FloatingPointError(f"{type(self).__name__}.{where} produced NaN or inf (debug mode)")
+
+    def _factory(self, device: torch.device | None, dtype: torch.dtype | None) -> dict:
+        """device/dtype for new state tensors: the given ones, else those of the parameters."""
+        p = next(self.parameters())
+        return {"device": device or p.device, "dtype": dtype or p.dtype}
+
+
+def no_weight_decay(*params: nn.Parameter, lr_scale: float | None = None) -> None:
+    """Tag SSM dynamics parameters (A, log-dt, D, ...) as in state-spaces/s4: no weight decay, and
+    optionally their own learning rate (a multiple of the base rate). Read by `ssmkit.train.optim`."""
+    for p in params:
+        p._optim = {"weight_decay": 0.0, **({} if lr_scale is None else {"lr_scale": lr_scale})}

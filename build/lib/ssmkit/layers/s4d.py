@@ -1,0 +1,51 @@
+"""S4D: the diagonal structured state space (Gu et al., 2022, "On the Parameterization and Initialization
+of Diagonal State Space Models").
+
+    y = DiagonalSSM(u)              per channel: K = s4d_kernel(log_dt, A, C, L) (ZOH, Vandermonde), y = K * u + D u
+    out = GLU(W gelu(y))            pointwise output mixing (`GatedOutput`)
+
+The parameterisation, initialisations (S4D-Lin, S4D-Inv, or a checked user `A_init`), kernel caching and the
+recurrent `step` (h = A_bar h + B_bar u, y = 2 Re(C h) + D u) are `ssmkit.layers.diagonal_ssm.DiagonalSSM`'s.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ssmkit.layers.diagonal_ssm import DiagonalSSM
+from ssmkit.layers.gated_output import GatedOutput
+from ssmkit.layers.mixer import Mixer, State
+from ssmkit.registry import register_mixer
+
+Tensor = torch.Tensor
+
+
+@register_mixer("s4d")
+class S4D(Mixer):
+    tiny_kwargs = {"d_state": 8}
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        init: str = "lin",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dropout: float = 0.0,
+        A_init: Tensor | None = None,
+    ) -> None:
+        super().__init__(d_model)
+        self.ssm = DiagonalSSM(d_model, d_state, init, dt_min, dt_max, A_init)
+        self.output = GatedOutput(d_model, dropout)
+
+    def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        return self.output(self.ssm(x.transpose(1, 2)).transpose(1, 2))
+
+    def allocate_state(
+        self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> State:
+        return {"h": self.ssm.zero_state(batch_size, self._factory(device, dtype)["device"])}
+
+    def _step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        y, state["h"] = self.ssm.step(x_t, state["h"])
+        return self.output(y), state

@@ -1,0 +1,105 @@
+"""Lightning modules of the synthetic tasks.
+
+- `TokenSequenceTask`: token in, next-token logits out, scored where the target is not IGNORE
+  (selective copying, associative recall, induction heads). Metric: token accuracy.
+- `InContextRegression`: reads (x, y) pairs, predicts y at each x; reports MSE beside least squares.
+- `SequenceClassifier`: real-valued sequence in, one class out (sequential digits).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from ssmkit.data.synthetic import IGNORE, least_squares_predictions
+from ssmkit.models.backbone import BackboneConfig
+from ssmkit.models.heads import ClassificationHead, LMHead, RegressionHead
+from ssmkit.train.classification import ClassificationTask
+from ssmkit.train.module import TaskModule
+
+Tensor = torch.Tensor
+
+
+class TokenSequenceTask(TaskModule):
+    monitor = "val/acc"
+    monitor_mode = "max"
+    data_links = {"input_vocab_size": "vocab_size"}
+
+    def __init__(self, vocab_size: int, backbone: BackboneConfig | None = None, **kwargs: Any) -> None:
+        """vocab_size: number of input token ids (taken from the data by the command line)."""
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.backbone = self.make_backbone(backbone, vocab_size=vocab_size)
+        self.head = LMHead(self.backbone.d_model, vocab_size)
+        self.accuracy = nn.ModuleDict(
+            {
+                f"{stage}_acc": MulticlassAccuracy(vocab_size, average="micro", ignore_index=IGNORE)
+                for stage in ("train", "val", "test")
+            }
+        )
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """tokens (B, L) -> logits (B, L, vocab_size)."""
+        return self.head(self.backbone(tokens))
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        tokens, targets = batch
+        logits = self(tokens)
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        acc = self.accuracy[f"{stage}_acc"]
+        acc(logits.flatten(0, 1), targets.flatten())
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=stage == "train", on_epoch=True)
+        return loss
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        return self(batch[0]).argmax(-1)
+
+
+class InContextRegression(TaskModule):
+    monitor = "val/mse"
+    monitor_mode = "min"
+    data_links = {"dim": "dim"}
+
+    def __init__(self, dim: int, backbone: BackboneConfig | None = None, **kwargs: Any) -> None:
+        """dim: dimension of x (the inputs carry dim + 2 channels, see `ssmkit.data.synthetic.icl_regression`)."""
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        self.backbone = self.make_backbone(backbone, d_input=dim + 2)
+        self.head = RegressionHead(self.backbone.d_model, 1)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """features (B, 2P, dim + 2) -> predicted y at each x position (B, P)."""
+        return self.head(self.backbone(features))[:, 0::2, 0]
+
+    def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
+        features, xs, ys = batch
+        loss = F.mse_loss(self(features), ys)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        if stage != "train":
+            self.log(f"{stage}/mse", loss, prog_bar=True)
+            self.log(f"{stage}/lstsq_mse", F.mse_loss(least_squares_predictions(xs, ys), ys))
+        return loss
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        return self(batch[0])
+
+
+class SequenceClassifier(ClassificationTask):
+    data_links = {"n_classes": "n_classes", "d_input": "d_input"}
+
+    def __init__(
+        self, n_classes: int, d_input: int, pooling: str = "mean", backbone: BackboneConfig | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(n_classes=n_classes, **kwargs)
+        self.save_hyperparameters()
+        self.backbone = self.make_backbone(backbone, d_input=d_input)
+        self.head = ClassificationHead(self.backbone.d_model, n_classes, pooling)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, L, d_input) -> logits (B, n_classes)."""
+        return self.head(self.backbone(x))

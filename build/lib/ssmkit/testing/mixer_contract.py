@@ -1,0 +1,177 @@
+"""`MixerContract`: the tests every registered mixer must pass, with nothing written per mixer.
+
+In a pytest module, `class TestEveryMixer(MixerContract): pass` runs each test below once per name in
+`ssmkit.list_mixers()`, on the family's `tiny_kwargs`; what a test needs to know about a family it reads from the
+class's capability attributes (`causal`, `noncausal_kwargs`, `takes_l_max`, `takes_resets`, `tags_dynamics`, see
+`ssmkit.layers.mixer.Mixer`). A subclass that sets `name` (and `kwargs`, changes to the tiny ones) runs the
+contract on that one variant instead, and may add tests of its own that build mixers through `self.make()`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import pytest
+import torch
+
+from ssmkit.layers.mixer import Mixer
+from ssmkit.registry import create_mixer, list_mixers, mixer_class
+
+D_MODEL = 8
+
+
+def tiny_mixer(name: str, dtype: torch.dtype = torch.float64, d_model: int = D_MODEL, **kwargs: Any) -> Mixer:
+    """The mixer `name` on its family's `tiny_kwargs` updated by `kwargs`, seeded, in `dtype`."""
+    torch.manual_seed(0)
+    return create_mixer(name, d_model, **{**mixer_class(name).tiny_kwargs, **kwargs}).to(dtype)
+
+
+def mixer_inputs(
+    batch: int = 2, length: int = 13, d_model: int = D_MODEL, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
+    """Fixed random inputs x: (batch, length, d_model)."""
+    return torch.randn(batch, length, d_model, dtype=dtype, generator=torch.Generator().manual_seed(1))
+
+
+class MixerContract:
+    name: ClassVar[str | None] = None  # None: every registered mixer
+    kwargs: ClassVar[dict[str, Any]] = {}  # changes to the family's tiny_kwargs
+    d_model: ClassVar[int] = D_MODEL
+    # step vs forward in float64: the two paths are the same math, so only rounding differs.
+    step_atol: ClassVar[float] = 1e-9
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        metafunc.parametrize("mixer_name", list_mixers() if self.name is None else [self.name])
+
+    @pytest.fixture(autouse=True)
+    def _select(self, mixer_name: str) -> None:
+        self.mixer_name = mixer_name
+
+    def make(self, dtype: torch.dtype = torch.float64, **overrides: Any) -> Mixer:
+        return tiny_mixer(self.mixer_name, dtype, self.d_model, **{**self.kwargs, **overrides})
+
+    def inputs(self, batch: int = 2, length: int = 13, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        return mixer_inputs(batch, length, self.d_model, dtype)
+
+    def test_capabilities_match_the_signatures(self) -> None:
+        """`takes_l_max` / `takes_resets` say what the constructor / `_forward` accept; only a causal family has
+        `noncausal_kwargs`."""
+        family = mixer_class(self.mixer_name)
+        assert family.takes_l_max == ("l_max" in inspect.signature(family.__init__).parameters)
+        assert family.takes_resets == ("resets" in inspect.signature(family._forward).parameters)
+        assert family.noncausal_kwargs is None or family.causal
+
+    def test_shape_and_dtype(self) -> None:
+        for dtype in (torch.float32, torch.float64):
+            mixer, x = self.make(dtype), self.inputs(dtype=dtype)
+            y = mixer(x)
+            assert y.shape == x.shape and y.dtype == dtype
+
+    def test_gradients_reach_every_parameter(self) -> None:
+        mixer, x = self.make(), self.inputs().requires_grad_()
+        mixer(x).square().sum().backward()
+        assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+        missing = [n for n, p in mixer.named_parameters() if p.requires_grad and p.grad is None]
+        assert not missing, f"no gradient reached {missing}"
+
+    def test_step_equals_forward(self) -> None:
+        mixer = self.make()
+        if not mixer.causal:
+            pytest.skip(f"{self.mixer_name} is bidirectional: no step")
+        mixer.eval()
+        x = self.inputs()
+        y = mixer(x)
+        state = mixer.allocate_state(x.shape[0], dtype=x.dtype)
+        steps = []
+        for t in range(x.shape[1]):
+            y_t, state = mixer.step(x[:, t], state)
+            steps.append(y_t)
+        torch.testing.assert_close(torch.stack(steps, 1), y, atol=self.step_atol, rtol=0)
+
+    def test_prefill_then_step_equals_forward(self) -> None:
+        """A prompt read in one `prefill` gives forward's outputs and a state from which `step` continues exactly
+        as forward does over the whole sequence (prompts shorter and longer than short-conv / local windows)."""
+        mixer = self.make()
+        if not mixer.causal:
+            pytest.skip(f"{self.mixer_name} is bidirectional: no state")
+        mixer.eval()
+        x = self.inputs()
+        y = mixer(x)
+        for split in (1, 9):
+            y_prompt, state = mixer.prefill(x[:, :split])
+            steps = [y_prompt]
+            for t in range(split, x.shape[1]):
+                y_t, state = mixer.step(x[:, t], state)
+                steps.append(y_t[:, None])
+            torch.testing.assert_close(torch.cat(steps, 1), y, atol=self.step_atol, rtol=0)
+
+    def test_causal_future_does_not_change_past(self) -> None:
+        mixer = self.make()
+        if not mixer.causal:
+            pytest.skip(f"{self.mixer_name} is bidirectional")
+        x = self.inputs()
+        x2 = x.clone()
+        x2[:, 7:] = torch.randn_like(x2[:, 7:])
+        torch.testing.assert_close(mixer(x)[:, :7], mixer(x2)[:, :7], atol=1e-10, rtol=0)
+
+    def test_bidirectional_sees_the_next_position(self) -> None:
+        """A non-causal mixer, or a causal family built with its `noncausal_kwargs`: the output at position 0
+        changes with the input at position 1 (the next one, so local windows count too)."""
+        mixer, noncausal = self.make(), mixer_class(self.mixer_name).noncausal_kwargs
+        if mixer.causal and noncausal is None:
+            pytest.skip(f"{self.mixer_name} is causal and has no noncausal_kwargs")
+        if mixer.causal:
+            mixer = self.make(**noncausal)
+            assert not mixer.causal, f"noncausal_kwargs {noncausal} left {self.mixer_name} causal"
+        x = self.inputs()
+        x2 = x.clone()
+        x2[:, 1] += 1.0
+        assert not torch.allclose(mixer(x)[:, 0], mixer(x2)[:, 0])
+
+    def test_resets_restart_the_state(self) -> None:
+        """A family that `takes_resets`: a reset before step t is running the pieces before and from t apart."""
+        mixer = self.make()
+        if not (mixer_class(self.mixer_name).takes_resets and mixer.causal):
+            pytest.skip(f"{self.mixer_name} takes no resets")
+        x = self.inputs()
+        resets = torch.zeros(2, 13, dtype=torch.bool)
+        resets[0, [4, 9]] = True
+        resets[1, 6] = True
+        y = mixer(x, resets=resets)
+        assert not torch.allclose(mixer(x)[0, 4:], y[0, 4:]), "resets must change what follows them"
+        for b, cuts in ((0, [0, 4, 9, 13]), (1, [0, 6, 13])):
+            pieces = [mixer(x[b : b + 1, s:e]) for s, e in zip(cuts[:-1], cuts[1:], strict=True)]
+            torch.testing.assert_close(y[b : b + 1], torch.cat(pieces, 1), atol=1e-9, rtol=0)
+
+    def test_padding_does_not_leak(self) -> None:
+        mixer = self.make()
+        x = self.inputs(batch=3)
+        lengths = torch.tensor([13, 5, 9])
+        noisy = x.clone()
+        for b, n in enumerate(lengths.tolist()):
+            noisy[b, n:] = 1e3 * torch.randn_like(noisy[b, n:])
+        y_clean, y_noisy = mixer(x, lengths=lengths), mixer(noisy, lengths=lengths)
+        for b, n in enumerate(lengths.tolist()):
+            torch.testing.assert_close(y_noisy[b, :n], y_clean[b, :n], atol=1e-9, rtol=0)
+            # and each sequence alone, unpadded, gives the same valid outputs
+            alone = mixer(x[b : b + 1, :n])
+            torch.testing.assert_close(y_clean[b : b + 1, :n], alone, atol=1e-9, rtol=0)
+            assert bool((y_clean[b, n:] == 0).all()), "padded positions must be zero"
+
+    def test_bad_inputs_name_the_problem(self) -> None:
+        mixer = self.make(torch.float32)
+        with pytest.raises(ValueError, match=r"x must have shape \(B, L, D\)"):
+            mixer(torch.randn(13, self.d_model))
+        with pytest.raises(ValueError, match=f"D={self.d_model}"):
+            mixer(torch.randn(2, 13, self.d_model + 1))
+        with pytest.raises(ValueError, match="floating-point"):
+            mixer(torch.ones(2, 13, self.d_model, dtype=torch.long))
+        with pytest.raises(ValueError, match="lengths"):
+            mixer(torch.randn(2, 13, self.d_model), lengths=torch.tensor([14, 3]))
+
+    def test_dynamics_parameters_are_tagged(self) -> None:
+        """SSM mixers tag their dynamics parameters for the optimiser groups (the class's `tags_dynamics`)."""
+        mixer = self.make()
+        tagged = [n for n, p in mixer.named_parameters() if hasattr(p, "_optim")]
+        assert bool(tagged) == mixer.tags_dynamics, f"{self.mixer_name}: tagged parameters {tagged}"

@@ -1,0 +1,73 @@
+"""Callbacks every ssmkit run gets: a progress bar that does not flood logs, a throughput meter, an epoch
+summary line, and a loss-curve plot written at the end of fit."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+
+from ssmkit.train.plots import plot_metrics
+
+
+def interactive() -> bool:
+    """True on a terminal outside CI: then the progress bar refreshes every step."""
+    return sys.stdout.isatty() and not os.environ.get("CI")
+
+
+def progress_bar() -> TQDMProgressBar:
+    return TQDMProgressBar(refresh_rate=1 if interactive() else 50)
+
+
+class Throughput(Callback):
+    """Measures training positions per second (wall time inside training batches) as `train/tokens_per_s`."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.seconds += time.perf_counter() - self._start
+        self.tokens += pl_module.batch_tokens(batch)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("train/tokens_per_s", self.tokens_per_s)
+
+
+class EpochSummary(Callback):
+    """One line of validation metrics per epoch; the progress bar's only companion in non-interactive logs."""
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        shown = "  ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items()))
+        rank_zero_info(f"epoch {trainer.current_epoch} step {trainer.global_step}: {shown}")
+
+
+class LossCurvePlot(Callback):
+    """At the end of fit, reads the run's metrics.csv and writes `plots/loss.png` beside it."""
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.logger is None or trainer.logger.log_dir is None:
+            return
+        run_dir = Path(trainer.logger.log_dir)
+        metrics = run_dir / "metrics.csv"
+        if metrics.is_file():
+            plot_metrics(metrics, run_dir / "plots" / "loss.png", title=type(pl_module).__name__)

@@ -1,0 +1,169 @@
+"""`ClassificationTask`: the part of a task that classifies, shared by every plugin.
+
+A subclass builds its model in `__init__` (after `super().__init__(n_classes=..., ...)`) and implements
+`forward(*inputs) -> logits (B, n_classes)`; batches are `(*inputs, labels)`. This class owns the rest:
+cross-entropy (label smoothing in training), the metrics named in `metrics` per stage, and the report at the end
+of fit and test: `plots/<stage>_confusion.png` (confusion matrix beside per-class accuracy),
+`<stage>_confusion.csv`, `<stage>_per_class_accuracy.csv`; `predict` writes `predictions.csv` (item, predicted
+class, then the probability of every class).
+
+Metric names: "acc" (top-1), "top<k>" (top-k, k capped at n_classes), "mcc" (Matthews), "f1" (macro F1).
+Class names come from the data module's `classes` when it has them, else "0", "1", ...
+"""
+
+from __future__ import annotations
+
+import csv
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from torchmetrics import Metric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassMatthewsCorrCoef,
+)
+
+from ssmkit.data.checks import check_labels
+from ssmkit.train.module import TaskModule
+from ssmkit.train.plots import plot_confusion
+
+Tensor = torch.Tensor
+STAGES = ("train", "val", "test")
+
+
+def classification_metric(name: str, n_classes: int) -> Metric:
+    """The torchmetrics object behind a metric name ("acc", "top5", "mcc", "f1")."""
+    if name == "acc":
+        return MulticlassAccuracy(n_classes, average="micro")
+    if name.startswith("top") and name[3:].isdigit():
+        return MulticlassAccuracy(n_classes, top_k=min(int(name[3:]), n_classes), average="micro")
+    if name == "mcc":
+        return MulticlassMatthewsCorrCoef(n_classes)
+    if name == "f1":
+        return MulticlassF1Score(n_classes, average="macro")
+    raise ValueError(f"unknown classification metric {name!r}; known: acc, top<k>, mcc, f1")
+
+
+class ClassificationTask(TaskModule):
+    monitor = "val/acc"
+    monitor_mode = "max"
+    data_links = {"n_classes": "n_classes"}
+    # logged per stage as "<stage>/<name>"; the first is shown in the progress bar
+    metrics: ClassVar[tuple[str, ...]] = ("acc",)
+    # how many tensors of a batch `forward` takes; the one after them is the label
+    n_inputs: ClassVar[int] = 1
+
+    def __init__(self, n_classes: int, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+        """n_classes: number of classes (taken from the data by the command line); label_smoothing: of the
+        training loss only."""
+        super().__init__(**kwargs)
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be >= 2, got {n_classes}")
+        self.n_classes, self.label_smoothing = n_classes, label_smoothing
+        # ModuleDict keys may not be "train" (a Module method), hence "<stage>_metrics"
+        self.stage_metrics = nn.ModuleDict(
+            {
+                f"{stage}_metrics": MetricCollection(
+                    {name: classification_metric(name, n_classes) for name in self.metrics}, prefix=f"{stage}/"
+                )
+                for stage in STAGES
+            }
+        )
+        self.confusion = MulticlassConfusionMatrix(n_classes)
+        self.probabilities: list[Tensor] = []
+
+    def classification_loss(self, logits: Tensor, labels: Tensor, stage: str) -> Tensor:
+        smoothing = self.label_smoothing if stage == "train" else 0.0
+        return F.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+    def shared_step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
+        inputs, labels = batch[: self.n_inputs], batch[self.n_inputs]
+        check_labels(f"{stage} batch", labels, self.n_classes)
+        logits = self(*inputs)
+        loss = self.classification_loss(logits, labels, stage)
+        self.log_classification(logits, labels, loss, stage)
+        return loss
+
+    def log_classification(self, logits: Tensor, labels: Tensor, loss: Tensor, stage: str) -> None:
+        """Log `<stage>/loss` and the stage's metrics; count the confusion matrix in val and test."""
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        collection = self.stage_metrics[f"{stage}_metrics"]
+        collection.update(logits, labels)
+        for i, (name, metric) in enumerate(collection.items(keep_base=False)):
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=i == 0)
+        if stage != "train":
+            self.confusion.update(logits.argmax(-1), labels)
+
+    def on_validation_epoch_start(self) -> None:
+        self.confusion.reset()
+
+    def on_test_epoch_start(self) -> None:
+        self.confusion.reset()
+
+    def class_names(self) -> list[str]:
+        data = getattr(self.trainer, "datamodule", None)
+        classes = getattr(data, "classes", None)
+        return [str(c) for c in classes] if classes else [str(k) for k in range(self.n_classes)]
+
+    def write_report(self, stage: str) -> None:
+        """Confusion matrix (PNG + CSV) and per-class accuracy (CSV) of the last `stage` epoch."""
+        if not int(self.confusion.confmat.sum()):
+            return
+        matrix = self.confusion.compute().cpu().numpy()  # on every rank: compute() synchronises
+        png = self.run_file(f"plots/{stage}_confusion.png")
+        if png is None:
+            return
+        classes = self.class_names()
+        table = png.parent.parent
+        write_confusion_csv(matrix, classes, table / f"{stage}_confusion.csv")
+        per_class = matrix.diagonal() / matrix.sum(1).clip(min=1)
+        with open(table / f"{stage}_per_class_accuracy.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["class", "accuracy", "count"])
+            writer.writerows((c, f"{a:.4f}", int(n)) for c, a, n in zip(classes, per_class, matrix.sum(1), strict=True))
+        title = f"{type(self).__name__}: {stage} accuracy {matrix.trace() / matrix.sum():.4f}"
+        plot_confusion(matrix, classes, png, title)
+        rank_zero_info(f"{stage} report: {title}; {png}")
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """batch: (*inputs, labels) or (*inputs,) when the predict split has no labels -> probabilities (B, K)."""
+        probabilities = self(*batch[: self.n_inputs]).softmax(-1)
+        self.probabilities.append(probabilities.detach().float().cpu())
+        return probabilities
+
+    def on_predict_epoch_start(self) -> None:
+        self.probabilities = []
+
+    def on_predict_epoch_end(self) -> None:
+        path = self.run_file("predictions.csv", required=True)
+        if path is None or not self.probabilities:
+            return
+        probabilities = torch.cat(self.probabilities).numpy()
+        data = getattr(self.trainer, "datamodule", None)
+        names = data.item_names("predict") if hasattr(data, "item_names") else None
+        write_predictions(path, probabilities, self.class_names(), names)
+        rank_zero_info(f"predictions for {len(probabilities)} item(s): {path}")
+
+
+def write_confusion_csv(matrix: np.ndarray, classes: list[str], path: Any) -> None:
+    """Rows: true class, columns: predicted class (counts)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *classes])
+        writer.writerows([c, *(int(n) for n in row)] for c, row in zip(classes, matrix, strict=True))
+
+
+def write_predictions(path: Any, probabilities: np.ndarray, classes: list[str], items: list[str] | None) -> None:
+    """CSV: item (a name, else the row index), predicted class, p_<class> for every class."""
+    items = items if items is not None else [str(i) for i in range(len(probabilities))]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["item", "predicted", *(f"p_{c}" for c in classes)])
+        for item, row in zip(items, probabilities, strict=True):
+            writer.writerow([item, classes[int(row.argmax())], *(f"{p:.6f}" for p in row)])

@@ -1,0 +1,157 @@
+"""`ssmkit fit|validate|test|predict PLUGIN.TASK [...]`: LightningCLI with the task's classes.
+
+The task's default (or, with `--quick`, quick) config is applied first, the user's `--config` files and
+flags over it. Runs land in `<runs_dir>/<plugin>/<task>/version_N/` with the resolved config, metrics.csv,
+checkpoints (last + best, written atomically) and plots. `--ckpt_path last` resumes the newest run's last
+checkpoint in that same folder, and is an error when there is none (Lightning alone would train from
+scratch with a warning).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import lazy_instance
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+from ssmkit.plugins import PluginInfo, find_task
+from ssmkit.train.callbacks import EpochSummary, LossCurvePlot, Throughput, progress_bar
+from ssmkit.train.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from ssmkit.train.logging import ResumableCSVLogger
+
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class RunError(RuntimeError):
+    """A training command that cannot start; the message says why."""
+
+
+def run_task(
+    subcommand: str, spec: str, args: list[str], runs_dir: str | Path = "runs", quick: bool = False
+) -> LightningCLI:
+    """Run one LightningCLI subcommand for `spec` ("plugin.task") in-process and return the CLI object."""
+    if subcommand not in SUBCOMMANDS:
+        raise RunError(f"unknown subcommand {subcommand!r}; expected one of {SUBCOMMANDS}")
+    info, task_name, task = find_task(spec)
+    module_cls, datamodule_cls = task.load()
+    task_dir = Path(runs_dir) / info.name / task_name
+    # The args are the user's command line, handed over on purpose (and sys.argv must stay as it is:
+    # Lightning's DDP launcher re-runs it in the worker processes).
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    args, version = _resolve_ckpt_path(subcommand, list(args), task_dir)
+    try:
+        return SsmkitCLI(
+            module_cls,
+            datamodule_cls,
+            args=[subcommand, "--config", str(task.config_path(quick)), *args],
+            trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version),
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            subclass_mode_model=False,
+            subclass_mode_data=False,
+        )
+    except (MisconfigurationException, ValueError) as exc:
+        if not _lightning_configuration_error(exc):
+            raise
+        raise RunError(f"{spec}: the trainer settings do not fit this run: {exc}") from None
+
+
+class SsmkitCLI(LightningCLI):
+    """LightningCLI whose trainer writes checkpoints atomically and loads them with weights_only=True, and whose
+    model takes the values its task declares in `data_links` from the data module (given once, never twice)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for source, target in getattr(self.model_class, "data_links", {}).items():
+            parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
+
+
+def _trainer_defaults(
+    info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: int | None
+) -> dict[str, Any]:
+    return {
+        "logger": lazy_instance(
+            ResumableCSVLogger, save_dir=str(runs_dir), name=f"{info.name}/{task_name}", version=version
+        ),
+        "callbacks": [
+            ModelCheckpoint(
+                monitor=module_cls.monitor,
+                mode=module_cls.monitor_mode,
+                save_top_k=1,
+                save_last=True,
+                filename="best-{epoch}-{step}",
+                auto_insert_metric_name=False,
+            ),
+            progress_bar(),
+            Throughput(),
+            EpochSummary(),
+            LossCurvePlot(),
+        ],
+        "gradient_clip_val": 1.0,
+        "log_every_n_steps": 10,
+    }
+
+
+def _resolve_ckpt_path(subcommand: str, args: list[str], task_dir: Path) -> tuple[list[str], int | None]:
+    """Replace `--ckpt_path last` by the newest run's last.ckpt; check the file loads. Returns the args and,
+    for a resumed fit, the run version to continue in."""
+    value, where = _flag_value(args, "--ckpt_path")
+    if value is None:
+        if subcommand != "fit":
+            raise RunError(f"`{subcommand}` needs --ckpt_path (a checkpoint file, or 'last')")
+        return args, None
+    version = None
+    if value == "last":
+        candidates = sorted(
+            task_dir.glob("version_*/checkpoints/last.ckpt"), key=lambda p: _version_number(p.parents[1])
+        )
+        if not candidates:
+            raise RunError(f"--ckpt_path last: no run with a last.ckpt under {task_dir}; nothing to resume")
+        path = candidates[-1]
+        version = _version_number(path.parents[1]) if subcommand == "fit" else None
+    else:
+        path = Path(value)
+    try:
+        load_checkpoint(path)
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
+    args[where] = f"--ckpt_path={path}"
+    return args, version
+
+
+def _lightning_configuration_error(exc: Exception) -> bool:
+    """Whether Lightning itself rejected the settings (e.g. a `val_check_interval` longer than an epoch of this data):
+    its misconfiguration error, or a ValueError raised inside the lightning package."""
+    if isinstance(exc, MisconfigurationException):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    return bool(frames) and f"{os.sep}lightning{os.sep}" in frames[-1].filename
+
+
+def _flag_value(args: list[str], flag: str) -> tuple[str | None, int]:
+    """Find `flag VALUE` or `flag=VALUE` in args; normalise it to one `flag=VALUE` element at the index."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args.pop(i + 1)
+            args[i] = f"{flag}={value}"
+            return value, i
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1], i
+    return None, -1
+
+
+def _version_number(run_dir: Path) -> int:
+    match = re.fullmatch(r"version_(\d+)", run_dir.name)
+    return int(match.group(1)) if match else -1

@@ -1,0 +1,118 @@
+"""`TaskModule`: the LightningModule every ssmkit task builds on.
+
+It owns AdamW with the SSM parameter groups and the warm-up + cosine schedule, the run folder (written by rank
+zero only), and the report hooks: `write_report("val")` at the end of fit and `write_report("test")` at the end
+of a test, where a task writes its plots and tables. A task with a sequence backbone takes its settings as one
+`BackboneConfig` argument named `backbone` (the config's `model.backbone` section) and builds it with
+`make_backbone`. What a task must agree on with its data (class count, vocabulary, channels, lengths) it
+declares in `data_links`; the command line then takes those values from the data module, so they are given
+once and cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+
+from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
+from ssmkit.train.optim import param_groups, warmup_cosine
+
+Tensor = torch.Tensor
+
+
+class TaskModule(L.LightningModule):
+    # The metric that picks the best checkpoint, and whether higher is better.
+    monitor: ClassVar[str] = "val/loss"
+    monitor_mode: ClassVar[str] = "min"
+    # data module attribute -> this module's __init__ argument that the CLI fills from it (LightningCLI
+    # link_arguments): e.g. {"n_classes": "n_classes", "input_vocab_size": "vocab_size"}.
+    data_links: ClassVar[dict[str, str]] = {}
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+    ) -> None:
+        super().__init__()
+        self.optim_config = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "warmup_steps": warmup_steps,
+            "min_lr_ratio": min_lr_ratio,
+            "betas": tuple(betas),
+        }
+
+    @staticmethod
+    def make_backbone(config: BackboneConfig | dict[str, Any] | None, **inputs: Any) -> SequenceBackbone:
+        """The configured backbone; `inputs` says what it reads (vocab_size=... or d_input=...)."""
+        return SequenceBackbone(config, **inputs)
+
+    def run_dir(self) -> Path | None:
+        """This run's folder (the logger's `log_dir`, created), where plots and tables go; None without a logger (a
+        notebook's `Trainer(logger=False)`) and on every rank but zero, so only one process writes."""
+        logger = self.trainer.logger
+        if logger is None or logger.log_dir is None or not self.trainer.is_global_zero:
+            return None
+        path = Path(logger.log_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def run_file(self, name: str, required: bool = False) -> Path | None:
+        """`name` (may hold folders, created) in the run folder; None off rank zero, and without a logger unless
+        `required` (predictions: then it goes to the working directory)."""
+        if not self.trainer.is_global_zero:
+            return None
+        run_dir = self.run_dir() or (Path.cwd() if required else None)
+        if run_dir is None:
+            return None
+        path = run_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_report(self, stage: str) -> None:
+        """Plots and tables of the last `stage` ("val" or "test") epoch; called at fit end and test end. Runs on
+        every rank (metrics synchronise); write files through `run_file`."""
+
+    def on_fit_end(self) -> None:
+        self.write_report("val")
+
+    def on_test_end(self) -> None:
+        self.write_report("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Settings objects (`BackboneConfig`, ...) go into the checkpoint as plain dicts, so that it loads with
+        `weights_only=True` (LightningCLI reads them back into the objects)."""
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams:
+            checkpoint["hyper_parameters"] = {k: asdict(v) if is_dataclass(v) else v for k, v in hparams.items()}
+
+    def shared_step(self, batch: Any, stage: str) -> Tensor:
+        """Compute and log the loss (and metrics) for `stage` in {"train", "val", "test"}; return the loss."""
+        raise NotImplementedError
+
+    def batch_tokens(self, batch: Any) -> int:
+        """Number of sequence positions in a batch (for throughput)."""
+        return int(batch[0].shape[0] * batch[0].shape[1])
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self.shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self.shared_step(batch, "test")
+
+    def configure_optimizers(self) -> dict:
+        c = self.optim_config
+        opt = torch.optim.AdamW(param_groups(self, c["lr"], c["weight_decay"]), lr=c["lr"], betas=c["betas"])
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = warmup_cosine(opt, min(c["warmup_steps"], total), total, c["min_lr_ratio"])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,45 @@
+"""AdamW parameter groups following the S4 / Mamba convention, and the warm-up + cosine schedule.
+
+Parameters tagged by a mixer with `_optim` (see `ssmkit.layers.mixer.no_weight_decay`) get their own group
+with that weight decay and, if given, `lr_scale * lr`. Otherwise matrices decay and vectors (biases, norm
+weights, per-channel scales) do not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
+    groups: dict[tuple, list[nn.Parameter]] = defaultdict(list)
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        tag = getattr(p, "_optim", None)
+        if tag is not None:
+            key = (tag.get("weight_decay", weight_decay), tag.get("lr_scale", 1.0))
+        else:
+            key = (weight_decay if p.dim() >= 2 else 0.0, 1.0)
+        groups[key].append(p)
+    return [
+        {"params": params, "weight_decay": wd, "lr": lr * scale}
+        for (wd, scale), params in sorted(groups.items(), key=lambda kv: kv[0])
+    ]
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up from 0 over `warmup_steps`, then cosine decay to `min_lr_ratio` at `total_steps`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,109 @@
+"""Fused numba linear scan with resets for CPU: forward and a hand-written backward.
+
+Same semantics as `ssmkit.ops.linear_scan_ref` (the scan under S5 and LRU):
+
+    h_t = a_t * (keep_t * h_{t-1}) + b_t,    h_{-1} = h0,    keep_t = 0 where resets[:, t] else 1
+
+Shapes: a, b (B, L, D) real or complex; h0 (B, D); resets (B, L) bool. Returns h (B, L, D).
+
+How it runs: tasks of (one batch row, one block of channels) run in parallel (`prange`); each walks over L with
+the block's state in a small local array, the inner loop over contiguous channels (independent lanes LLVM
+vectorises). The backward runs the adjoint recurrence in reverse,
+
+    G_t = dh_t + conj(a_{t+1} keep_{t+1}) G_{t+1},    db_t = G_t,    da_t = G_t conj(keep_t h_{t-1}),
+
+reading h_{t-1} from the saved output (PyTorch's convention for complex gradients: the conjugate Wirtinger
+derivative, so conj appears where a real scan has none). Every task writes only its own rows: no races.
+Half precision runs in float32; other dtypes in their own precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+Tensor = torch.Tensor
+
+_JIT = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract", "nsz"}}
+_BLOCK = 64  # channels per task
+
+
+@njit(**_JIT)
+def _task(task, n_blocks, dim):
+    """(batch row, first channel, one past the last channel) of a task."""
+    bi, c0 = task // n_blocks, (task % n_blocks) * _BLOCK
+    return bi, c0, min(c0 + _BLOCK, dim)
+
+
+@njit(parallel=True, **_JIT)
+def _forward_kernel(a, b, h0, keep, h):
+    """h: (B, L, D) <- the scan of a, b: (B, L, D) from h0: (B, D), with keep: (B, L) (0 at a reset)."""
+    batch, length, dim = b.shape
+    n_blocks = (dim + _BLOCK - 1) // _BLOCK
+    for task in prange(batch * n_blocks):
+        bi, c0, c1 = _task(task, n_blocks, dim)
+        state = h0[bi, c0:c1].copy()
+        for t in range(length):
+            k = keep[bi, t]
+            for c in range(c1 - c0):
+                state[c] = a[bi, t, c0 + c] * (k * state[c]) + b[bi, t, c0 + c]
+            h[bi, t, c0:c1] = state
+
+
+@njit(parallel=True, **_JIT)
+def _backward_kernel(a, h0, keep, h, dh, da, db, dh0):
+    """da, db: (B, L, D) and dh0: (B, D) from the output gradient dh: (B, L, D), by the reverse recurrence."""
+    batch, length, dim = dh.shape
+    n_blocks = (dim + _BLOCK - 1) // _BLOCK
+    for task in prange(batch * n_blocks):
+        bi, c0, c1 = _task(task, n_blocks, dim)
+        g = np.zeros(c1 - c0, dh.dtype)  # the gradient reaching h_t from later steps
+        for t in range(length - 1, -1, -1):
+            k = keep[bi, t]
+            prev = h[bi, t - 1, c0:c1] if t > 0 else h0[bi, c0:c1]
+            for c in range(c1 - c0):
+                grad = g[c] + dh[bi, t, c0 + c]
+                db[bi, t, c0 + c] = grad
+                da[bi, t, c0 + c] = grad * np.conj(k * prev[c])
+                g[c] = np.conj(k * a[bi, t, c0 + c]) * grad
+        dh0[bi, c0:c1] = g
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+class LinearScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, keep: Tensor) -> Tensor:
+        h = torch.empty_like(b)
+        _forward_kernel(*(_np(t) for t in (a, b, h0, keep, h)))
+        ctx.save_for_backward(a, h0, keep, h)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+        a, h0, keep, h = ctx.saved_tensors
+        da, db, dh0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
+        _backward_kernel(*(_np(t) for t in (a, h0, keep, h, dh.contiguous(), da, db, dh0)))
+        return da, db, dh0, None
+
+
+def linear_scan_numba(
+    a: Tensor,
+    b: Tensor,
+    h0: Tensor | None = None,
+    resets: Tensor | None = None,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The fused scan; arguments as `ssmkit.ops.linear_scan_ref`. As there, h0 is cast to b's dtype and h comes
+    in the promotion of a's and b's (computed in float32 for half precision)."""
+    out_dtype = torch.promote_types(a.dtype, b.dtype)
+    work = torch.float32 if out_dtype in (torch.float16, torch.bfloat16) else out_dtype
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0.to(b.dtype)
+    a, b, h0 = (t.to(work).contiguous() for t in (a, b, h0))
+    keep_dtype = torch.empty(0, dtype=work).real.dtype
+    keep = torch.ones(b.shape[:2], dtype=keep_dtype) if resets is None else (~resets).to(keep_dtype)
+    h = LinearScanFn.apply(a, b, h0, keep).to(out_dtype)
+    return (h, h[:, -1]) if return_last_state else h

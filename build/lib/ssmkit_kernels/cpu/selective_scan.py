@@ -1,0 +1,475 @@
+"""Fused numba selective scan (Mamba-1's S6) for CPU: forward and a hand-written backward.
+
+Same signature and semantics as `ssmkit.ops.selective_scan_ref` (mamba_ssm's reference):
+
+    h_t = exp(delta_t * A) * h_{t-1} + delta_t * B_t * u_t,    y_t = <C_t, h_t> + D * u_t,    y_t *= silu(z_t)
+
+Shapes (b batch, d channels, l length, n state, g groups):
+    u, delta, z: (b, d, l)   A: (d, n)   B, C: (d, n), (b, n, l) or (b, g, n, l)   D, delta_bias: (d,)
+
+How it runs: channels are cut into blocks of cw (<= 32) and a task is (one batch row, one block), run in
+parallel (`prange`). A task first lays its dt = softplus(delta + bias) and x = dt * u out blocked, (l, cw), then
+scans with an (n, cw) state whose inner loops run over the block's contiguous channels: independent lanes that
+LLVM vectorises, exponentials included (a float32 polynomial exp; see below). The forward keeps the state every
+`chunk` (>= n) steps; the backward recomputes one chunk at a time from those checkpoints (states and decays in an
+L2-sized scratch) and runs the adjoint recurrence backwards through it,
+    g_t = dy_t C_t + exp(dt_{t+1} A) g_{t+1},    g after the last step = d(last_state).
+Nothing of size (b, l, d, n) exists: extra memory is dt, x (b, d, l) and the checkpoints (b, d, l / chunk, n).
+Gradients shared between channels (dB, dC of the variable layouts) go to one partial per channel block (a block
+never straddles a group), those shared between batch rows (dA, dD, d delta_bias, time-invariant dB, dC) to one
+partial per batch row; torch sums the partials, so there are no races and results do not depend on scheduling.
+Compute is float64 for float64 `u` (with libm exp / log1p, an exact reference), else float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic, overload
+
+Tensor = torch.Tensor
+
+# reassoc/contract let LLVM vectorise the reductions over channels; no flag that assumes finite values.
+_JIT = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract", "nsz"}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# exp and softplus for the kernels. numba calls scalar libm `exp` / `log1p`, which keeps loops from vectorising;
+# for float32 a branch-free Cephes-style exp (range reduction to [-ln2/2, ln2/2], degree-5 polynomial, 2^k through
+# the exponent bits; <= 3 ulp, arguments clamped to [-87.3, 88.4], i.e. no denormals or inf) vectorises with
+# AVX2 / AVX-512, and softplus uses it with log1p(w) = 2 atanh(w / (2 + w)) as a series (w = exp(-|v|) <= 1, so
+# s = w / (2 + w) <= 1/3 and seven terms leave < 2e-8 relative error). float64 keeps libm so float64 runs stay
+# exact references. Softplus is linear above 20, as torch's is.
+# ---------------------------------------------------------------------------------------------------------------
+
+_LO, _HI, _HALF, _ONE = np.float32(-87.33654), np.float32(88.37626), np.float32(0.5), np.float32(1)
+_LOG2E, _LN2_HI, _LN2_LO = np.float32(1.4426950408889634), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+_P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+def _exp(x):
+    """exp for the kernels: the vectorisable polynomial for float32, np.exp otherwise (see `_exp_impl`)."""
+    return np.exp(x)
+
+
+@overload(_exp, jit_options={"fastmath": _JIT["fastmath"]})
+def _exp_impl(x):
+    if x != types.float32:
+        return lambda x: np.exp(x)
+
+    def exp_f32(x):
+        x = min(max(x, _LO), _HI)
+        k = np.floor(x * _LOG2E + _HALF)
+        r = x - k * _LN2_HI - k * _LN2_LO
+        p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+        return (_ONE + r + r * r * p) * _f32_from_bits(np.int32((np.int32(k) + 127) << 23))
+
+    return exp_f32
+
+
+_TWENTY, _TWO = np.float32(20), np.float32(2)
+_S = tuple(np.float32(1 / k) for k in (3, 5, 7, 9, 11, 13))
+
+
+def _softplus(v):
+    """softplus for the kernels (see `_softplus_impl`): log(1 + exp(v)), linear above 20."""
+    return v if v > 20 else np.log1p(np.exp(v))
+
+
+@overload(_softplus, jit_options={"fastmath": _JIT["fastmath"]})
+def _softplus_impl(v):
+    if v != types.float32:
+        return lambda v: v if v > 20 else np.log1p(np.exp(v))
+
+    def softplus_f32(v):
+        w = _exp(-abs(v))
+        s = w / (_TWO + w)
+        s2 = s * s
+        p = _ONE + s2 * (_S[0] + s2 * (_S[1] + s2 * (_S[2] + s2 * (_S[3] + s2 * (_S[4] + s2 * _S[5])))))
+        return v if v > _TWENTY else max(v, v * 0) + _TWO * s * p  # max(v, 0) kept in float32
+
+    return softplus_f32
+
+
+@njit(**_JIT)
+def _sigmoid(v):
+    return 1 / (1 + _exp(-v))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numba kernels. A task is (batch row bi, channel block j of cw channels c0 = j * cw ...). Its dt and x are blocked,
+# (b, d / cw, l, cw), so the scan's inner loops run over cw contiguous channels indexed by the bare loop counter
+# (an offset index such as c0 + c gets numba's negative-index wrap and is gathered instead: 5x slower, measured).
+# Per-channel elementwise work (softplus, the D skip, the gate and their gradients) runs row by row over time,
+# contiguous in the (b, d, l) inputs. B and C arrive as (b, g, l, n) when variable (one value per step and state
+# for the whole block: a block never straddles a group) and as (1, 1, d, n) when time-invariant.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _task(task, dt, B, C, b_var, c_var):
+    """(bi, j, c0, gb, gc, Bt, Ct) of a task: batch row, block, first channel, the groups of B and C it reads, and
+    (n, cw) buffers for B_t and C_t (time-invariant ones are loaded here, once)."""
+    blocks, cw = dt.shape[1], dt.shape[3]
+    bi, j = task // blocks, task % blocks
+    c0, n = j * cw, B.shape[3]
+    Bt, Ct = np.empty((n, cw), dt.dtype), np.empty((n, cw), dt.dtype)
+    for c in range(cw):
+        if not b_var:
+            Bt[:, c] = B[0, 0, c0 + c]
+        if not c_var:
+            Ct[:, c] = C[0, 0, c0 + c]
+    return bi, j, c0, j * B.shape[1] // blocks, j * C.shape[1] // blocks, Bt, Ct
+
+
+@njit(**_JIT)
+def _load_step(M, bi, group, t, buf):
+    """buf: (n, cw) <- a variable B or C (b, g, l, n) at step t, the same for every channel of the block."""
+    for k in range(buf.shape[0]):
+        buf[k, :] = M[bi, group, t, k]
+
+
+@njit(**_JIT)
+def _prepare(bi, j, u, delta, bias, softplus, dt, x):
+    """Fills the task's dt[bi, j] = softplus(delta + bias) (or delta + bias) and x[bi, j] = dt * u: (l, cw)."""
+    cw = dt.shape[3]
+    for c in range(cw):
+        d = j * cw + c
+        for t in range(delta.shape[2]):
+            raw = delta[bi, d, t] + bias[d]
+            v = _softplus(raw) if softplus else raw
+            dt[bi, j, t, c] = v
+            x[bi, j, t, c] = v * u[bi, d, t]
+
+
+@njit(**_JIT)
+def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, ys, hs, decays, store):
+    """Advances h: (n, cw) of task (bi, j) over steps t0 <= t < t1, writing ys[t - t0] = <C_t, h_t>: (cw,).
+
+    With `store`, also keeps hs[t - t0 + 1] = h_t (hs[0] = the state before t0) and decays[t - t0] = exp(dt_t A):
+    (t1 - t0 + 1, n, cw) and (t1 - t0, n, cw). A is blocked: (d / cw, n, cw).
+    """
+    n, cw = h.shape
+    if store:
+        hs[0] = h
+    for t in range(t0, t1):
+        if b_var:
+            _load_step(B, bi, gb, t, Bt)
+        if c_var:
+            _load_step(C, bi, gc, t, Ct)
+        acc = ys[t - t0]
+        acc[:] = 0
+        for k in range(n):
+            for c in range(cw):
+                a = _exp(dt[bi, j, t, c] * A[j, k, c])
+                hk = a * h[k, c] + x[bi, j, t, c] * Bt[k, c]
+                h[k, c] = hk
+                acc[c] += hk * Ct[k, c]
+                if store:
+                    decays[t - t0, k, c] = a
+                    hs[t - t0 + 1, k, c] = hk
+
+
+@njit(parallel=True, **_JIT)
+def _forward_kernel(
+    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, out, last, checkpoints, save
+):
+    """out: (b, d, l) gated outputs; last: (b, d, n); dt, x: (b, d / cw, l, cw) filled for the backward; with `save`,
+    checkpoints[bi, j, i]: (n, cw) = the state before chunk i."""
+    batch, blocks, length, cw = dt.shape
+    for task in prange(batch * blocks):
+        bi, j, c0, gb, gc, Bt, Ct = _task(task, dt, B, C, b_var, c_var)
+        _prepare(bi, j, u, delta, bias, softplus, dt, x)
+        h = np.zeros(Bt.shape, dt.dtype)
+        ys = np.empty((chunk, cw), dt.dtype)
+        unused = np.empty((1, 1, 1), dt.dtype)
+        for i in range((length + chunk - 1) // chunk):
+            if save:
+                checkpoints[bi, j, i] = h
+            t0 = i * chunk
+            t1 = min(t0 + chunk, length)
+            _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, ys, unused, unused, False)
+            for c in range(cw):
+                d = c0 + c
+                for s in range(t1 - t0):
+                    v = ys[s, c] + D[d] * u[bi, d, t0 + s]
+                    if has_z:
+                        v *= z[bi, d, t0 + s] * _sigmoid(z[bi, d, t0 + s])
+                    out[bi, d, t0 + s] = v
+        last[bi, c0 : c0 + cw] = h.T
+
+
+@njit(parallel=True, **_JIT)
+def _backward_kernel(
+    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, checkpoints, dout, dlast,
+    du, ddelta, dz, dA, dB, dC, dD, dbias,
+):  # fmt: skip
+    """Reverse pass, chunk by chunk from the checkpoints. Fills du, ddelta, dz: (b, d, l) and the partials
+    dA: (b, d, n), dD, dbias: (b, d) per batch row, dB / dC: (b, d / cw, l, n) per block when variable,
+    (b, 1, d, n) when time-invariant. Each task writes only its own rows: no races.
+    """
+    batch, blocks, length, cw = dt.shape
+    for task in prange(batch * blocks):
+        bi, j, c0, gb, gc, Bt, Ct = _task(task, dt, B, C, b_var, c_var)
+        n = Bt.shape[0]
+        h, g = np.empty((n, cw), dt.dtype), dlast[bi, c0 : c0 + cw].T.copy()
+        dA_acc, dB_acc, dC_acc = np.zeros((n, cw), dt.dtype), np.zeros((n, cw), dt.dtype), np.zeros((n, cw), dt.dtype)
+        dD_acc, dbias_acc = np.zeros(cw, dt.dtype), np.zeros(cw, dt.dtype)
+        hs, decays = np.empty((chunk + 1, n, cw), dt.dtype), np.empty((chunk, n, cw), dt.dtype)
+        scratch = np.empty((4, chunk, cw), dt.dtype)
+        ys, dys, dxs, ddts = scratch[0], scratch[1], scratch[2], scratch[3]
+        for i in range((length + chunk - 1) // chunk - 1, -1, -1):
+            t0 = i * chunk
+            t1 = min(t0 + chunk, length)
+            h[:] = checkpoints[bi, j, i]
+            _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, ys, hs, decays, True)
+            for c in range(cw):  # through the gate and the D skip: dys = d<C_t, h_t>, dz, dD
+                d = c0 + c
+                for s in range(t1 - t0):
+                    grad, uu = dout[bi, d, t0 + s], u[bi, d, t0 + s]
+                    if has_z:
+                        zz = z[bi, d, t0 + s]
+                        sg = _sigmoid(zz)
+                        dz[bi, d, t0 + s] = grad * (ys[s, c] + D[d] * uu) * sg * (1 + zz * (1 - sg))
+                        grad *= zz * sg
+                    dys[s, c] = grad
+                    dD_acc[c] += grad * uu
+            for s in range(t1 - t0 - 1, -1, -1):
+                t = t0 + s
+                if b_var:
+                    _load_step(B, bi, gb, t, Bt)
+                if c_var:
+                    _load_step(C, bi, gc, t, Ct)
+                dxs[s] = 0
+                ddts[s] = 0
+                for k in range(n):
+                    sum_b, sum_c = dt.dtype.type(0), dt.dtype.type(0)
+                    for c in range(cw):
+                        gk = g[k, c] + dys[s, c] * Ct[k, c]
+                        a = decays[s, k, c]
+                        gah = gk * a * hs[s, k, c]
+                        dA_acc[k, c] += gah * dt[bi, j, t, c]
+                        ddts[s, c] += gah * A[j, k, c]
+                        dxs[s, c] += gk * Bt[k, c]
+                        grad_b, grad_c = gk * x[bi, j, t, c], dys[s, c] * hs[s + 1, k, c]
+                        if b_var:
+                            sum_b += grad_b
+                        else:
+                            dB_acc[k, c] += grad_b
+                        if c_var:
+                            sum_c += grad_c
+                        else:
+                            dC_acc[k, c] += grad_c
+                        g[k, c] = gk * a
+                    if b_var:
+                        dB[bi, j, t, k] = sum_b
+                    if c_var:
+                        dC[bi, j, t, k] = sum_c
+            for c in range(cw):  # through x = dt * u and dt = softplus(delta + bias)
+                d = c0 + c
+                for s in range(t1 - t0):
+                    t = t0 + s
+                    du[bi, d, t] = dys[s, c] * D[d] + dt[bi, j, t, c] * dxs[s, c]
+                    grad = ddts[s, c] + dxs[s, c] * u[bi, d, t]
+                    raw = delta[bi, d, t] + bias[d]
+                    if softplus and raw <= 20:
+                        grad *= _sigmoid(raw)
+                    ddelta[bi, d, t] = grad
+                    dbias_acc[c] += grad
+        dA[bi, c0 : c0 + cw] = dA_acc.T
+        if not b_var:
+            dB[bi, 0, c0 : c0 + cw] = dB_acc.T
+        if not c_var:
+            dC[bi, 0, c0 : c0 + cw] = dC_acc.T
+        dD[bi, c0 : c0 + cw] = dD_acc
+        dbias[bi, c0 : c0 + cw] = dbias_acc
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# torch side: layouts in and out, the autograd Function, the public entry point.
+# ---------------------------------------------------------------------------------------------------------------
+
+_MAX_BLOCK = 32  # channels per task: an (n, 32) float32 state is 2 KiB at n = 16
+
+
+def _block_size(batch: int, dim: int, groups: list[int]) -> int:
+    """Channels per block: a divisor of every variable B / C's group width (`groups`: their group counts), at most
+    `_MAX_BLOCK`, the largest that still gives each thread two tasks."""
+    base = math.gcd(dim, *(dim // g for g in groups))
+    sizes = [s for s in range(min(base, _MAX_BLOCK), 0, -1) if base % s == 0]
+    return next((s for s in sizes if batch * (dim // s) >= 2 * numba.get_num_threads()), sizes[-1])
+
+
+def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw: int) -> tuple[Tensor, ...]:
+    """Contiguous work-dtype tensors in kernel order: A blocked (d / cw, n, cw), B / C as (b, g, l, n) when variable
+    and (1, 1, d, n) when not; zeros stand for an absent D / delta_bias, a (1, 1, 1) tensor for z."""
+    work = torch.float64 if u.dtype == torch.float64 else torch.float32
+
+    def prep(t: Tensor | None, *absent: int) -> Tensor:
+        return torch.zeros(absent, dtype=work) if t is None else t.detach().to(work).contiguous()
+
+    def bc(M: Tensor) -> Tensor:
+        M = M.detach().to(work)
+        return (
+            M[None, None].contiguous()
+            if M.dim() == 2
+            else (M[:, None] if M.dim() == 3 else M).transpose(-1, -2).contiguous()
+        )
+
+    dim, n = A.shape
+    A_blocked = A.detach().to(work).reshape(dim // cw, cw, n).transpose(1, 2).contiguous()
+    return prep(u), prep(delta), A_blocked, bc(B), bc(C), prep(D, dim), prep(z, 1, 1, 1), prep(delta_bias, dim)
+
+
+def _bc_grad(partial: Tensor, like: Tensor) -> Tensor:
+    """dB or dC from the kernel's partials, (b, 1, d, n) when time-invariant or (b, d / cw, l, n) per block when
+    variable (blocks in channel order, the same number per group), summed to the shape and dtype of `like`."""
+    if like.dim() == 2:
+        return partial.sum((0, 1)).to(like.dtype)
+    batch, blocks, length, n = partial.shape
+    groups = 1 if like.dim() == 3 else like.shape[1]
+    grad = partial.view(batch, groups, blocks // groups, length, n).sum(2).transpose(-1, -2)  # (b, g, n, l)
+    return (grad[:, 0] if like.dim() == 3 else grad).to(like.dtype)
+
+
+def _np(*tensors: Tensor) -> list[np.ndarray]:
+    return [t.numpy() for t in tensors]
+
+
+class SelectiveScanFn(torch.autograd.Function):
+    """Autograd wrapper: returns (y, last_state); the backward also propagates a gradient of last_state."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+        (batch, dim, length), n = u.shape, A.shape[1]
+        b_var, c_var, has_z = B.dim() > 2, C.dim() > 2, z is not None
+        cw = _block_size(batch, dim, [M.shape[1] if M.dim() == 4 else 1 for M in (B, C) if M.dim() > 2])
+        ins = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw)
+        chunk, save = max(64, n), any(ctx.needs_input_grad)
+        work = ins[0]
+        dt, x = (work.new_empty(batch, dim // cw, length, cw) for _ in range(2))
+        out, last = torch.empty_like(work), work.new_empty(batch, dim, n)
+        checkpoints = work.new_empty((batch, dim // cw, -(-length // chunk), n, cw) if save else (1, 1, 1, 1, 1))
+        flags = (delta_softplus, has_z, b_var, c_var, chunk)
+        _forward_kernel(*_np(*ins), *flags, *_np(dt, x, out, last, checkpoints), save)
+        ctx.save_for_backward(*ins, dt, x, checkpoints)
+        ctx.flags = flags
+        ctx.originals = (u, delta, A, B, C, D, z, delta_bias)
+        return out.to(u.dtype), last
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        *ins, dt, x, checkpoints = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias = ctx.originals
+        b_var, c_var = ctx.flags[2:4]
+        (batch, dim, length), n, work = u.shape, A.shape[1], ins[0].dtype
+        du, ddelta, dz = (torch.empty(batch, dim, length, dtype=work) for _ in range(3))
+        dA = torch.empty(batch, dim, n, dtype=work)
+        dB, dC = (
+            dt.new_empty((batch, dt.shape[1], length, n) if var else (batch, 1, dim, n)) for var in (b_var, c_var)
+        )
+        dD, dbias = torch.empty(batch, dim, dtype=work), torch.empty(batch, dim, dtype=work)
+        _backward_kernel(
+            *_np(*ins), *ctx.flags, *_np(dt, x, checkpoints, dout.to(work).contiguous(), dlast.to(work).contiguous()),
+            *_np(du, ddelta, dz, dA, dB, dC, dD, dbias),
+        )  # fmt: skip
+        return (
+            du.to(u.dtype),
+            ddelta.to(delta.dtype),
+            dA.sum(0).to(A.dtype),
+            _bc_grad(dB, B),
+            _bc_grad(dC, C),
+            None if D is None else dD.sum(0).to(D.dtype),
+            None if z is None else dz.to(z.dtype),
+            None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype),
+            None,
+        )
+
+
+def selective_scan_numba(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """The fused CPU selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
+    y, last = SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return (y, last) if return_last_state else y
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One decoding step (`ssmkit.ops.selective_state_update_ref`): a single fused loop, vectorised over the state.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _state_update_kernel(state, x, dt, A, B, C, D, z, bias, softplus, has_z, out):
+    """state: (b, d, n) updated in place; x, dt, z, out: (b, d); A: (d, n); B, C: (b, n); D, bias: (d,)."""
+    batch, dim, n = state.shape
+    for bi in range(batch):
+        for di in range(dim):
+            step = dt[bi, di] + bias[di]
+            if softplus:
+                step = _softplus(step)
+            xb, acc = step * x[bi, di], state.dtype.type(0)
+            for k in range(n):
+                h = _exp(step * A[di, k]) * state[bi, di, k] + xb * B[bi, k]
+                state[bi, di, k] = h
+                acc += h * C[bi, k]
+            y = acc + D[di] * x[bi, di]
+            if has_z:
+                y *= z[bi, di] * _sigmoid(z[bi, di])
+            out[bi, di] = y
+
+
+def selective_state_update_numba(
+    state: Tensor,
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    dt_bias: Tensor | None = None,
+    dt_softplus: bool = False,
+) -> Tensor:
+    """The fused CPU decoding step; same signature and semantics as `ssmkit.ops.selective_state_update_ref`:
+    computes in `state`'s dtype (float32 for other dtypes) and writes the new state into `state`."""
+    if state.dtype not in (torch.float32, torch.float64) or not state.is_contiguous():
+        work_state = state.float().contiguous()
+        y = selective_state_update_numba(work_state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
+        state.copy_(work_state)
+        return y
+    work, dim = state.dtype, state.shape[1]
+
+    def prep(t: Tensor | None, *absent: int) -> np.ndarray:
+        t = torch.zeros(absent, dtype=work) if t is None else t.detach().to(work).contiguous()
+        return t.numpy()
+
+    out = torch.empty(x.shape, dtype=work)
+    _state_update_kernel(
+        state.detach().numpy(), prep(x), prep(dt), prep(A), prep(B), prep(C), prep(D, dim), prep(z, 1, 1),
+        prep(dt_bias, dim), dt_softplus, z is not None, out.numpy(),
+    )  # fmt: skip
+    return out.to(x.dtype)
