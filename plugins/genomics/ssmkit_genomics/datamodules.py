@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ssmkit.data import BaseDataModule, DataError, PadCollate
 from ssmkit_genomics import readers
@@ -45,21 +45,6 @@ class RandomWindows(Dataset):
         window = self.tokens[start : start + self.context_length + 1]
         if self.rc_augment and bool(torch.rand(()) < 0.5):
             window = reverse_complement(window)
-        return window[:-1], window[1:]
-
-
-class TiledWindows(Dataset):
-    """Consecutive non-overlapping windows of a corpus (at most `limit`): the validation set."""
-
-    def __init__(self, tokens: Tensor, context_length: int, limit: int) -> None:
-        self.tokens, self.context_length = tokens, context_length
-        self.n = min(limit, (len(tokens) - 1) // context_length)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        window = self.tokens[i * self.context_length : (i + 1) * self.context_length + 1]
         return window[:-1], window[1:]
 
 
@@ -126,9 +111,12 @@ class GenomeData(BaseDataModule):
                     "val_fraction"
                 )
             self.train_tokens, self.val_tokens = corpus[:-n_val], corpus[-n_val:]
+        # validation: consecutive non-overlapping windows of the held-out part (at most val_windows)
+        n, length = min(self.val_windows, (len(self.val_tokens) - 1) // self.context_length), self.context_length
+        tiles = self.val_tokens[: n * length + 1]
         return {
             "train": RandomWindows(self.train_tokens, self.context_length, self.train_windows, self.rc_augment),
-            "val": TiledWindows(self.val_tokens, self.context_length, self.val_windows),
+            "val": TensorDataset(tiles[:-1].view(n, length), tiles[1:].view(n, length)),
         }
 
     def item_names(self, split: str) -> list[str]:

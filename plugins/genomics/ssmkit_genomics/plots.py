@@ -14,6 +14,7 @@ from ssmkit.train.plots import save_figure
 def plot_context_curve(bits: np.ndarray, out: Path, title: str = "") -> Path:
     """bits: (L,) mean bits per base of the prediction at each window position, i.e. with that much context."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     edges = np.unique(np.geomspace(1, len(bits), num=40).astype(int))
     centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
@@ -21,6 +22,8 @@ def plot_context_curve(bits: np.ndarray, out: Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(centres, means, marker="o", ms=3)
     ax.set(xscale="log", xlabel="context (bases before the predicted one)", ylabel="bits per base", title=title)
+    ax.xaxis.set_major_formatter(ScalarFormatter())  # 1, 10, 100 (not 10^k), and no crowded minor labels
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, out)

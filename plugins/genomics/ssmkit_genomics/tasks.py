@@ -58,16 +58,25 @@ class GenomicsBackbone:
         super().on_save_checkpoint(checkpoint)
         checkpoint["backbone_config"] = self.backbone.config.as_dict()
 
-    def load_backbone(self, path: str) -> None:
-        """Copy the backbone weights of a genomics checkpoint (loaded with weights_only=True)."""
-        ckpt = load_checkpoint(path)
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """`--ckpt_path`: the checkpoint's backbone must be this one. `max_length` comes from the data, so another
+        `--data.max_length` than the run's would otherwise change the filters' l_max without a word."""
+        self.check_backbone(checkpoint, "--ckpt_path")
+
+    def check_backbone(self, ckpt: dict[str, Any], source: str) -> None:
+        """A ValueError listing the settings in which the checkpoint's backbone differs from this one."""
         if ckpt.get("backbone_config") is None:
-            raise ValueError(f"{path} is not a genomics checkpoint (no backbone_config)")
+            raise ValueError(f"{source}: not a genomics checkpoint (no backbone_config)")
         theirs, ours = BackboneConfig.of(ckpt["backbone_config"]).architecture(), self.backbone.config.architecture()
         differ = [k for k in ours if theirs[k] != ours[k]]
         if differ:
             detail = ", ".join(f"{k}: {theirs[k]!r} there, {ours[k]!r} here" for k in differ)
-            raise ValueError(f"init_from {path}: the backbone differs ({detail})")
+            raise ValueError(f"{source}: the backbone differs ({detail}); give the run's max_length / backbone")
+
+    def load_backbone(self, path: str) -> None:
+        """Copy the backbone weights of a genomics checkpoint (loaded with weights_only=True)."""
+        ckpt = load_checkpoint(path)
+        self.check_backbone(ckpt, f"init_from {path}")
         prefix = "backbone."
         weights = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
         self.backbone.load_state_dict(weights)

@@ -16,8 +16,8 @@ channels, lengths, classes) it takes from the data module (`data_links`); backbo
 - `SensorClassifier` (classify): a causal encoder pooled (`last` by default: the prediction once the
   window has been read); accuracy, the confusion report and `predictions.csv` of `ClassificationTask`.
 
-`predict` runs over the data module's predict split (the test windows, in order; `window` is the index
-there) and writes into the run folder.
+`predict` runs over the data module's predict split (the test windows, in order; `window`, for classify
+`item`, is the index there) and writes into the run folder.
 """
 
 from __future__ import annotations

@@ -63,6 +63,9 @@ def test_classify_quick_from_pretrain_then_predict(pretrained, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "genomics" / "classify" / "version_1" / "predictions.csv")))
     assert [r["item"] for r in rows] == ["a", "b"]
     assert float(rows[0]["p_0"]) + float(rows[0]["p_1"]) == pytest.approx(1.0, abs=1e-5)
+    # max_length comes from the data: another one than the run's would change the filters' l_max silently
+    with pytest.raises(ValueError, match=r"--ckpt_path: the backbone differs \(mixer_kwargs: \{'l_max': 128"):
+        main([*args, "--data.predict_path", str(fasta), "--data.max_length", "256"])
 
 
 def test_classify_on_another_mixer_from_scratch(tmp_path):

@@ -1,1 +1,0 @@
-"""The synthetic tasks (selective copying, MQAR, induction heads, in-context regression, sequential digits)."""
