@@ -19,33 +19,8 @@ from ssmkit.testing.plugin_contract import (
     check_quick,
 )
 
-NO_TRAIN_LOSS_ROW = (
-    "train/loss is logged on step only and ssmkit.train.cli's trainer default is log_every_n_steps=10, while "
-    "the quick config trains 3-4 batches per epoch (4 steps; 8 after the resume): no step is ever logged, so "
-    "metrics.csv has no train-loss row and loss.png no training curve (quick configs need "
-    "trainer.log_every_n_steps: 1, or the task base should also log train/loss on_epoch)"
-)
-QUICK_TASKS_WITHOUT_TRAIN_LOSS = (
-    "genomics.classify",
-    "genomics.pretrain",
-    "sensors.classify",
-    "sensors.forecast",
-    "sensors.seq2seq",
-    "synthetic.associative_recall",
-    "synthetic.icl_regression",
-    "synthetic.induction_heads",
-    "synthetic.selective_copy",
-    "synthetic.sequential_digits",
-    "vision.classify",
-)
 # (task id, check) -> why it fails today. Strict: a check that starts passing must be taken off this list.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    **{(task, "metrics"): NO_TRAIN_LOSS_ROW for task in QUICK_TASKS_WITHOUT_TRAIN_LOSS},
-    ("genomics.pretrain", "predict"): (
-        "predict with only --ckpt_path raises ValueError('generation needs --data.prompts'): neither the quick "
-        "config nor GenomeData gives a default prompt"
-    ),
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("info", discover(), ids=lambda info: info.name)

@@ -44,6 +44,7 @@ class BaseDataModule(L.LightningDataModule):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.datasets: dict[str, Dataset] = {}
+        self.built_stages: set[str] = set()  # `build` runs once per stage, even when it leaves a split out
 
     def build(self, stage: str) -> dict[str, Dataset]:
         """The splits this data module makes for a Lightning stage ("fit", "validate", "test", "predict").
@@ -53,12 +54,13 @@ class BaseDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         stage = stage or "fit"
-        if any(split not in self.datasets for split in STAGE_SPLITS[stage]):
+        if stage not in self.built_stages and any(split not in self.datasets for split in STAGE_SPLITS[stage]):
             built = {k: v for k, v in self.build(stage).items() if k not in self.datasets}
             empty = sorted(k for k, v in built.items() if isinstance(v, Sized) and not len(v))
             if empty:
                 raise DataError(f"the {' and '.join(empty)} split(s) hold no samples", source=type(self).__name__)
             self.datasets.update(built)
+        self.built_stages.add(stage)
 
     def split(self, name: str) -> tuple[str, Dataset]:
         """(the split that serves `name`, its dataset): `name` itself, or its fallback when it was not built."""

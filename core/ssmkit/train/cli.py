@@ -52,7 +52,7 @@ def run_task(
             module_cls,
             datamodule_cls,
             args=[subcommand, "--config", str(task.config_path(quick)), *args],
-            trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version),
+            trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version, quick),
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             subclass_mode_model=False,
@@ -79,8 +79,10 @@ class SsmkitCLI(LightningCLI):
 
 
 def _trainer_defaults(
-    info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: int | None
+    info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: int | None, quick: bool
 ) -> dict[str, Any]:
+    """The trainer every run gets unless its config says otherwise. A quick run (a handful of steps) logs every
+    step, so its metrics.csv and loss curve have training rows."""
     return {
         "logger": lazy_instance(
             ResumableCSVLogger, save_dir=str(runs_dir), name=f"{info.name}/{task_name}", version=version
@@ -100,7 +102,7 @@ def _trainer_defaults(
             LossCurvePlot(),
         ],
         "gradient_clip_val": 1.0,
-        "log_every_n_steps": 10,
+        "log_every_n_steps": 1 if quick else 10,
     }
 
 

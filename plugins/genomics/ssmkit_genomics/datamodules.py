@@ -69,7 +69,8 @@ class GenomeData(BaseDataModule):
         """root: a FASTA / GenBank / CSV file, or a folder (its `train` split if it is a split folder, else
         every FASTA / GenBank file in it); None: a synthetic genome of `synthetic_length` bases.
         train_windows: samples per training epoch. Predict (generation): `prompts`, a FASTA file or a DNA
-        string, each continued by `generate_tokens` bases sampled with `temperature` and `top_k`."""
+        string (default: the starts of a few held-out windows), each continued by `generate_tokens` bases sampled
+        with `temperature` and `top_k`."""
         super().__init__(batch_size, num_workers, seed)
         self.root, self.context_length = root, context_length
         self.train_windows, self.val_fraction, self.val_windows = train_windows, val_fraction, val_windows
@@ -95,22 +96,8 @@ class GenomeData(BaseDataModule):
 
     def build(self, stage: str) -> dict[str, Dataset]:
         if stage == "predict":
-            records = _prompt_records(self.prompts)
-            self.prompt_ids = [r.id for r in records]
-            ids = readers.encode_records(records, f"prompts {self.prompts!r}")
-            return {"predict": [(torch.from_numpy(x), i) for i, x in enumerate(ids)]}
-        if self.train_tokens is None:
-            records = self.corpus_records()
-            ids = readers.encode_records(records, str(self.root or "synthetic genome"))
-            corpus = torch.from_numpy(np.concatenate([np.append(x, SEP) for x in ids])[:-1])
-            n_val = int(len(corpus) * self.val_fraction)
-            if n_val < self.context_length + 1:
-                raise ValueError(
-                    f"the held-out part ({n_val} tokens = val_fraction {self.val_fraction} of {len(corpus)}) is "
-                    f"shorter than context_length + 1 = {self.context_length + 1}; lower context_length or raise "
-                    "val_fraction"
-                )
-            self.train_tokens, self.val_tokens = corpus[:-n_val], corpus[-n_val:]
+            return {"predict": self.prompt_set()}
+        self.load_corpus()
         # validation: consecutive non-overlapping windows of the held-out part (at most val_windows)
         n, length = min(self.val_windows, (len(self.val_tokens) - 1) // self.context_length), self.context_length
         tiles = self.val_tokens[: n * length + 1]
@@ -118,6 +105,42 @@ class GenomeData(BaseDataModule):
             "train": RandomWindows(self.train_tokens, self.context_length, self.train_windows, self.rc_augment),
             "val": TensorDataset(tiles[:-1].view(n, length), tiles[1:].view(n, length)),
         }
+
+    def load_corpus(self) -> None:
+        """The corpus as token ids, split into `train_tokens` and the held-out `val_tokens` (its last part)."""
+        if self.train_tokens is not None:
+            return
+        source = str(self.root or "synthetic genome")
+        ids = readers.encode_records(self.corpus_records(), source)
+        corpus = torch.from_numpy(np.concatenate([np.append(x, SEP) for x in ids])[:-1])
+        n_val = int(len(corpus) * self.val_fraction)
+        if n_val < self.context_length + 1:
+            raise DataError(
+                f"the held-out part ({n_val} tokens = val_fraction {self.val_fraction} of {len(corpus)}) is "
+                f"shorter than context_length + 1 = {self.context_length + 1}; lower context_length or raise "
+                "val_fraction",
+                source=source,
+            )
+        self.train_tokens, self.val_tokens = corpus[:-n_val], corpus[-n_val:]
+
+    def prompt_set(self) -> list[tuple[Tensor, int]]:
+        """(ids (T,), index) per prompt: `prompts` (a FASTA file or a DNA string), or without it the first
+        `context_length // 4` bases of up to four held-out windows (named heldout_<i>), so predict always runs."""
+        if self.prompts is not None:
+            records = (
+                readers.read_sequences(self.prompts)
+                if Path(self.prompts).is_file()
+                else [Record("prompt", self.prompts)]
+            )
+            self.prompt_ids = [r.id for r in records]
+            ids = [torch.from_numpy(x) for x in readers.encode_records(records, f"prompts {self.prompts!r}")]
+        else:
+            self.load_corpus()
+            length = max(1, self.context_length // 4)
+            starts = range(0, min(4 * self.context_length, len(self.val_tokens) - length), self.context_length)
+            ids = [self.val_tokens[s : s + length] for s in starts]
+            self.prompt_ids = [f"heldout_{i}" for i in range(len(ids))]
+        return [(x, i) for i, x in enumerate(ids)]
 
     def item_names(self, split: str) -> list[str]:
         """The prompts' names (FASTA ids; "prompt" for a DNA string) for "predict"."""
@@ -220,11 +243,3 @@ def _is_sequence_file(path: Path) -> bool:
     except DataError:
         return False
     return path.is_file()
-
-
-def _prompt_records(prompts: str | None) -> list[Record]:
-    if prompts is None:
-        raise ValueError("generation needs --data.prompts (a FASTA file or a DNA string)")
-    if Path(prompts).is_file():
-        return readers.read_sequences(prompts)
-    return [Record("prompt", prompts)]

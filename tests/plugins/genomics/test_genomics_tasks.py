@@ -42,6 +42,17 @@ def test_generate_is_predict_of_pretrain(pretrained, tmp_path):
     assert str(record.seq).startswith("ACGTTGCA") and 8 < len(record.seq) <= 18  # specials are not written
 
 
+def test_generate_without_prompts_continues_held_out_windows(pretrained):
+    """predict needs no flag: the prompts default to the starts of held-out windows (quick: 64 // 4 bases)."""
+    runs = pretrained.parents[2]
+    args = ["predict", "genomics.pretrain", "--quick", "--runs_dir", str(runs), "--ckpt_path", "last"]
+    assert main(args) == 0
+    out = max(runs.glob("genomics/pretrain/version_*/generated.fasta"), key=lambda p: p.stat().st_mtime)
+    records = list(SeqIO.parse(out, "fasta"))
+    assert [r.id for r in records] == [f"heldout_{i}_generated" for i in range(len(records))] and records
+    assert all(16 < len(r.seq) <= 16 + 16 for r in records)  # 16 prompt bases + up to 16 sampled
+
+
 def test_generate_refuses_to_pass_max_length():
     model = GenomicsLM(max_length=16, backbone=TINY_HYENA)
     with pytest.raises(ValueError, match="exceeds max_length=16"):
