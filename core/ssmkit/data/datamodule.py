@@ -62,7 +62,7 @@ class BaseDataModule(L.LightningDataModule):
             self.datasets.update(built)
         self.built_stages.add(stage)
 
-    def split(self, name: str) -> tuple[str, Dataset]:
+    def serving_split(self, name: str) -> tuple[str, Dataset]:
         """(the split that serves `name`, its dataset): `name` itself, or its fallback when it was not built."""
         for candidate in (name, *FALLBACK.get(name, ())):
             if candidate in self.datasets:
@@ -74,7 +74,7 @@ class BaseDataModule(L.LightningDataModule):
 
     def dataloader(self, name: str) -> DataLoader:
         """The loader of split `name`: shuffled, dropping a last partial batch, for "train"; in order otherwise."""
-        served, dataset = self.split(name)
+        served, dataset = self.serving_split(name)
         if served != name:
             rank_zero_info(f"{type(self).__name__}: no {name} split; using the {served} split for {name}")
         train = name == "train"

@@ -5,7 +5,7 @@ A subclass builds its model in `__init__` (after `super().__init__(n_classes=...
 cross-entropy (label smoothing in training), the metrics named in `metrics` per stage, and the report at the end
 of fit and test: `plots/<stage>_confusion.png` (confusion matrix beside per-class accuracy),
 `<stage>_confusion.csv`, `<stage>_per_class_accuracy.csv`; `predict` writes `predictions.csv` (item, predicted
-class, then the probability of every class).
+class, the true class where the predict split has labels, then the probability of every class).
 
 Metric names: "acc" (top-1), "top<k>" (top-k, k capped at n_classes), "mcc" (Matthews), "f1" (macro F1).
 Class names come from the data module's `classes` when it has them, else "0", "1", ...
@@ -77,6 +77,7 @@ class ClassificationTask(TaskModule):
         )
         self.confusion = MulticlassConfusionMatrix(n_classes)
         self.probabilities: list[Tensor] = []
+        self.labels: list[Tensor] = []
 
     def classification_loss(self, logits: Tensor, labels: Tensor, stage: str) -> Tensor:
         smoothing = self.label_smoothing if stage == "train" else 0.0
@@ -135,10 +136,12 @@ class ClassificationTask(TaskModule):
         """batch: (*inputs, labels) or (*inputs,) when the predict split has no labels -> probabilities (B, K)."""
         probabilities = self(*batch[: self.n_inputs]).softmax(-1)
         self.probabilities.append(probabilities.detach().float().cpu())
+        if len(batch) > self.n_inputs:
+            self.labels.append(batch[self.n_inputs].cpu())
         return probabilities
 
     def on_predict_epoch_start(self) -> None:
-        self.probabilities = []
+        self.probabilities, self.labels = [], []
 
     def on_predict_epoch_end(self) -> None:
         path = self.run_file("predictions.csv", required=True)
@@ -147,7 +150,8 @@ class ClassificationTask(TaskModule):
         probabilities = torch.cat(self.probabilities).numpy()
         data = getattr(self.trainer, "datamodule", None)
         names = data.item_names("predict") if hasattr(data, "item_names") else None
-        write_predictions(path, probabilities, self.class_names(), names)
+        labels = torch.cat(self.labels).numpy() if self.labels else None
+        write_predictions(path, probabilities, self.class_names(), names, labels)
         rank_zero_info(f"predictions for {len(probabilities)} item(s): {path}")
 
 
@@ -159,11 +163,16 @@ def write_confusion_csv(matrix: np.ndarray, classes: list[str], path: Any) -> No
         writer.writerows([c, *(int(n) for n in row)] for c, row in zip(classes, matrix, strict=True))
 
 
-def write_predictions(path: Any, probabilities: np.ndarray, classes: list[str], items: list[str] | None) -> None:
-    """CSV: item (a name, else the row index), predicted class, p_<class> for every class."""
+def write_predictions(
+    path: Any, probabilities: np.ndarray, classes: list[str], items: list[str] | None, labels: np.ndarray | None = None
+) -> None:
+    """CSV: item (a name, else the row index), predicted class, `label` (the true class, where the predict split has
+    labels; empty for a label < 0, i.e. unknown), p_<class> for every class."""
     items = items if items is not None else [str(i) for i in range(len(probabilities))]
+    known = labels is not None and bool((labels >= 0).any())
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["item", "predicted", *(f"p_{c}" for c in classes)])
-        for item, row in zip(items, probabilities, strict=True):
-            writer.writerow([item, classes[int(row.argmax())], *(f"{p:.6f}" for p in row)])
+        writer.writerow(["item", "predicted", *(["label"] if known else []), *(f"p_{c}" for c in classes)])
+        for i, (item, row) in enumerate(zip(items, probabilities, strict=True)):
+            label = ([classes[int(labels[i])] if labels[i] >= 0 else ""]) if known else []
+            writer.writerow([item, classes[int(row.argmax())], *label, *(f"{p:.6f}" for p in row)])

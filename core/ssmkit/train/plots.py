@@ -95,7 +95,7 @@ def _is_number(cell: Any) -> bool:
     if isinstance(cell, Number):
         return True
     try:
-        float(str(cell).replace(",", "").strip("*").split(" ")[0])  # "**0.650** (0.6501)" is a number
+        float(str(cell).replace(",", "").split(" ")[0].strip("*"))  # "**0.650** (0.6501)" is a number
     except ValueError:
         return False
     return True

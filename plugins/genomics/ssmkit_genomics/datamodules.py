@@ -148,7 +148,7 @@ class GenomeData(BaseDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """One prompt per batch (prompts differ in length): (ids (1, T), index (1,))."""
-        return DataLoader(self.split("predict")[1], batch_size=1)
+        return DataLoader(self.serving_split("predict")[1], batch_size=1)
 
 
 class ClassificationData(BaseDataModule):
@@ -214,7 +214,7 @@ class ClassificationData(BaseDataModule):
 
     def item_names(self, split: str) -> list[str]:
         """Record ids of the samples of the split that serves `split` (`id:start-end` for windows)."""
-        return self.names[self.split(split)[0]]
+        return self.names[self.serving_split(split)[0]]
 
     def fit_length(self, records: list[Record], ids: list[np.ndarray]) -> list[tuple[str, np.ndarray, int]]:
         """(id, ids, label) samples with at most `max_length` tokens each; a warning counts the long ones."""

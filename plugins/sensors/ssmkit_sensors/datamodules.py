@@ -186,8 +186,7 @@ class ForecastData(BaseDataModule):
         start, as Informer / DLinear / PatchTST) or [val_fraction, test_fraction] chronologically."""
         super().__init__(batch_size, num_workers)
         self.root, self.columns, self.date_column = root, columns, date_column
-        # `split` is kept as `split_rule`: BaseDataModule.split(name) is the method that serves a split
-        self.seq_len, self.horizon, self.split_rule, self.missing = seq_len, horizon, split, missing
+        self.seq_len, self.horizon, self.split, self.missing = seq_len, horizon, split, missing
         self.synthetic_rows, self.train_stride = synthetic_rows, train_stride
         self.channels: list[str] = []
         self.scaler: StandardScaler | None = None
@@ -212,8 +211,8 @@ class ForecastData(BaseDataModule):
 
     def borders(self, frame: pd.DataFrame, source: str) -> dict[str, slice]:
         """Row ranges of the splits (their own rows; a window's past may reach into the split before)."""
-        if self.split_rule != "ett":
-            return time_split(len(frame), *self.split_rule, source)
+        if self.split != "ett":
+            return time_split(len(frame), *self.split, source)
         if "date" not in frame.columns:
             raise DataError("split 'ett' needs a date column (set date_column, or give split fractions)", source=source)
         step = frame["date"].diff().median()

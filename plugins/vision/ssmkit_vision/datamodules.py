@@ -135,5 +135,5 @@ class ImageClassificationData(BaseDataModule):
 
     def item_names(self, split: str) -> list[str]:
         """A name per sample of the set serving `split`: its path, or its index in the arrays."""
-        dataset = self.split(split)[1]
+        dataset = self.serving_split(split)[1]
         return [str(item) if isinstance(item, Path) else f"#{i}" for i, item in enumerate(dataset.items)]

@@ -73,8 +73,10 @@ def test_predict_writes_a_row_per_window_and_step(predicted):
         per_window, width = data.window // cli.model.target_stride, 2 + 2 * data.d_target
     elif task == "forecast":
         per_window, width = data.horizon, 2 + 2 * data.n_channels
-    else:  # item, predicted, p_<class> per class (ClassificationTask's layout)
-        per_window, width = 1, data.n_classes + 2
+    else:  # item, predicted, label (the test windows carry theirs), p_<class> per class (ClassificationTask's layout)
+        per_window, width = 1, data.n_classes + 3
+        labels = data.datasets["test"].tensors[1][:windows].tolist()
+        assert table["label"].tolist() == [data.classes[k] for k in labels]
     assert table.shape == (windows * per_window, width)
     index = "item" if task == "classify" else "window"
     assert table[index].tolist() == np.repeat(np.arange(windows), per_window).tolist()
