@@ -16,16 +16,12 @@ from ssmkit.registry import register_model
 Tensor = torch.Tensor
 
 
-class LanguageModel(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int, n_layers: int, tie_embeddings: bool = False, **kw: Any):
-        """Backbone kwargs (mixer, mixer_kwargs, mlp_ratio, hybrid, ...) pass through `**kw`."""
-        super().__init__()
-        self.backbone = SequenceBackbone(d_model=d_model, n_layers=n_layers, vocab_size=vocab_size, **kw)
-        self.lm_head = LMHead(d_model, vocab_size, self.backbone.embedding if tie_embeddings else None)
+class TokenDecoder:
+    """The decoding protocol of `ssmkit.models.generation` for a module with a causal token `backbone`
+    (`SequenceBackbone`) and an `lm_head`: the recurrent state, the prompt read in one pass, one step at a time."""
 
-    def forward(self, tokens: Tensor, *, lengths: Tensor | None = None) -> Tensor:
-        """tokens: (B, L) -> logits (B, L, V)."""
-        return self.lm_head(self.backbone(tokens, lengths=lengths))
+    backbone: SequenceBackbone
+    lm_head: LMHead
 
     def allocate_state(self, batch_size: int, device=None, dtype=None) -> list[State]:
         return self.backbone.allocate_state(batch_size, device, dtype)
@@ -41,7 +37,20 @@ class LanguageModel(nn.Module):
         return self.lm_head(h), state
 
     def generate(self, prompt: Tensor, max_new_tokens: int, **sampling: Any) -> Tensor:
+        """prompt (B, T) ids -> (B, T + max_new_tokens); sampling: greedy / temperature / top_k / top_p."""
         return generate(self, prompt, max_new_tokens, **sampling)
+
+
+class LanguageModel(TokenDecoder, nn.Module):
+    def __init__(self, vocab_size: int, d_model: int, n_layers: int, tie_embeddings: bool = False, **kw: Any):
+        """Backbone kwargs (mixer, mixer_kwargs, mlp_ratio, hybrid, ...) pass through `**kw`."""
+        super().__init__()
+        self.backbone = SequenceBackbone(d_model=d_model, n_layers=n_layers, vocab_size=vocab_size, **kw)
+        self.lm_head = LMHead(d_model, vocab_size, self.backbone.embedding if tie_embeddings else None)
+
+    def forward(self, tokens: Tensor, *, lengths: Tensor | None = None) -> Tensor:
+        """tokens: (B, L) -> logits (B, L, V)."""
+        return self.lm_head(self.backbone(tokens, lengths=lengths))
 
 
 def _preset(**defaults: Any):

@@ -14,8 +14,9 @@ Tensor = torch.Tensor
 class SyntheticDataModule(BaseDataModule):
     """Base: subclasses implement `generate(n, generator) -> tuple of tensors` (one sample per row)."""
 
-    def __init__(self, n_train: int, n_val: int, batch_size: int, seed: int, num_workers: int) -> None:
-        super().__init__(batch_size, num_workers, seed)
+    def __init__(self, n_train: int = 20_000, n_val: int = 1_000, batch_size: int = 64, **loader: int) -> None:
+        """n_train / n_val: generated samples per split; loader: num_workers, seed (BaseDataModule)."""
+        super().__init__(batch_size=batch_size, **loader)
         self.n_train, self.n_val = n_train, n_val
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
@@ -43,19 +44,9 @@ class TokenTaskData(SyntheticDataModule):
 
 
 class SelectiveCopyData(TokenTaskData):
-    def __init__(
-        self,
-        seq_len: int = 64,
-        n_tokens: int = 8,
-        vocab_size: int = 8,
-        n_train: int = 20_000,
-        n_val: int = 1_000,
-        batch_size: int = 64,
-        seed: int = 0,
-        num_workers: int = 0,
-    ) -> None:
+    def __init__(self, seq_len: int = 64, n_tokens: int = 8, vocab_size: int = 8, **data: int) -> None:
         """vocab_size data tokens; the inputs add two more ids (noise and marker)."""
-        super().__init__(n_train, n_val, batch_size, seed, num_workers)
+        super().__init__(**data)
         self.seq_len, self.n_tokens, self.vocab_size = seq_len, n_tokens, vocab_size
 
     @property
@@ -67,18 +58,8 @@ class SelectiveCopyData(TokenTaskData):
 
 
 class AssociativeRecallData(TokenTaskData):
-    def __init__(
-        self,
-        n_pairs: int = 16,
-        n_queries: int = 16,
-        vocab_size: int = 64,
-        n_train: int = 20_000,
-        n_val: int = 1_000,
-        batch_size: int = 64,
-        seed: int = 0,
-        num_workers: int = 0,
-    ) -> None:
-        super().__init__(n_train, n_val, batch_size, seed, num_workers)
+    def __init__(self, n_pairs: int = 16, n_queries: int = 16, vocab_size: int = 64, **data: int) -> None:
+        super().__init__(**data)
         self.n_pairs, self.n_queries, self.vocab_size = n_pairs, n_queries, vocab_size
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
@@ -86,17 +67,8 @@ class AssociativeRecallData(TokenTaskData):
 
 
 class InductionHeadsData(TokenTaskData):
-    def __init__(
-        self,
-        seq_len: int = 64,
-        vocab_size: int = 16,
-        n_train: int = 20_000,
-        n_val: int = 1_000,
-        batch_size: int = 64,
-        seed: int = 0,
-        num_workers: int = 0,
-    ) -> None:
-        super().__init__(n_train, n_val, batch_size, seed, num_workers)
+    def __init__(self, seq_len: int = 64, vocab_size: int = 16, **data: int) -> None:
+        super().__init__(**data)
         self.seq_len, self.vocab_size = seq_len, vocab_size
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:
@@ -104,19 +76,9 @@ class InductionHeadsData(TokenTaskData):
 
 
 class ICLRegressionData(SyntheticDataModule):
-    def __init__(
-        self,
-        n_points: int = 16,
-        dim: int = 4,
-        noise: float = 0.1,
-        n_train: int = 20_000,
-        n_val: int = 1_000,
-        batch_size: int = 64,
-        seed: int = 0,
-        num_workers: int = 0,
-    ) -> None:
+    def __init__(self, n_points: int = 16, dim: int = 4, noise: float = 0.1, **data: int) -> None:
         """Batches are (features (B, 2 n_points, dim + 2), xs (B, n_points, dim), ys (B, n_points))."""
-        super().__init__(n_train, n_val, batch_size, seed, num_workers)
+        super().__init__(**data)
         self.n_points, self.dim, self.noise = n_points, dim, noise
 
     def generate(self, n: int, generator: torch.Generator) -> tuple[Tensor, ...]:

@@ -30,10 +30,9 @@ from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 from lightning.pytorch.utilities import rank_zero_info
 
-from ssmkit.layers.mixer import State
 from ssmkit.models.backbone import BackboneConfig
-from ssmkit.models.generation import generate
 from ssmkit.models.heads import ClassificationHead, LMHead
+from ssmkit.models.lm import TokenDecoder
 from ssmkit.train.checkpoint import load_checkpoint
 from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
@@ -83,7 +82,7 @@ class GenomicsBackbone:
         rank_zero_info(f"initialised the backbone from {path}")
 
 
-class GenomicsLM(GenomicsBackbone, TaskModule):
+class GenomicsLM(TokenDecoder, GenomicsBackbone, TaskModule):
     monitor = "val/bpb"
     monitor_mode = "min"
 
@@ -103,14 +102,14 @@ class GenomicsLM(GenomicsBackbone, TaskModule):
         self.save_hyperparameters()
         self.length_warmup_start, self.length_warmup_steps = length_warmup_start, length_warmup_steps
         self.build_backbone(backbone, max_length)
-        self.head = LMHead(self.backbone.d_model, VOCAB_SIZE)
+        self.lm_head = LMHead(self.backbone.d_model, VOCAB_SIZE)
         self.register_buffer("bits", torch.zeros(0), persistent=False)  # (L,) summed bits per window position
         self.windows = 0
         self.generated: list[SeqRecord] = []
 
     def forward(self, tokens: Tensor) -> Tensor:
         """tokens (B, L) -> next-token logits (B, L, V)."""
-        return self.head(self.backbone(tokens))
+        return self.lm_head(self.backbone(tokens))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """batch: (B, L) windows, cut into (B * L / l, l) pieces while the length warm-up lasts."""
@@ -147,24 +146,13 @@ class GenomicsLM(GenomicsBackbone, TaskModule):
         if path is not None:
             plot_context_curve((bits / windows).cpu().numpy(), path, f"{stage}, {windows} windows")
 
-    # generation on the recurrent path (the protocol of ssmkit.models.generation.generate)
-    def prefill_logits(self, prompt: Tensor) -> tuple[Tensor, list[State]]:
-        """prompt (B, T) -> (logits at the last position (B, V), the state after it), in one parallel pass."""
-        h, state = self.backbone.prefill(prompt)
-        return self.head(h[:, -1]), state
-
-    def step_logits(self, tokens_t: Tensor, state: list[State]) -> tuple[Tensor, list[State]]:
-        """tokens_t (B,) -> logits (B, V)."""
-        h, state = self.backbone.step(tokens_t, state)
-        return self.head(h), state
-
     def generate(self, prompt: Tensor, max_new_tokens: int, **sampling: Any) -> Tensor:
-        """prompt (B, T) ids -> (B, T + max_new_tokens); sampling: greedy / temperature / top_k / top_p."""
+        """TokenDecoder.generate, within max_length (the positions the filters were built for)."""
         if prompt.shape[1] + max_new_tokens > self.max_length:
             raise ValueError(
                 f"prompt ({prompt.shape[1]}) + {max_new_tokens} new tokens exceeds max_length={self.max_length}"
             )
-        return generate(self, prompt, max_new_tokens, **sampling)
+        return super().generate(prompt, max_new_tokens, **sampling)
 
     def on_predict_epoch_start(self) -> None:
         self.generated = []
