@@ -25,6 +25,7 @@ import torch
 import ssmkit_vision.models  # noqa: F401  (registers the models in timm)
 from ssmkit.bench.measure import peak_extra_mb  # the suite's CPU peak-memory measure
 from ssmkit.bench.scaling import loglog_panels
+from ssmkit.train.plots import markdown_table
 
 MODELS = {"Vim": "vim_test_patch4_28", "ViT": "vit_matched_test_patch4_28"}
 
@@ -72,20 +73,24 @@ def _peak_mb(step, device: str) -> float | None:
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
-    lines = [
+    intro = (
         f"Vision resolution scaling on {meta['device']} ({meta['machine']}, {meta['threads']} threads): one training "
-        "step (forward + backward), patch 4, best of the repeats.",
-        "",
-        "| model | size | tokens | batch | step (s) | images/s | peak memory (MiB) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "step (forward + backward), patch 4, best of the repeats."
+    )
+    header = ["model", "size", "tokens", "batch", "step (s)", "images/s", "peak memory (MiB)"]
+    table = [
+        [
+            r["label"],
+            r["size"],
+            r["tokens"],
+            r["batch"],
+            f"{r['step_s']:.4f}",
+            f"{r['images_per_s']:.1f}",
+            "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}",
+        ]  # fmt: skip
+        for r in rows
     ]
-    for r in rows:
-        peak = "n/a" if r["peak_mb"] is None else f"{r['peak_mb']:.1f}"
-        lines.append(
-            f"| {r['label']} | {r['size']} | {r['tokens']} | {r['batch']} | {r['step_s']:.4f} | "
-            f"{r['images_per_s']:.1f} | {peak} |"
-        )
-    return "\n".join(lines) + "\n"
+    return intro + "\n\n" + markdown_table(header, table, align="lrrrrrr") + "\n"
 
 
 def plot(rows: list[dict], out: Path) -> None:

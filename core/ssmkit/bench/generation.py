@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ssmkit.registry import create_model
+from ssmkit.train.plots import markdown_table
 
 # (preset, overrides): a Mamba block (expand 2) holds ~6.2 d^2 weights; attention 4 d^2 plus a gated MLP of ratio
 # 0.75 (3 x 0.75 d^2) matches it, so both 4-layer d_model=256 models have about the same size.
@@ -63,15 +64,13 @@ def run(quick: bool) -> list[dict[str, float | int | str]]:
 
 def markdown(rows: list[dict[str, float | int | str]]) -> str:
     first = rows[0]
-    lines = [
+    intro = (
         f"Greedy decoding, batch 1: {first['prompt_tokens']} prompt tokens in one prefill pass, then "
-        f"{first['new_tokens']} generated.",
-        "",
-        "| model | parameters | prompt (s) | generated tokens/s | decoding state (MiB) |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    lines += [
-        f"| {r['model']} | {r['parameters']:,} | {r['prompt_s']:.2f} | {r['tokens_per_s']:.1f} | {r['state_mb']:.2f} |"
+        f"{first['new_tokens']} generated."
+    )
+    header = ["model", "parameters", "prompt (s)", "generated tokens/s", "decoding state (MiB)"]
+    cells = [
+        [r["model"], f"{r['parameters']:,}", f"{r['prompt_s']:.2f}", f"{r['tokens_per_s']:.1f}", f"{r['state_mb']:.2f}"]
         for r in rows
     ]
-    return "\n".join(lines) + "\n"
+    return intro + "\n\n" + markdown_table(header, cells) + "\n"

@@ -16,6 +16,7 @@ import torch
 from ssmkit.bench.measure import MAX_CALL_S, measure_calls, predicted_s
 from ssmkit.models.backbone import Block
 from ssmkit.registry import create_mixer, with_l_max
+from ssmkit.train.plots import markdown_table, save_figure
 
 MIXERS = ("mamba", "mamba2", "hyena", "s4d", "attention")
 D_MODEL = 256
@@ -61,15 +62,13 @@ def markdown(rows: list[dict]) -> str:
         mem = "n/a" if r["peak_extra_mb"] is None else f"{r['peak_extra_mb']:.0f} MiB"
         return f"{r['forward_backward_s']:.3f} s, {mem}"
 
-    lines = [
+    intro = (
         f"One block (RMSNorm + mixer + residual), d_model {D_MODEL}, batch 1, float32: forward+backward time and "
-        f"peak extra memory. 'stopped': predicted over {MAX_CALL_S:.0f} s per call (from its growth so far).",
-        "",
-        "| mixer | " + " | ".join(f"L={length}" for length in lengths) + " |",
-        "| --- |" + " ---: |" * len(lengths),
-    ]
-    lines += [f"| {m} | " + " | ".join(cell(cells[m, length]) for length in lengths) + " |" for m in MIXERS]
-    return "\n".join(lines) + "\n"
+        f"peak extra memory. 'stopped': predicted over {MAX_CALL_S:.0f} s per call (from its growth so far)."
+    )
+    header = ["mixer", *(f"L={length}" for length in lengths)]
+    table = [[m, *(cell(cells[m, length]) for length in lengths)] for m in MIXERS]
+    return intro + "\n\n" + markdown_table(header, table, align="l" + "r" * len(lengths)) + "\n"
 
 
 def plot(rows: list[dict], out: Path) -> None:
@@ -94,9 +93,6 @@ def loglog_panels(
     out: Path,
 ) -> None:
     """Two log-log panels side by side, one line per series of (x, left y, right y) points (None: not measured)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -110,5 +106,4 @@ def loglog_panels(
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out, dpi=120)

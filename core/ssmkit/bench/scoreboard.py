@@ -21,6 +21,7 @@ import yaml
 
 from ssmkit.plugins import find_task
 from ssmkit.registry import list_mixers, mixer_class
+from ssmkit.train.plots import markdown_table
 
 CONFIG = resources.files("ssmkit.bench") / "scoreboard.yaml"  # package data
 
@@ -99,13 +100,8 @@ def markdown(cells: list[dict[str, Any]], tasks: list[str], steps: int) -> str:
     by_mixer: dict[str, dict[str, dict[str, Any]]] = {}
     for cell in cells:
         by_mixer.setdefault(cell["mixer"], {})[cell["task"]] = cell
-    lines = [
-        f"Validation accuracy after {steps} steps of batch 64 (icl_regression: MSE, least squares beside it).",
-        "",
-        "| mixer | " + " | ".join(tasks) + " |",
-        "| --- |" + " ---: |" * len(tasks),
-    ]
-    for mixer, row in by_mixer.items():
-        lines.append(f"| {mixer} | " + " | ".join(_cell_text(row[t]) for t in tasks) + " |")
+    intro = f"Validation accuracy after {steps} steps of batch 64 (icl_regression: MSE, least squares beside it)."
+    table = [[mixer, *(_cell_text(row[t]) for t in tasks)] for mixer, row in by_mixer.items()]
+    lines = [intro, "", markdown_table(["mixer", *tasks], table, align="l" + "r" * len(tasks))]
     errors = [f"- {c['mixer']} / {c['task']}: {c['error']}" for c in cells if "error" in c]
     return "\n".join(lines + ([""] + errors if errors else [])) + "\n"

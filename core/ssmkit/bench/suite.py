@@ -39,6 +39,7 @@ from ssmkit.bench.measure import MAX_CALL_S, Work, floor, machine_floors, measur
 from ssmkit.bench.ssd_minimal import ssd_scan_minimal
 from ssmkit.ops import dispatch, fft_conv, linear_scan, selective_scan, ssd_scan
 from ssmkit.ops.fft_conv import fast_fft_size
+from ssmkit.train.plots import markdown_table
 
 Run = Callable[[Callable[..., torch.Tensor]], torch.Tensor]  # runs one case through an implementation of its op
 
@@ -406,21 +407,18 @@ def _markdown(rows: list[dict], meta: dict, summary: dict) -> str:
             f"numba selective_scan first forward+backward in a fresh process: {first['cold_cache_s']:.1f} s with an "
             f"empty JIT cache (compile), {first['warm_cache_s']:.2f} s with the cache."
         )
-    lines += [
-        "",
-        "| op | shape | backend | forward (ms) | forward+backward (ms) | x floor | peak extra (MiB) | first call (s) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    header = ["op", "shape", "backend", "forward (ms)", "forward+backward (ms)", "x floor", "peak extra (MiB)"]
+    table = []
     for r in rows:
         if "skipped" in r:
-            lines.append(f"| {r['op']} | {r['shape']} | {r['backend']} | skipped: {r['skipped']} | | | | |")
+            table.append([r["op"], r["shape"], r["backend"], f"skipped: {r['skipped']}", "", "", "", ""])
             continue
         name = f"floor ({r['bound']})" if r["backend"] == "floor" else r["backend"]
         cpu_row = r["backend"] != "floor" and r.get("device") != "cuda"  # the floors are the CPU's
         ratio = r["forward_backward_s"] / floors[r["op"], r["shape"]] if cpu_row else None
-        lines.append(
-            f"| {r['op']} | {r['shape']} | {name} | {r['forward_s'] * 1e3:.2f} | {r['forward_backward_s'] * 1e3:.2f} "
-            f"| {cell(ratio, '.1f')} | {cell(r.get('peak_extra_mb'), '.1f')} | {cell(r.get('first_call_s'), '.3f')} |"
-        )
-    lines += ["", "Summary:", *_summary_lines(summary)]
+        times = [f"{r['forward_s'] * 1e3:.2f}", f"{r['forward_backward_s'] * 1e3:.2f}", cell(ratio, ".1f")]
+        extras = [cell(r.get("peak_extra_mb"), ".1f"), cell(r.get("first_call_s"), ".3f")]
+        table.append([r["op"], r["shape"], name, *times, *extras])
+    lines += ["", markdown_table([*header, "first call (s)"], table, align="lllrrrrr"), "", "Summary:"]
+    lines += _summary_lines(summary)
     return "\n".join(lines) + "\n"

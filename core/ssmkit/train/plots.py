@@ -79,14 +79,18 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: Path, title:
     return save_figure(fig, out)
 
 
-def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A GitHub markdown table; a column whose cells are all numbers is right-aligned. Cells print with str(),
-    so format numbers before (f"{x:.3f}", f"{n:,}") where a fixed precision is wanted."""
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
+    """A GitHub markdown table. `align`: one letter per column, "l" or "r"; by default a column whose cells are
+    all numbers is right-aligned. Cells print with str(), so format numbers before (f"{x:.3f}", f"{n:,}") where a
+    fixed precision is wanted."""
     rows = [list(row) for row in rows]
     if any(len(row) != len(header) for row in rows):
         raise ValueError(f"every row needs {len(header)} cells: {header}")
-    numeric = [bool(rows) and all(_is_number(row[j]) for row in rows) for j in range(len(header))]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if n else " --- " for n in numeric) + "|"]
+    if align is None:
+        align = "".join("r" if rows and all(_is_number(row[j]) for row in rows) else "l" for j in range(len(header)))
+    if len(align) != len(header) or set(align) - {"l", "r"}:
+        raise ValueError(f"align needs one of 'l' / 'r' per column ({len(header)}), got {align!r}")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" ---: " if a == "r" else " --- " for a in align) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 

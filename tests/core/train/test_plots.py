@@ -28,3 +28,10 @@ def test_importing_the_plots_module_leaves_the_matplotlib_backend_alone():
     code = f"{imports}; print(matplotlib.rcParams._get_backend_or_none())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "None"  # nothing called matplotlib.use()
+
+
+def test_markdown_table_takes_a_given_alignment():
+    table = markdown_table(["op", "ms"], [["scan", "skipped"], ["conv", "1.5"]], align="lr")
+    assert table.splitlines()[1] == "| --- | ---: |"
+    with pytest.raises(ValueError, match="align needs one of"):
+        markdown_table(["op", "ms"], [], align="lc")
