@@ -23,6 +23,7 @@ import warnings
 import torch
 from torch import nn
 
+from ssmkit.layers.dt_init import log_dt_init
 from ssmkit.layers.mixer import no_weight_decay
 from ssmkit.layers.param_cache import ParameterCache
 from ssmkit.ops import diag_ssm_conv, fft_conv, s4d_kernel, zoh_discretise
@@ -77,7 +78,7 @@ class DiagonalSSM(nn.Module):
         A = torch.complex(torch.full((n,), -0.5), imag_init(init, n, d_state)) if A_init is None else A_init
         A = checked_A_init(A, channels, n).expand(channels, n)
         self.block_size = block_size
-        self.log_dt = nn.Parameter(torch.rand(channels) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.log_dt = nn.Parameter(log_dt_init(channels, dt_min, dt_max))
         self.log_A_real = nn.Parameter(torch.log(-A.real).float().clone())
         self.A_imag = nn.Parameter(A.imag.float().clone())
         self.C = nn.Parameter(torch.view_as_real(torch.randn(channels, n, dtype=torch.cfloat) * 0.5**0.5))

@@ -15,11 +15,10 @@ complex normal, log_dt uniform in [log dt_min, log dt_max]. Λ_re is unconstrain
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
+from ssmkit.layers.dt_init import log_dt_init
 from ssmkit.layers.gated_output import GatedOutput
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import dss_kernel, dss_recurrence, fft_conv
@@ -40,7 +39,7 @@ class DSSCore(nn.Module):
         Lambda = hippo_dplr(d_state)[0].to(torch.cfloat)
         self.Lambda_re = nn.Parameter(Lambda.real.clone())
         self.Lambda_im = nn.Parameter(Lambda.imag.clone())
-        self.log_dt = nn.Parameter(torch.rand(d) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.log_dt = nn.Parameter(log_dt_init(d, dt_min, dt_max))
         self.W = nn.Parameter(torch.view_as_real(torch.randn(d, d_state // 2, dtype=torch.cfloat) * 0.5**0.5))
         self.D = nn.Parameter(torch.randn(d))
         no_weight_decay(self.Lambda_re, self.Lambda_im, self.log_dt)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.mamba2 import ssd_head_parameters
+from ssmkit.layers.mamba2 import ssd_head_parameters, ssd_heads
 from ssmkit.layers.mixer import Mixer, reverse_valid
 from ssmkit.layers.norms import GatedRMSNorm
 from ssmkit.ops import ssd_scan
@@ -56,13 +56,8 @@ class Hydra(Mixer):
         super().__init__(d_model)
         if d_conv % 2 == 0:
             raise ValueError(f"d_conv must be odd (a centred, non-causal kernel), got {d_conv}")
-        self.d_inner = expand * d_model
-        if self.d_inner % headdim:
-            raise ValueError(f"expand * d_model = {self.d_inner} must be divisible by headdim={headdim}")
-        self.nheads, self.headdim, self.ngroups, self.d_state = self.d_inner // headdim, headdim, ngroups, d_state
-        if self.nheads % ngroups:
-            raise ValueError(f"ngroups={ngroups} must divide the number of heads {self.nheads}")
-        self.chunk_size = chunk_size
+        self.d_inner, self.nheads = ssd_heads(d_model, expand, headdim, ngroups)
+        self.headdim, self.ngroups, self.d_state, self.chunk_size = headdim, ngroups, d_state, chunk_size
         self.conv_dim = self.d_inner + 4 * ngroups * d_state  # x, then B and C for both directions
         self.in_proj = nn.Linear(d_model, self.d_inner + self.conv_dim + 2 * self.nheads, bias=bias)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, d_conv, padding=d_conv // 2, groups=self.conv_dim)

@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from ssmkit.layers.dt_init import log_dt_init
 from ssmkit.layers.gated_output import GatedOutput
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import bilinear_discretise, fft_conv, krylov_kernel
@@ -53,7 +54,7 @@ class LSSL(Mixer):
         else:
             self.register_buffer("A", A)
             self.register_buffer("B", B)
-        self.log_dt = nn.Parameter(torch.rand(d_model) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.log_dt = nn.Parameter(log_dt_init(d_model, dt_min, dt_max))
         self.C = nn.Parameter(torch.randn(d_model, d_state) / math.sqrt(d_state))
         self.D = nn.Parameter(torch.randn(d_model))
         self.output = GatedOutput(d_model, dropout)

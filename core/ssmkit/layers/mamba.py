@@ -20,17 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmkit.layers.conv import causal_conv, causal_conv_step, causal_conv_window
+from ssmkit.layers.dt_init import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import selective_scan, selective_state_update
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
-
-
-def dt_bias_init(n: int, dt_min: float, dt_max: float, floor: float = 1e-4) -> Tensor:
-    """Biases b with softplus(b) = dt, dt log-uniform in [dt_min, dt_max] (at least `floor`): (n,)."""
-    dt = torch.exp(torch.rand(n) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
-    return dt + torch.log(-torch.expm1(-dt))  # the inverse of softplus
 
 
 @register_mixer("mamba")

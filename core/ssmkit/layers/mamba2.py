@@ -20,13 +20,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssmkit.layers.conv import causal_conv, causal_conv_step, causal_conv_window
-from ssmkit.layers.mamba import dt_bias_init
+from ssmkit.layers.dt_init import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.norms import GatedRMSNorm
 from ssmkit.ops import ssd_scan
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
+
+
+def ssd_heads(d_model: int, expand: int, headdim: int, ngroups: int) -> tuple[int, int]:
+    """(d_inner, nheads) of an SSD layer: d_inner = expand * d_model channels in nheads heads of `headdim`, whose
+    B and C are shared by the heads of each of `ngroups` groups. A setting that does not divide is named."""
+    d_inner = expand * d_model
+    if d_inner % headdim:
+        raise ValueError(f"expand * d_model = {d_inner} must be divisible by headdim={headdim}")
+    if (d_inner // headdim) % ngroups:
+        raise ValueError(f"ngroups={ngroups} must divide the number of heads {d_inner // headdim}")
+    return d_inner, d_inner // headdim
 
 
 def ssd_head_parameters(
@@ -61,12 +72,7 @@ class Mamba2(Mixer):
         bias: bool = False,
     ) -> None:
         super().__init__(d_model)
-        self.d_inner = expand * d_model
-        if self.d_inner % headdim:
-            raise ValueError(f"expand * d_model = {self.d_inner} must be divisible by headdim={headdim}")
-        self.nheads = self.d_inner // headdim
-        if self.nheads % ngroups:
-            raise ValueError(f"ngroups={ngroups} must divide the number of heads {self.nheads}")
+        self.d_inner, self.nheads = ssd_heads(d_model, expand, headdim, ngroups)
         self.d_state, self.d_conv, self.headdim, self.ngroups = d_state, d_conv, headdim, ngroups
         self.chunk_size = chunk_size
         self.conv_dim = self.d_inner + 2 * ngroups * d_state

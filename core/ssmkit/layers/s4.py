@@ -21,12 +21,11 @@ log_dt, log_A_real, A_imag, P and B are dynamics parameters (no weight decay).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssmkit.layers.dt_init import log_dt_init
 from ssmkit.layers.gated_output import GatedOutput
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.param_cache import ParameterCache
@@ -56,7 +55,7 @@ class S4(Mixer):
         self.causal = not bidirectional
         h, n = d_model, d_state // 2
         Lambda, P, B, _ = (t.to(torch.cfloat) for t in hippo_dplr(d_state))
-        self.log_dt = nn.Parameter(torch.rand(h) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        self.log_dt = nn.Parameter(log_dt_init(h, dt_min, dt_max))
         self.log_A_real = nn.Parameter(torch.log(-Lambda.real).repeat(h, 1))
         self.A_imag = nn.Parameter(Lambda.imag.repeat(h, 1))
         self.P = nn.Parameter(torch.view_as_real(P.repeat(h, 1)))

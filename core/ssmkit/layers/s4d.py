@@ -10,6 +10,8 @@ recurrent `step` (h = A_bar h + B_bar u, y = 2 Re(C h) + D u) are `ssmkit.layers
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ssmkit.layers.diagonal_ssm import DiagonalSSM
@@ -24,18 +26,11 @@ Tensor = torch.Tensor
 class S4D(Mixer):
     tiny_kwargs = {"d_state": 8}
 
-    def __init__(
-        self,
-        d_model: int,
-        d_state: int = 64,
-        init: str = "lin",
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        dropout: float = 0.0,
-        A_init: Tensor | None = None,
-    ) -> None:
+    def __init__(self, d_model: int, *, dropout: float = 0.0, **ssm_kwargs: Any) -> None:
+        """`ssm_kwargs`: the diagonal SSM's hyper-parameters, with its defaults (`DiagonalSSM`: d_state, init "lin" or
+        "inv", dt_min, dt_max, A_init, block_size); `dropout` is the output map's."""
         super().__init__(d_model)
-        self.ssm = DiagonalSSM(d_model, d_state, init, dt_min, dt_max, A_init)
+        self.ssm = DiagonalSSM(d_model, **ssm_kwargs)
         self.output = GatedOutput(d_model, dropout)
 
     def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:

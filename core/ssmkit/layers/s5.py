@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from ssmkit.layers.dt_init import log_dt_init
 from ssmkit.layers.linear_recurrence import DiagonalRecurrence, project
 from ssmkit.layers.mixer import no_weight_decay, reverse_valid
 from ssmkit.ops import linear_scan
@@ -54,7 +55,7 @@ class S5(DiagonalRecurrence):
         Lambda, V = Lambda.repeat(blocks), torch.block_diag(*[V] * blocks)  # (P/2,), (P, P/2)
         B = torch.randn(d_state, d_model, dtype=torch.float64) / math.sqrt(d_model)
         C = torch.randn(d_model, d_state, dtype=torch.complex128) * 0.5**0.5
-        log_step = torch.rand(d_state // 2) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        log_step = log_dt_init(d_state // 2, dt_min, dt_max)
         self.Lambda_re = nn.Parameter(Lambda.real.float())
         self.Lambda_im = nn.Parameter(Lambda.imag.float())
         self.log_step = nn.Parameter(log_step)

@@ -11,7 +11,7 @@ class TestMyTask(PluginContract):       # with a class-scoped fixture `task_id` 
 """
 
 from ssmkit.testing.backend_contract import BackendContract
-from ssmkit.testing.mixer_contract import MixerContract, mixer_inputs, tiny_mixer
+from ssmkit.testing.mixer_contract import MixerContract, mixer_inputs, step_through, tiny_mixer
 from ssmkit.testing.plugin_contract import ContractError, PluginContract, check_plugin, task_ids
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PluginContract",
     "check_plugin",
     "mixer_inputs",
+    "step_through",
     "task_ids",
     "tiny_mixer",
 ]

@@ -10,6 +10,7 @@ contract on that one variant instead, and may add tests of its own that build mi
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -32,6 +33,18 @@ def mixer_inputs(
 ) -> torch.Tensor:
     """Fixed random inputs x: (batch, length, d_model)."""
     return torch.randn(batch, length, d_model, dtype=dtype, generator=torch.Generator().manual_seed(1))
+
+
+def step_through(
+    step: Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]], inputs: torch.Tensor, state: Any, start: int = 0
+) -> tuple[torch.Tensor, Any]:
+    """Runs a recurrent `step(x_t, state) -> (y_t, state)` (a mixer's `step`, a language model's `step_logits`) over
+    the positions start.. of `inputs` (dim 1, at least one): the outputs stacked on dim 1, and the last state."""
+    outputs = []
+    for t in range(start, inputs.shape[1]):
+        y_t, state = step(inputs[:, t], state)
+        outputs.append(y_t)
+    return torch.stack(outputs, 1), state
 
 
 class MixerContract:
@@ -75,36 +88,28 @@ class MixerContract:
         missing = [n for n, p in mixer.named_parameters() if p.requires_grad and p.grad is None]
         assert not missing, f"no gradient reached {missing}"
 
-    def test_step_equals_forward(self) -> None:
+    def _causal_reference(self) -> tuple[Mixer, torch.Tensor, torch.Tensor]:
+        """The tiny mixer in eval mode, the inputs and forward's outputs; skips a bidirectional family (no step)."""
         mixer = self.make()
         if not mixer.causal:
             pytest.skip(f"{self.mixer_name} is bidirectional: no step")
         mixer.eval()
         x = self.inputs()
-        y = mixer(x)
-        state = mixer.allocate_state(x.shape[0], dtype=x.dtype)
-        steps = []
-        for t in range(x.shape[1]):
-            y_t, state = mixer.step(x[:, t], state)
-            steps.append(y_t)
-        torch.testing.assert_close(torch.stack(steps, 1), y, atol=self.step_atol, rtol=0)
+        return mixer, x, mixer(x)
+
+    def test_step_equals_forward(self) -> None:
+        mixer, x, y = self._causal_reference()
+        steps, _ = step_through(mixer.step, x, mixer.allocate_state(x.shape[0], dtype=x.dtype))
+        torch.testing.assert_close(steps, y, atol=self.step_atol, rtol=0)
 
     def test_prefill_then_step_equals_forward(self) -> None:
         """A prompt read in one `prefill` gives forward's outputs and a state from which `step` continues exactly
         as forward does over the whole sequence (prompts shorter and longer than short-conv / local windows)."""
-        mixer = self.make()
-        if not mixer.causal:
-            pytest.skip(f"{self.mixer_name} is bidirectional: no state")
-        mixer.eval()
-        x = self.inputs()
-        y = mixer(x)
+        mixer, x, y = self._causal_reference()
         for split in (1, 9):
             y_prompt, state = mixer.prefill(x[:, :split])
-            steps = [y_prompt]
-            for t in range(split, x.shape[1]):
-                y_t, state = mixer.step(x[:, t], state)
-                steps.append(y_t[:, None])
-            torch.testing.assert_close(torch.cat(steps, 1), y, atol=self.step_atol, rtol=0)
+            y_rest, _ = step_through(mixer.step, x, state, start=split)
+            torch.testing.assert_close(torch.cat([y_prompt, y_rest], 1), y, atol=self.step_atol, rtol=0)
 
     def test_causal_future_does_not_change_past(self) -> None:
         mixer = self.make()

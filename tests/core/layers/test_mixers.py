@@ -7,7 +7,7 @@ import torch
 import ssmkit
 from ssmkit.layers import set_debug
 from ssmkit.registry import with_l_max
-from ssmkit.testing import MixerContract, mixer_inputs, tiny_mixer
+from ssmkit.testing import MixerContract, mixer_inputs, step_through, tiny_mixer
 
 
 class TestEveryMixer(MixerContract):
@@ -78,12 +78,8 @@ def test_family_capabilities():
 def test_attention_kv_cache_grows_past_its_initial_capacity():
     mixer = ssmkit.create_mixer("attention", 8, n_heads=2).double().eval()
     x = torch.randn(1, 70, 8, dtype=torch.float64)
-    state = mixer.allocate_state(1, dtype=torch.float64)
-    ys = []
-    for t in range(70):
-        y, state = mixer.step(x[:, t], state)
-        ys.append(y)
-    torch.testing.assert_close(torch.stack(ys, 1), mixer(x))
+    steps, _ = step_through(mixer.step, x, mixer.allocate_state(1, dtype=torch.float64))
+    torch.testing.assert_close(steps, mixer(x))
 
 
 def test_registry_lists_and_rejects():
@@ -299,9 +295,5 @@ def test_seqboat_step_with_sequences_activating_differently():
     h = mixer.ssm(mixer.in_proj(x).transpose(1, 2)).transpose(1, 2)
     active = mixer.activation(h)[1]
     assert active.any() and not active.all() and not bool((active == active[:1]).all())
-    state = mixer.allocate_state(3, dtype=x.dtype)
-    steps = []
-    for t in range(17):
-        y, state = mixer.step(x[:, t], state)
-        steps.append(y)
-    torch.testing.assert_close(torch.stack(steps, 1), mixer(x), atol=1e-9, rtol=0)
+    steps, _ = step_through(mixer.step, x, mixer.allocate_state(3, dtype=x.dtype))
+    torch.testing.assert_close(steps, mixer(x), atol=1e-9, rtol=0)

@@ -11,6 +11,7 @@ from ssmkit.models import (
     pool,
     reverse_valid,
 )
+from ssmkit.testing import step_through
 
 
 def test_hybrid_places_attention_at_chosen_layers():
@@ -41,12 +42,8 @@ def test_language_model_step_equals_forward(mixer):
         .eval()
     )
     tokens = torch.randint(0, 7, (2, 9))
-    state = lm.allocate_state(2, dtype=torch.float64)
-    steps = []
-    for t in range(9):
-        logits, state = lm.step_logits(tokens[:, t], state)
-        steps.append(logits)
-    torch.testing.assert_close(torch.stack(steps, 1), lm(tokens))
+    steps, _ = step_through(lm.step_logits, tokens, lm.allocate_state(2, dtype=torch.float64))
+    torch.testing.assert_close(steps, lm(tokens))
 
 
 @pytest.mark.parametrize("hybrid", [{}, {"attention": [1]}])
@@ -57,11 +54,8 @@ def test_prefill_then_step_equals_forward(hybrid):
     tokens = torch.randint(0, 7, (2, 9))
     full = lm(tokens)
     logits, state = lm.prefill_logits(tokens[:, :5])
-    steps = [logits]
-    for t in range(5, 9):
-        logits, state = lm.step_logits(tokens[:, t], state)
-        steps.append(logits)
-    torch.testing.assert_close(torch.stack(steps, 1), full[:, 4:])
+    steps, _ = step_through(lm.step_logits, tokens, state, start=5)
+    torch.testing.assert_close(torch.cat([logits[:, None], steps], 1), full[:, 4:])
 
 
 def test_bidirectional_backbone_sees_both_directions():
