@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ssmkit.ops import backends, linear_scan, linear_scan_ref
+from ssmkit.testing.backend_contract import assert_matches
 from ssmkit_kernels.cpu.linear_scan import linear_scan_numba
 
 TOL = {torch.float64: 1e-12, torch.complex128: 1e-12, torch.float32: 1e-5, torch.complex64: 1e-5}
@@ -46,12 +47,7 @@ def run_with_grads(fn, inputs: dict, seed: int = 1) -> dict:
 
 def assert_matches_reference(inputs: dict, fast_fn=linear_scan_numba) -> None:
     fast, ref = run_with_grads(fast_fn, inputs), run_with_grads(linear_scan_ref, inputs)
-    assert fast.keys() == ref.keys()
-    for name, r in ref.items():
-        f = fast[name]
-        assert f.dtype == r.dtype and f.shape == r.shape, name
-        err = (f - r).abs().max() / r.abs().max().clamp_min(1e-30)
-        assert err <= TOL[inputs["b"].dtype], f"{name}: relative error {err:.2e}"
+    assert_matches(fast, ref, TOL[inputs["b"].dtype])
 
 
 @pytest.mark.parametrize(("batch", "length", "dim"), [(1, 1, 1), (1, 7, 3), (3, 129, 1), (2, 5, 130)])

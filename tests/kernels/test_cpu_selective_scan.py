@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from ssmkit.ops import backends, selective_scan, selective_scan_ref, selective_state_update_ref
+from ssmkit.testing.backend_contract import assert_matches
 from ssmkit_kernels.cpu.selective_scan import selective_scan_numba, selective_state_update_numba
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
@@ -49,13 +50,7 @@ def run_with_grads(fn, inputs: dict, softplus: bool, seed: int = 1) -> dict:
 
 def assert_matches_reference(inputs: dict, softplus: bool = True, fast_fn=selective_scan_numba) -> None:
     fast = run_with_grads(fast_fn, inputs, softplus)
-    ref = run_with_grads(selective_scan_ref, inputs, softplus)
-    assert fast.keys() == ref.keys()
-    for name, r in ref.items():
-        f = fast[name]
-        assert f.dtype == r.dtype and f.shape == r.shape, name
-        err = (f - r).abs().max() / r.abs().max().clamp_min(1e-30)
-        assert err <= TOL[inputs["u"].dtype], f"{name}: relative error {err:.2e}"
+    assert_matches(fast, run_with_grads(selective_scan_ref, inputs, softplus), TOL[inputs["u"].dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -16,10 +16,10 @@ Shapes (b batch, d channels, l length, n state, g groups):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.shapes import check_shape
+from ssmkit_kernels.scan_api import skip_and_gate, step_size, working_dtype
 
 Tensor = torch.Tensor
 
@@ -89,13 +89,8 @@ def selective_scan_ref(
     return_last_state: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The spec: a plain loop over time. Steps with `unbind` so autograd stays O(l·d·n)."""
-    dtype_in = u.dtype
-    work = torch.float64 if u.dtype == torch.float64 else torch.float32
-    u, delta, A = u.to(work), delta.to(work), A.to(work)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(work)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    dtype_in, work = u.dtype, working_dtype(u.dtype)
+    u, delta, A = u.to(work), step_size(delta, delta_bias, delta_softplus, work, channel_dim=1), A.to(work)
     batch, dim, _ = u.shape
     Bs, Cs = _per_step(B, dim, work), _per_step(C, dim, work)
     h = u.new_zeros(batch, dim, A.shape[1])
@@ -103,12 +98,7 @@ def selective_scan_ref(
     for t, (u_t, dt_t) in enumerate(zip(u.unbind(-1), delta.unbind(-1), strict=True)):
         h = torch.exp(dt_t[..., None] * A) * h + (dt_t * u_t)[..., None] * Bs(t)
         ys.append((h * Cs(t)).sum(-1))
-    y = torch.stack(ys, dim=-1)
-    if D is not None:
-        y = y + D.to(work)[:, None] * u
-    if z is not None:
-        y = y * F.silu(z.to(work))
-    y = y.to(dtype_in)
+    y = skip_and_gate(torch.stack(ys, dim=-1), u, D, z, channel_dim=1, dtype=dtype_in)
     return (y, h) if return_last_state else y
 
 
@@ -125,21 +115,12 @@ def selective_state_update_ref(
     dt_softplus: bool = False,
 ) -> Tensor:
     """The spec of one step; writes the new state into `state`."""
-    dtype_in = x.dtype
-    work = state.dtype
-    x, dt = x.to(work), dt.to(work)
-    if dt_bias is not None:
-        dt = dt + dt_bias.to(work)
-    if dt_softplus:
-        dt = F.softplus(dt)
+    dtype_in, work = x.dtype, state.dtype
+    x, dt = x.to(work), step_size(dt, dt_bias, dt_softplus, work)
     new_state = torch.exp(dt[..., None] * A.to(work)) * state + (dt * x)[..., None] * B.to(work)[:, None, :]
     state.copy_(new_state)
     y = (new_state * C.to(work)[:, None, :]).sum(-1)
-    if D is not None:
-        y = y + D.to(work) * x
-    if z is not None:
-        y = y * F.silu(z.to(work))
-    return y.to(dtype_in)
+    return skip_and_gate(y, x, D, z, channel_dim=1, dtype=dtype_in)
 
 
 def _per_step(M: Tensor, dim: int, work: torch.dtype):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.ops.linear_scan import linear_scan
 from ssmkit.shapes import check_shape
+from ssmkit_kernels.scan_api import skip_and_gate, ssd_scan_backend, step_size, working_dtype
 
 Tensor = torch.Tensor
 
@@ -65,38 +66,29 @@ def ssd_scan_ref(
     return_final_states: bool = False,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The spec: a loop over time (chunk_size is unused)."""
-    x, dt, B, C, work = _prepare(x, dt, A, B, C, dt_bias, dt_softplus)
+    dtype_out, work = x.dtype if z is None else z.dtype, working_dtype(x.dtype)
+    x, dt = x.to(work), step_size(dt, dt_bias, dt_softplus, work)
     b, _, h, p = x.shape
-    B, C = (M.repeat_interleave(h // M.shape[2], dim=2) for M in (B, C))  # (b, l, h, n)
+    B, C = (M.to(work).repeat_interleave(h // M.shape[2], dim=2) for M in (B, C))  # (b, l, h, n)
     state = _initial(initial_states, b, h, p, B.shape[-1], x)
     ys = []
     for x_t, dt_t, B_t, C_t in zip(x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1), strict=True):
         decay = torch.exp(dt_t * A.to(work))  # (b, h)
         state = decay[..., None, None] * state + (dt_t[..., None] * x_t)[..., None] * B_t[:, :, None, :]
         ys.append((state * C_t[:, :, None, :]).sum(-1))  # (b, h, p)
-    y = _finish(torch.stack(ys, dim=1), x, D, z, work)
+    y = skip_and_gate(torch.stack(ys, dim=1), x, D, z, channel_dim=2, dtype=dtype_out)
     return (y, state) if return_final_states else y
 
 
-def ssd_scan_chunked(
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    chunk_size: int = 64,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    dt_bias: Tensor | None = None,
-    initial_states: Tensor | None = None,
-    dt_softplus: bool = False,
-    return_final_states: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+@ssd_scan_backend
+def ssd_scan_chunked(x, dt, A, B, C, chunk_size, initial_states):
     """The chunked SSD algorithm: memory O(b·l·h·(p + T) + b·(l/T)·h·p·n), time O(l·T) per head and channel.
 
     Heads are split as (g groups, k heads per group) so C B^T is computed once per group, not once per head.
+    Signature and dtypes of `ssd_scan_ref` (`ssd_scan_backend` adds dt_bias / softplus, D and z around it).
     """
-    x, dt, B, C, work = _prepare(x, dt, A, B, C, dt_bias, dt_softplus)
+    work = dt.dtype
+    x, B, C = x.to(work), B.to(work), C.to(work)
     b, length, h, p = x.shape
     g, n = B.shape[2:]
     T = min(chunk_size, length)
@@ -106,7 +98,7 @@ def ssd_scan_chunked(
     c = (length + pad) // T
     xs = xs.reshape(b, c, T, g, h // g, p)  # (b, c, T, g, k, p)
     Bs, Cs = (t.reshape(b, c, T, g, n) for t in (Bs, Cs))
-    cs = torch.cumsum((dts * A.to(work)).reshape(b, c, T, g, h // g), dim=2).permute(0, 1, 3, 4, 2)  # (b,c,g,k,T)
+    cs = torch.cumsum((dts * A).reshape(b, c, T, g, h // g), dim=2).permute(0, 1, 3, 4, 2)  # (b,c,g,k,T)
 
     # within each chunk: y_t = sum_{s <= t} exp(cs_t - cs_s) (C_t . B_s) dt_s x_s
     causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
@@ -119,41 +111,18 @@ def ssd_scan_chunked(
     chunk_states = torch.einsum("bctgkp,bctgn->bcgkpn", xs * to_end[..., None], Bs).reshape(b, c, h, p, n)
     # between chunks: the linear scan state_k = exp(cs_end_k) state_{k-1} + chunk_states_k over (h, p, n) channels
     chunk_decays = torch.exp(cs[..., -1]).reshape(b, c, h, 1).expand(b, c, h, p * n).reshape(b, c, h * p * n)
-    state0 = _initial(initial_states, b, h, p, n, x).reshape(b, h * p * n)
+    state0 = _initial(initial_states, b, h, p, n, dt).reshape(b, h * p * n)
     states = linear_scan(chunk_decays, chunk_states.reshape(b, c, h * p * n), state0)  # (b, c, h*p*n)
     state = states[:, -1].reshape(b, h, p, n)
     entering = torch.cat([state0[:, None], states[:, :-1]], dim=1).reshape(b, c, g, h // g, p, n)
     from_start = torch.exp(cs).permute(0, 1, 4, 2, 3)[..., None]  # (b, c, T, g, k, 1)
     y = y + torch.einsum("bctgn,bcgkpn->bctgkp", Cs, entering) * from_start
-    y = _finish(y.reshape(b, c * T, h, p)[:, :length], x, D, z, work)
-    return (y, state) if return_final_states else y
-
-
-def _prepare(x, dt, A, B, C, dt_bias, dt_softplus):
-    """Cast to the working dtype and apply dt_bias / softplus; B, C keep their groups (b, l, g, n)."""
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    dt = dt.to(work)
-    if dt_bias is not None:
-        dt = dt + dt_bias.to(work)
-    if dt_softplus:
-        dt = F.softplus(dt)
-    return x.to(work), dt, B.to(work), C.to(work), work
+    return y.reshape(b, c * T, h, p)[:, :length], state
 
 
 def _initial(initial_states: Tensor | None, b: int, h: int, p: int, n: int, like: Tensor) -> Tensor:
-    if initial_states is None:
-        return like.new_zeros(b, h, p, n)
-    return initial_states.to(like.dtype)
-
-
-def _finish(y: Tensor, x: Tensor, D: Tensor | None, z: Tensor | None, work: torch.dtype) -> Tensor:
-    """Add the skip term D x, gate by silu(z), cast to the input dtype. y, x: (b, l, h, p) in `work`."""
-    dtype_in = x.dtype if z is None else z.dtype
-    if D is not None:
-        y = y + (D.to(work)[:, None] if D.dim() == 1 else D.to(work)) * x
-    if z is not None:
-        y = y * F.silu(z.to(work))
-    return y.to(dtype_in)
+    """The state before the first step, in `like`'s dtype and on its device: zeros unless given."""
+    return like.new_zeros(b, h, p, n) if initial_states is None else initial_states.to(like.dtype)
 
 
 def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states) -> None:

@@ -56,8 +56,28 @@ class TokenSequenceTask(TaskModule):
         self.log(f"{stage}/acc", acc, prog_bar=True, on_step=stage == "train", on_epoch=True)
         return loss
 
+    def on_predict_epoch_start(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self(batch[0]).argmax(-1)
+        """-> predicted ids (B, L); rows of predictions.csv: the scored positions' targets and predictions."""
+        tokens, targets = batch[0], batch[1]
+        predicted = self(tokens).argmax(-1)
+        for inputs, target, guess in zip(tokens.tolist(), targets.tolist(), predicted.tolist(), strict=True):
+            scored = [t for t, y in enumerate(target) if y != IGNORE]
+            self.rows.append(
+                {
+                    "item": len(self.rows),
+                    "inputs": " ".join(map(str, inputs)),
+                    "targets": " ".join(str(target[t]) for t in scored),
+                    "predicted": " ".join(str(guess[t]) for t in scored),
+                    "correct": all(guess[t] == target[t] for t in scored),
+                }
+            )
+        return predicted
+
+    def on_predict_epoch_end(self) -> None:
+        self.write_rows(self.rows)
 
 
 class InContextRegression(TaskModule):
@@ -85,8 +105,23 @@ class InContextRegression(TaskModule):
             self.log(f"{stage}/lstsq_mse", F.mse_loss(least_squares_predictions(xs, ys), ys))
         return loss
 
+    def on_predict_epoch_start(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
     def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
-        return self(batch[0])
+        """-> predicted y (B, P); rows of predictions.csv: per prompt and position, truth, model, least squares."""
+        features, xs, ys = batch
+        predicted, lstsq = self(features), least_squares_predictions(xs, ys)
+        columns = ("y", "predicted", "least_squares")
+        for b in range(len(ys)):
+            item = len(self.rows) // ys.shape[1]
+            for position in range(ys.shape[1]):
+                values = (f"{float(v[b, position]):.6g}" for v in (ys, predicted, lstsq))
+                self.rows.append({"item": item, "position": position, **dict(zip(columns, values, strict=True))})
+        return predicted
+
+    def on_predict_epoch_end(self) -> None:
+        self.write_rows(self.rows)
 
 
 class SequenceClassifier(ClassificationTask):

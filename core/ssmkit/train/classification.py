@@ -7,7 +7,9 @@ of fit and test: `plots/<stage>_confusion.png` (confusion matrix beside per-clas
 `<stage>_confusion.csv`, `<stage>_per_class_accuracy.csv`; `predict` writes `predictions.csv` (item, predicted
 class, the true class where the predict split has labels, then the probability of every class).
 
-Metric names: "acc" (top-1), "top<k>" (top-k, k capped at n_classes), "mcc" (Matthews), "f1" (macro F1).
+Metric names: "acc" (top-1), "top<k>" (top-k, k capped at n_classes), "mcc" (Matthews), "f1" (macro F1), "auc"
+(area under the ROC curve of the softmax probabilities, one class against the rest, macro-averaged: for two classes
+the binary AUC).
 Class names come from the data module's `classes` when it has them, else "0", "1", ...
 """
 
@@ -24,6 +26,7 @@ from torch import nn
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassAUROC,
     MulticlassConfusionMatrix,
     MulticlassF1Score,
     MulticlassMatthewsCorrCoef,
@@ -38,7 +41,8 @@ STAGES = ("train", "val", "test")
 
 
 def classification_metric(name: str, n_classes: int) -> Metric:
-    """The torchmetrics object behind a metric name ("acc", "top5", "mcc", "f1")."""
+    """The torchmetrics object behind a metric name ("acc", "top5", "mcc", "f1", "auc"); each is updated with
+    logits (B, n_classes) and labels (B,)."""
     if name == "acc":
         return MulticlassAccuracy(n_classes, average="micro")
     if name.startswith("top") and name[3:].isdigit():
@@ -47,7 +51,18 @@ def classification_metric(name: str, n_classes: int) -> Metric:
         return MulticlassMatthewsCorrCoef(n_classes)
     if name == "f1":
         return MulticlassF1Score(n_classes, average="macro")
-    raise ValueError(f"unknown classification metric {name!r}; known: acc, top<k>, mcc, f1")
+    if name == "auc":
+        return SoftmaxAUROC(n_classes, average="macro")
+    raise ValueError(f"unknown classification metric {name!r}; known: acc, top<k>, mcc, f1, auc")
+
+
+class SoftmaxAUROC(MulticlassAUROC):
+    """AUROC of logits: torchmetrics applies softmax only when some score lies outside [0, 1], so logits that all
+    happen to lie in [0, 1] would be ranked as if they were probabilities; this metric always takes the softmax.
+    Exact (no thresholds binning): it keeps every score of the epoch, (N, n_classes) floats."""
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        super().update(preds.float().softmax(-1), target)
 
 
 class ClassificationTask(TaskModule):

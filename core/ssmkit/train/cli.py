@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jsonargparse import lazy_instance
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -37,7 +39,11 @@ class RunError(RuntimeError):
 def run_task(
     subcommand: str, spec: str, args: list[str], runs_dir: str | Path = "runs", quick: bool = False
 ) -> LightningCLI:
-    """Run one LightningCLI subcommand for `spec` ("plugin.task") in-process and return the CLI object."""
+    """Run one LightningCLI subcommand for `spec` ("plugin.task") in-process and return the CLI object.
+
+    validate / test / predict from a checkpoint of one of this task's runs write into that run's folder
+    (`version_N/<subcommand>/`) and read the data as that run was fitted (its config.yaml's `data` section, under
+    the user's flags). A command that fails before it wrote a checkpoint leaves no folder behind."""
     if subcommand not in SUBCOMMANDS:
         raise RunError(f"unknown subcommand {subcommand!r}; expected one of {SUBCOMMANDS}")
     info, task_name, task = find_task(spec)
@@ -46,12 +52,19 @@ def run_task(
     # The args are the user's command line, handed over on purpose (and sys.argv must stay as it is:
     # Lightning's DDP launcher re-runs it in the worker processes).
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-    args, version = _resolve_ckpt_path(subcommand, list(args), task_dir)
+    args, ckpt, resume_last = _resolve_ckpt_path(subcommand, list(args), task_dir)
+    run_dir = _run_folder(ckpt, task_dir)
+    version, fitted = None, []
+    if run_dir is not None and subcommand == "fit" and resume_last:
+        version = run_dir.name
+    elif run_dir is not None and subcommand != "fit":
+        version, fitted = f"{run_dir.name}/{subcommand}", _fitted_data_config(run_dir)
+    existing = _folders(task_dir)
     try:
         return SsmkitCLI(
             module_cls,
             datamodule_cls,
-            args=[subcommand, "--config", str(task.config_path(quick)), *args],
+            args=[subcommand, "--config", str(task.config_path(quick)), *fitted, *args],
             trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version, quick),
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
@@ -59,9 +72,42 @@ def run_task(
             subclass_mode_data=False,
         )
     except (MisconfigurationException, ValueError) as exc:
+        _remove_new_folders(task_dir, existing)
         if not _lightning_configuration_error(exc):
             raise
         raise RunError(f"{spec}: the trainer settings do not fit this run: {exc}") from None
+    except BaseException:
+        _remove_new_folders(task_dir, existing)
+        raise
+
+
+def _run_folder(ckpt: Path | None, task_dir: Path) -> Path | None:
+    """The run folder (`<task_dir>/version_N`) holding `ckpt` in its checkpoints/, or None."""
+    if ckpt is None or ckpt.parent.name != "checkpoints":
+        return None
+    run_dir = ckpt.parent.parent
+    return run_dir if run_dir.parent.resolve() == task_dir.resolve() else None
+
+
+def _fitted_data_config(run_dir: Path) -> list[str]:
+    """`--config` args giving the data section of the run's resolved config (none if it has no config.yaml)."""
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        return []
+    data = yaml.safe_load(config.read_text()).get("data")
+    return ["--config", yaml.safe_dump({"data": data})] if data else []
+
+
+def _folders(task_dir: Path) -> set[Path]:
+    """Every run folder and per-command folder under `task_dir` now."""
+    return set(task_dir.glob("version_*")) | set(task_dir.glob("version_*/*/"))
+
+
+def _remove_new_folders(task_dir: Path, existing: set[Path]) -> None:
+    """Delete the folders a failed command made (never one holding a checkpoint)."""
+    for folder in sorted(_folders(task_dir) - existing, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not any(folder.rglob("*.ckpt")):
+            shutil.rmtree(folder)
 
 
 class SsmkitCLI(LightningCLI):
@@ -79,7 +125,7 @@ class SsmkitCLI(LightningCLI):
 
 
 def _trainer_defaults(
-    info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: int | None, quick: bool
+    info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: str | None, quick: bool
 ) -> dict[str, Any]:
     """The trainer every run gets unless its config says otherwise. A quick run (a handful of steps) logs every
     step, so its metrics.csv and loss curve have training rows."""
@@ -106,15 +152,14 @@ def _trainer_defaults(
     }
 
 
-def _resolve_ckpt_path(subcommand: str, args: list[str], task_dir: Path) -> tuple[list[str], int | None]:
-    """Replace `--ckpt_path last` by the newest run's last.ckpt; check the file loads. Returns the args and,
-    for a resumed fit, the run version to continue in."""
+def _resolve_ckpt_path(subcommand: str, args: list[str], task_dir: Path) -> tuple[list[str], Path | None, bool]:
+    """Replace `--ckpt_path last` by the newest run's last.ckpt; check the file loads. Returns the args, the
+    checkpoint (None without one) and whether it was given as `last`."""
     value, where = _flag_value(args, "--ckpt_path")
     if value is None:
         if subcommand != "fit":
             raise RunError(f"`{subcommand}` needs --ckpt_path (a checkpoint file, or 'last')")
-        return args, None
-    version = None
+        return args, None, False
     if value == "last":
         candidates = sorted(
             task_dir.glob("version_*/checkpoints/last.ckpt"), key=lambda p: _version_number(p.parents[1])
@@ -122,7 +167,6 @@ def _resolve_ckpt_path(subcommand: str, args: list[str], task_dir: Path) -> tupl
         if not candidates:
             raise RunError(f"--ckpt_path last: no run with a last.ckpt under {task_dir}; nothing to resume")
         path = candidates[-1]
-        version = _version_number(path.parents[1]) if subcommand == "fit" else None
     else:
         path = Path(value)
     try:
@@ -130,7 +174,7 @@ def _resolve_ckpt_path(subcommand: str, args: list[str], task_dir: Path) -> tupl
     except CheckpointError as exc:
         raise RunError(str(exc)) from None
     args[where] = f"--ckpt_path={path}"
-    return args, version
+    return args, path, value == "last"
 
 
 def _lightning_configuration_error(exc: Exception) -> bool:

@@ -11,12 +11,14 @@ once and cannot disagree.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 
 from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
 from ssmkit.train.optim import param_groups, warmup_cosine
@@ -74,6 +76,19 @@ class TaskModule(L.LightningModule):
             return None
         path = run_dir / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def write_rows(self, rows: list[dict[str, Any]], name: str = "predictions.csv") -> Path | None:
+        """Write `rows` (dicts with the same keys) as a CSV file in the run folder (the working directory without a
+        logger) and print where; rank zero only."""
+        path = self.run_file(name, required=True)
+        if path is None or not rows:
+            return None
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        rank_zero_info(f"{len(rows)} prediction row(s): {path}")
         return path
 
     def write_report(self, stage: str) -> None:

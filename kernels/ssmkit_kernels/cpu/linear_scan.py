@@ -14,7 +14,8 @@ vectorises). The backward runs the adjoint recurrence in reverse,
 
 reading h_{t-1} from the saved output (PyTorch's convention for complex gradients: the conjugate Wirtinger
 derivative, so conj appears where a real scan has none). Every task writes only its own rows: no races.
-Half precision runs in float32; other dtypes in their own precision.
+It computes in `ssmkit_kernels.scan_api.working_dtype`: float64 and complex128 stay double, the rest runs in
+float32 (complex64).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from numba import njit, prange
+
+from ssmkit_kernels.scan_api import linear_scan_backend
 
 Tensor = torch.Tensor
 
@@ -90,20 +93,11 @@ class LinearScanFn(torch.autograd.Function):
         return da, db, dh0, None
 
 
-def linear_scan_numba(
-    a: Tensor,
-    b: Tensor,
-    h0: Tensor | None = None,
-    resets: Tensor | None = None,
-    return_last_state: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+@linear_scan_backend
+def linear_scan_numba(a, b, h0, resets):
     """The fused scan; arguments as `ssmkit.ops.linear_scan_ref`. As there, h0 is cast to b's dtype and h comes
     in the promotion of a's and b's (computed in float32 for half precision)."""
-    out_dtype = torch.promote_types(a.dtype, b.dtype)
-    work = torch.float32 if out_dtype in (torch.float16, torch.bfloat16) else out_dtype
-    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0.to(b.dtype)
-    a, b, h0 = (t.to(work).contiguous() for t in (a, b, h0))
-    keep_dtype = torch.empty(0, dtype=work).real.dtype
-    keep = torch.ones(b.shape[:2], dtype=keep_dtype) if resets is None else (~resets).to(keep_dtype)
-    h = LinearScanFn.apply(a, b, h0, keep).to(out_dtype)
-    return (h, h[:, -1]) if return_last_state else h
+    h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
+    keep = torch.ones(b.shape[:2], dtype=b.real.dtype) if resets is None else (~resets).to(b.real.dtype)
+    h = LinearScanFn.apply(a, b, h0, keep)
+    return h, h[:, -1]

@@ -32,6 +32,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from ssmkit_kernels.scan_api import selective_scan_backend, selective_state_update_backend, working_dtype
+
 Tensor = torch.Tensor
 
 # reassoc/contract let LLVM vectorise the reductions over channels; no flag that assumes finite values.
@@ -317,10 +319,7 @@ def _block_size(batch: int, dim: int, groups: list[int]) -> int:
 def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw: int) -> tuple[Tensor, ...]:
     """Contiguous work-dtype tensors in kernel order: A blocked (d / cw, n, cw), B / C as (b, g, l, n) when variable
     and (1, 1, d, n) when not; zeros stand for an absent D / delta_bias, a (1, 1, 1) tensor for z."""
-    work = torch.float64 if u.dtype == torch.float64 else torch.float32
-
-    def prep(t: Tensor | None, *absent: int) -> Tensor:
-        return torch.zeros(absent, dtype=work) if t is None else t.detach().to(work).contiguous()
+    work = working_dtype(u.dtype)
 
     def bc(M: Tensor) -> Tensor:
         M = M.detach().to(work)
@@ -332,7 +331,13 @@ def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw: int) -> tuple[Tensor
 
     dim, n = A.shape
     A_blocked = A.detach().to(work).reshape(dim // cw, cw, n).transpose(1, 2).contiguous()
-    return prep(u), prep(delta), A_blocked, bc(B), bc(C), prep(D, dim), prep(z, 1, 1, 1), prep(delta_bias, dim)
+    optional = _work(D, work, dim), _work(z, work, 1, 1, 1), _work(delta_bias, work, dim)
+    return _work(u, work), _work(delta, work), A_blocked, bc(B), bc(C), *optional
+
+
+def _work(t: Tensor | None, work: torch.dtype, *absent: int) -> Tensor:
+    """t detached, contiguous, in `work`; zeros of shape `absent` for an absent input (the kernels take arrays)."""
+    return torch.zeros(absent, dtype=work) if t is None else t.detach().to(work).contiguous()
 
 
 def _bc_grad(partial: Tensor, like: Tensor) -> Tensor:
@@ -400,21 +405,10 @@ class SelectiveScanFn(torch.autograd.Function):
         )
 
 
-def selective_scan_numba(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+@selective_scan_backend
+def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     """The fused CPU selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
-    y, last = SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    return (y, last) if return_last_state else y
+    return SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -442,18 +436,8 @@ def _state_update_kernel(state, x, dt, A, B, C, D, z, bias, softplus, has_z, out
             out[bi, di] = y
 
 
-def selective_state_update_numba(
-    state: Tensor,
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    dt_bias: Tensor | None = None,
-    dt_softplus: bool = False,
-) -> Tensor:
+@selective_state_update_backend
+def selective_state_update_numba(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
     """The fused CPU decoding step; same signature and semantics as `ssmkit.ops.selective_state_update_ref`:
     computes in `state`'s dtype (float32 for other dtypes) and writes the new state into `state`."""
     if state.dtype not in (torch.float32, torch.float64) or not state.is_contiguous():
@@ -462,14 +446,8 @@ def selective_state_update_numba(
         state.copy_(work_state)
         return y
     work, dim = state.dtype, state.shape[1]
-
-    def prep(t: Tensor | None, *absent: int) -> np.ndarray:
-        t = torch.zeros(absent, dtype=work) if t is None else t.detach().to(work).contiguous()
-        return t.numpy()
-
     out = torch.empty(x.shape, dtype=work)
-    _state_update_kernel(
-        state.detach().numpy(), prep(x), prep(dt), prep(A), prep(B), prep(C), prep(D, dim), prep(z, 1, 1),
-        prep(dt_bias, dim), dt_softplus, z is not None, out.numpy(),
-    )  # fmt: skip
+    optional = _work(D, work, dim), _work(z, work, 1, 1), _work(dt_bias, work, dim)
+    ins = _np(*(_work(t, work) for t in (x, dt, A, B, C)), *optional)
+    _state_update_kernel(state.detach().numpy(), *ins, dt_softplus, z is not None, out.numpy())
     return out.to(x.dtype)

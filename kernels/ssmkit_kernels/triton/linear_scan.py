@@ -20,6 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ssmkit_kernels.scan_api import linear_scan_backend
 from ssmkit_kernels.triton import INTERPRET, on_device, warp_configs
 
 Tensor = torch.Tensor
@@ -83,6 +84,19 @@ def _decay(a_ptr, resets_ptr, row, t, d, length, dim, HAS_RESETS: tl.constexpr, 
 
 
 @triton.jit
+def _program_channels(dim, BLOCK_D: tl.constexpr):
+    """This program's batch row, its channels d (BLOCK_D,) and which of them exist (d < dim)."""
+    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    return tl.program_id(0), d, d < dim
+
+
+@triton.jit
+def _tile(row, t, d, d_ok, length, dim):
+    """Offsets and mask of the (BLOCK_L, BLOCK_D) tile of steps t and channels d of a (B, L, D) tensor."""
+    return (row * length + t[:, None]) * dim + d[None, :], (t < length)[:, None] & d_ok[None, :]
+
+
+@triton.jit
 def row_of(x, i, BLOCK_L: tl.constexpr):
     """x[i, :] of a (BLOCK_L, BLOCK_D) tile."""
     return tl.sum(tl.where(tl.arange(0, BLOCK_L)[:, None] == i, x, 0.0), 0)
@@ -95,17 +109,14 @@ def _linear_scan_fwd(
     HAS_H0: tl.constexpr, HAS_RESETS: tl.constexpr, COMPLEX: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_ok = d < dim
+    row, d, d_ok = _program_channels(dim, BLOCK_D)
     hr = tl.zeros((BLOCK_D,), h_ptr.dtype.element_ty)
     hi = tl.zeros((BLOCK_D,), h_ptr.dtype.element_ty) if COMPLEX else 0.0
     if HAS_H0:
         hr, hi = _load(h0_ptr, row * dim + d, d_ok, 0.0, COMPLEX)
     for chunk in range(tl.cdiv(length, BLOCK_L)):
         t = chunk * BLOCK_L + tl.arange(0, BLOCK_L)
-        offs = (row * length + t[:, None]) * dim + d[None, :]
-        mask = (t < length)[:, None] & d_ok[None, :]
+        offs, mask = _tile(row, t, d, d_ok, length, dim)
         ar, ai = _decay(a_ptr, resets_ptr, row, t, d, length, dim, HAS_RESETS, COMPLEX)
         br, bi = _load(b_ptr, offs, mask, 0.0, COMPLEX)
         if COMPLEX:
@@ -126,14 +137,11 @@ def _linear_scan_bwd(
     HAS_H0: tl.constexpr, HAS_RESETS: tl.constexpr, COMPLEX: tl.constexpr,
     BLOCK_L: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_ok = d < dim
+    row, d, d_ok = _program_channels(dim, BLOCK_D)
     gr, gi = _load(dlast_ptr, row * dim + d, d_ok, 0.0, COMPLEX)
     for i in range(tl.cdiv(length, BLOCK_L)):
         t = (tl.cdiv(length, BLOCK_L) - 1 - i) * BLOCK_L + tl.arange(0, BLOCK_L)
-        offs = (row * length + t[:, None]) * dim + d[None, :]
-        mask = (t < length)[:, None] & d_ok[None, :]
+        offs, mask = _tile(row, t, d, d_ok, length, dim)
         nr, ni = _decay(a_ptr, resets_ptr, row, t + 1, d, length, dim, HAS_RESETS, COMPLEX)
         dr, di = _load(dh_ptr, offs, mask, 0.0, COMPLEX)
         if COMPLEX:  # the adjoint runs with conj(a'_{t+1})
@@ -188,30 +196,11 @@ class LinearScanFn(torch.autograd.Function):
         return da, db, dh0 if h0 is not None else None, None
 
 
-def linear_scan_triton(
-    a: Tensor,
-    b: Tensor,
-    h0: Tensor | None = None,
-    resets: Tensor | None = None,
-    return_last_state: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+@linear_scan_backend
+def linear_scan_triton(a, b, h0, resets):
     """The chunked Triton scan; same signature, shapes and dtypes as `ssmkit.ops.linear_scan_ref`."""
-    out_dtype = torch.promote_types(a.dtype, b.dtype)
-    work = _working_dtype(out_dtype)
-    a_w, b_w = a.to(work).contiguous(), b.to(work).contiguous()
-    h0_w = None if h0 is None else h0.to(work).contiguous()
     with on_device(b):
-        h, last = LinearScanFn.apply(a_w, b_w, h0_w, None if resets is None else resets.contiguous())
-    h, last = h.to(out_dtype), last.to(out_dtype)
-    return (h, last) if return_last_state else h
-
-
-def _working_dtype(dtype: torch.dtype) -> torch.dtype:
-    """complex128 / float64 stay double; everything else computes in (complex) float32."""
-    double = dtype in (torch.float64, torch.complex128)
-    if dtype.is_complex:
-        return torch.complex128 if double else torch.complex64
-    return torch.float64 if double else torch.float32
+        return LinearScanFn.apply(a, b, h0, None if resets is None else resets.contiguous())
 
 
 def _as_real(t: Tensor | None) -> Tensor | None:

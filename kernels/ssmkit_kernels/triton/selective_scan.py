@@ -25,6 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ssmkit_kernels.scan_api import selective_scan_backend, selective_state_update_backend
 from ssmkit_kernels.triton import INTERPRET, on_device, warp_configs
 from ssmkit_kernels.triton.linear_scan import first_order
 
@@ -65,9 +66,8 @@ def _chunk(
 
     Steps past `length` get exp(dt A) = 1 and dt B u = 0, so the state passes through them unchanged.
     """
-    mask2 = (d < dim)[:, None] & (t < length)[None, :]
+    offs, mask2 = _time_tile(row, d, t, dim, length)
     mask3 = mask2[:, None, :] & (k < n)[None, :, None]
-    offs = (row * dim + d[:, None]) * length + t[None, :]
     u = tl.load(u_ptr + offs, mask2, 0.0).to(A.dtype)
     dt, raw = _step_size(delta_ptr, bias[:, None], offs, mask2, SOFTPLUS)
     Bm = _bc_tile(B_ptr, row, d, k, t, mask3, sBb, sBg, sBn, sBl, gB, A.dtype)
@@ -77,13 +77,27 @@ def _chunk(
 
 
 @triton.jit
-def _params(A_ptr, D_ptr, bias_ptr, d, k, dim, n, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr):
-    """A (BLOCK_D, BLOCK_N) in the working dtype, D and delta_bias (BLOCK_D,) (0 when absent)."""
-    A = tl.load(A_ptr + d[:, None] * n + k[None, :], (d < dim)[:, None] & (k < n)[None, :], 0.0)
-    zero = tl.zeros((d.shape[0],), A.dtype)
+def _block(
+    A_ptr, D_ptr, bias_ptr, dim, n,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """This program's batch row, channels d (BLOCK_D,), states k (BLOCK_N,) and the (BLOCK_D, BLOCK_N) mask of those
+    that exist; A on it in the working dtype, D and delta_bias (BLOCK_D,) (0 when absent)."""
+    row = tl.program_id(0)
+    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    k = tl.arange(0, BLOCK_N)
+    mask = (d < dim)[:, None] & (k < n)[None, :]
+    A = tl.load(A_ptr + d[:, None] * n + k[None, :], mask, 0.0)
+    zero = tl.zeros((BLOCK_D,), A.dtype)
     D = tl.load(D_ptr + d, d < dim, 0.0).to(A.dtype) if HAS_D else zero
     bias = tl.load(bias_ptr + d, d < dim, 0.0).to(A.dtype) if HAS_BIAS else zero
-    return A, D, bias
+    return row, d, k, mask, A, D, bias
+
+
+@triton.jit
+def _time_tile(row, d, t, dim, length):
+    """Offsets and mask of channels d (BLOCK_D,) at steps t (BLOCK_L,) in a (b, d, l) tensor: (BLOCK_D, BLOCK_L)."""
+    return (row * dim + d[:, None]) * length + t[None, :], (d < dim)[:, None] & (t < length)[None, :]
 
 
 @triton.autotune(configs=warp_configs(), key=["BLOCK_D", "BLOCK_N", "BLOCK_L"])
@@ -94,11 +108,7 @@ def _selective_scan_fwd(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    k = tl.arange(0, BLOCK_N)
-    A, D, bias = _params(A_ptr, D_ptr, bias_ptr, d, k, dim, n, HAS_D, HAS_BIAS)
-    state_mask = (d < dim)[:, None] & (k < n)[None, :]
+    row, d, k, state_mask, A, D, bias = _block(A_ptr, D_ptr, bias_ptr, dim, n, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
     chunks = tl.cdiv(length, BLOCK_L)
     h = tl.zeros((BLOCK_D, BLOCK_N), A.dtype)
     for c in range(chunks):
@@ -112,8 +122,7 @@ def _selective_scan_fwd(
         decay, x = tl.associative_scan((decay, x), 2, first_order)
         hs = decay * h[:, :, None] + x
         y = tl.sum(hs * Cm, 1) + D[:, None] * u
-        offs = (row * dim + d[:, None]) * length + t[None, :]
-        mask = (d < dim)[:, None] & (t < length)[None, :]
+        offs, mask = _time_tile(row, d, t, dim, length)
         if HAS_Z:
             z = tl.load(z_ptr + offs, mask, 0.0).to(A.dtype)
             y = y * z * tl.sigmoid(z)
@@ -136,11 +145,7 @@ def _selective_scan_bwd(
     B_VARIES: tl.constexpr, C_VARIES: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    k = tl.arange(0, BLOCK_N)
-    A, D, bias = _params(A_ptr, D_ptr, bias_ptr, d, k, dim, n, HAS_D, HAS_BIAS)
-    state_mask = (d < dim)[:, None] & (k < n)[None, :]
+    row, d, k, state_mask, A, D, bias = _block(A_ptr, D_ptr, bias_ptr, dim, n, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
     state_offs = (row * dim + d[:, None]) * n + k[None, :]
     g = tl.load(dlast_ptr + state_offs, state_mask, 0.0).to(A.dtype)
     dA = tl.zeros((BLOCK_D, BLOCK_N), A.dtype)
@@ -150,8 +155,7 @@ def _selective_scan_bwd(
     for i in range(chunks):
         c = chunks - 1 - i
         t = c * BLOCK_L + tl.arange(0, BLOCK_L)
-        offs = (row * dim + d[:, None]) * length + t[None, :]
-        mask = (d < dim)[:, None] & (t < length)[None, :]
+        offs, mask = _time_tile(row, d, t, dim, length)
         u, dt, raw, decay, x, Bm, Cm = _chunk(
             u_ptr, delta_ptr, B_ptr, C_ptr, A, bias, row, d, k, t, dim, n, length,
             sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS,
@@ -225,11 +229,7 @@ def _selective_state_update(
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    row = tl.program_id(0)
-    d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    k = tl.arange(0, BLOCK_N)
-    A, D, bias = _params(A_ptr, D_ptr, bias_ptr, d, k, dim, n, HAS_D, HAS_BIAS)
-    mask = (d < dim)[:, None] & (k < n)[None, :]
+    row, d, k, mask, A, D, bias = _block(A_ptr, D_ptr, bias_ptr, dim, n, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
     offs = row * s_b + d[:, None] * s_d + k[None, :] * s_n
     x = tl.load(x_ptr + row * dim + d, d < dim, 0.0).to(A.dtype)
     dt, _ = _step_size(dt_ptr, bias, row * dim + d, d < dim, SOFTPLUS)
@@ -244,18 +244,8 @@ def _selective_state_update(
     tl.store(y_ptr + row * dim + d, y.to(y_ptr.dtype.element_ty), d < dim)
 
 
-def selective_state_update_triton(
-    state: Tensor,
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    dt_bias: Tensor | None = None,
-    dt_softplus: bool = False,
-) -> Tensor:
+@selective_state_update_backend
+def selective_state_update_triton(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
     """One decoding step, forward only: `state (b, d, n)` is updated in place (in its own dtype); returns y (b, d).
 
     One program per (batch row, BLOCK_D channels) loads its (BLOCK_D, n) state tile once. No autotune: a sweep
@@ -315,24 +305,12 @@ class SelectiveScanFn(torch.autograd.Function):
         return du, ddelta, dA.sum(0), dB, dC, dD, dz, dbias, None
 
 
-def selective_scan_triton(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    delta_bias: Tensor | None = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+@selective_scan_backend
+def selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     """The chunked Triton selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
-    work = torch.float64 if u.dtype == torch.float64 else torch.float32
     D, delta_bias = (None if t is None else t.contiguous() for t in (D, delta_bias))
     with on_device(u):
-        y, last = SelectiveScanFn.apply(u, delta, A.to(work).contiguous(), B, C, D, z, delta_bias, delta_softplus)
-    return (y, last) if return_last_state else y
+        return SelectiveScanFn.apply(u, delta, A.contiguous(), B, C, D, z, delta_bias, delta_softplus)
 
 
 def _bc_layout(M: Tensor, dim: int) -> tuple[Tensor, tuple[int, ...], int, bool]:

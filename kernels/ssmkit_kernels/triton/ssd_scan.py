@@ -17,16 +17,17 @@ cumulative sum of dt A,
 The forward saves the state entering each chunk (b, h, chunks, p, n). The backward walks the chunks last to
 first with the state's adjoint, reusing each chunk's saved state, and returns the gradients of x, dt, A, B, C
 and the initial state (dB, dC per head, summed over a group's heads in torch). dt_bias / softplus before the
-kernel and the D skip and silu(z) gate after it are torch ops (autograd differentiates them).
+kernel and the D skip and silu(z) gate after it are torch ops (`ssmkit_kernels.scan_api.ssd_scan_backend`, the
+same for every SSD backend; autograd differentiates them).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 import triton
 import triton.language as tl
 
+from ssmkit_kernels.scan_api import ssd_scan_backend
 from ssmkit_kernels.triton import INTERPRET, on_device, warp_configs
 
 Tensor = torch.Tensor
@@ -198,20 +199,8 @@ class SSDScanFn(torch.autograd.Function):
         return dx.to(x.dtype), ddt.to(dt.dtype), dA.sum(0), dB, dC, dinit if ctx.has_init else None, None
 
 
-def ssd_scan_triton(
-    x: Tensor,
-    dt: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    chunk_size: int = 64,
-    D: Tensor | None = None,
-    z: Tensor | None = None,
-    dt_bias: Tensor | None = None,
-    initial_states: Tensor | None = None,
-    dt_softplus: bool = False,
-    return_final_states: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
+@ssd_scan_backend
+def ssd_scan_triton(x, dt, A, B, C, chunk_size, initial_states):
     """The chunked Triton SSD scan; same signature, shapes and dtypes as `ssmkit.ops.ssd_scan_ref`.
 
     Chunks are `chunk_size` rounded up to a power of two within [16, 32], and 16 where p·n > 4096 or under the
@@ -219,21 +208,9 @@ def ssd_scan_triton(
     (compiled for sm_90: 129 KiB at chunk 32, p = n = 64; 150 KiB at chunk 16, p = 64, n = 128; 225 KiB at
     chunk 64, p = n = 64, past an A100's 164). p·n (each rounded up to a power of two) may be at most 8192.
     """
-    work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    dt = dt.to(work)
-    if dt_bias is not None:
-        dt = dt + dt_bias.to(work)
-    if dt_softplus:
-        dt = F.softplus(dt)
-    init = None if initial_states is None else initial_states.to(work).contiguous()
+    init = None if initial_states is None else initial_states.contiguous()
     with on_device(x):
-        y, final = SSDScanFn.apply(x, dt, A.to(work).contiguous(), B, C, init, chunk_size)
-    if D is not None:
-        y = y + (D.to(work)[:, None] if D.dim() == 1 else D.to(work)) * x.to(work)
-    if z is not None:
-        y = y * F.silu(z.to(work))
-    y = y.to(x.dtype if z is None else z.dtype)
-    return (y, final) if return_final_states else y
+        return SSDScanFn.apply(x, dt, A.contiguous(), B, C, init, chunk_size)
 
 
 def _blocks(p: int, n: int, chunk_size: int) -> dict[str, int]:

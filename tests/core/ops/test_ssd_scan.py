@@ -14,18 +14,29 @@ def rand_args(b=2, length=37, h=4, p=3, g=2, n=5, dtype=torch.float64, seed=0):
     return x, dt, A, B, C
 
 
-def test_reference_equals_selective_scan_with_tied_A():
-    """SSD is Mamba-1's selective scan with A shared by a head's channels and B, C by a group's heads."""
+@pytest.mark.parametrize(("backend", "gated"), [("reference", False), ("reference", True), ("chunked", True)])
+def test_equals_selective_scan_with_tied_A(backend, gated):
+    """SSD is Mamba-1's selective scan with A shared by a head's channels and B, C by a group's heads. `gated` adds
+    dt_bias and softplus before the recurrence and the D skip (per head and channel) and silu(z) after it, which the
+    selective scan's CPU kernel fuses (it does not share SSD's torch code for them)."""
     x, dt, A, B, C = rand_args(g=1)
     b, length, h, p = x.shape
-    dt = torch.nn.functional.softplus(dt)
-    y = ssd_scan(x, dt, A, B, C, backend="reference")
+    D = z = bias = None
+    if gated:
+        gen = torch.Generator().manual_seed(3)
+        D, z, bias = (torch.randn(shape, generator=gen, dtype=x.dtype) for shape in ((h, p), x.shape, (h,)))
+        bias[0] = 25.0  # past softplus's threshold of 20
+    else:
+        dt = torch.nn.functional.softplus(dt)
+    y = ssd_scan(x, dt, A, B, C, 16, D, z, bias, dt_softplus=gated, backend=backend)
     as_s6 = selective_scan(
         x.flatten(2).transpose(1, 2),  # (b, h*p, l)
         dt.repeat_interleave(p, dim=2).transpose(1, 2),
         A.repeat_interleave(p)[:, None].expand(h * p, B.shape[-1]),
         B[:, :, 0].transpose(1, 2),
         C[:, :, 0].transpose(1, 2),
+        *((D.flatten(), z.flatten(2).transpose(1, 2), bias.repeat_interleave(p)) if gated else ()),
+        delta_softplus=gated,
     )
     torch.testing.assert_close(y, as_s6.transpose(1, 2).unflatten(2, (h, p)))
 

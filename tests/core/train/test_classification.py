@@ -64,7 +64,27 @@ def test_labels_outside_the_classes_are_a_data_error():
 
 def test_metric_names():
     assert classification_metric("top5", 3).top_k == 3  # capped at the number of classes
-    with pytest.raises(ValueError, match="unknown classification metric 'auc'"):
-        classification_metric("auc", 3)
+    with pytest.raises(ValueError, match="unknown classification metric 'auroc'"):
+        classification_metric("auroc", 3)
     with pytest.raises(ValueError, match="n_classes must be >= 2"):
         Linear(n_classes=1)
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_auc_is_sklearns_roc_auc_of_the_softmax_even_for_logits_inside_0_1(n_classes):
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(40) % n_classes
+    # logits all inside [0, 1]: taken as probabilities they rank classes differently than their softmax does
+    logits = torch.rand(40, n_classes, generator=g) * 0.5 + 0.3 * torch.nn.functional.one_hot(labels, n_classes)
+    metric = classification_metric("auc", n_classes)
+    metric.update(logits[:25], labels[:25])
+    metric.update(logits[25:], labels[25:])
+    probabilities = logits.softmax(-1).numpy()
+    expected = (
+        roc_auc_score(labels.numpy(), probabilities[:, 1])
+        if n_classes == 2
+        else roc_auc_score(labels.numpy(), probabilities, multi_class="ovr", average="macro")
+    )
+    assert float(metric.compute()) == pytest.approx(expected, abs=1e-6)

@@ -80,23 +80,33 @@ def test_validate_and_test_need_a_checkpoint_and_reject_bad_ones(tmp_path, capsy
     assert "not a Lightning checkpoint" in capsys.readouterr().err
 
 
-def test_test_and_predict_from_a_trained_run(tmp_path):
-    assert fit(tmp_path, "sequential_digits") == 0
-    for verb in ("test", "predict"):
-        assert (
-            main(
-                [
-                    verb,
-                    "synthetic.sequential_digits",
-                    "--quick",
-                    "--runs_dir",
-                    str(tmp_path),
-                    "--ckpt_path",
-                    "last",
-                ]
-            )
-            == 0
-        )
+def test_test_and_predict_write_into_the_run_they_evaluate(tmp_path, caplog):
+    """Outputs land beside the model that made them (version_0/test, version_0/predict), no new version folder,
+    and the data is read as the run was fitted (here: its 30% validation split), whatever the task config says."""
+    assert fit(tmp_path, "sequential_digits", "--data.val_fraction", "0.3") == 0
+    args = ["synthetic.sequential_digits", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]
+    for verb in ("validate", "test", "predict"):
+        assert main([verb, *args]) == 0
+    task_dir = tmp_path / "synthetic" / "sequential_digits"
+    run = task_dir / "version_0"
+    assert sorted(p.name for p in task_dir.iterdir()) == ["version_0"]
+    assert (run / "test" / "plots" / "test_confusion.png").is_file() and (run / "validate" / "metrics.csv").is_file()
+    predictions = rows(run / "predict" / "predictions.csv")
+    assert len(predictions) == 539  # 30% of the 1,797 digits, stratified: the fitted run's split
+    assert str(run / "predict" / "predictions.csv") in caplog.text  # and says where
+
+
+@pytest.mark.parametrize("task", ["selective_copy", "icl_regression"])
+def test_predict_writes_a_file_for_every_synthetic_task(tmp_path, task):
+    assert fit(tmp_path, task) == 0
+    assert main(["predict", f"synthetic.{task}", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]) == 0
+    table = rows(tmp_path / "synthetic" / task / "version_0" / "predict" / "predictions.csv")
+    assert len(table) == 32 * (6 if task == "icl_regression" else 1)  # n_val prompts (x 6 positions)
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path):
+    assert fit(tmp_path, "selective_copy", "--trainer.val_check_interval", "50") == 2
+    assert not list((tmp_path / "synthetic" / "selective_copy").glob("version_*"))
 
 
 def test_unknown_task_lists_the_installed_ones(capsys):

@@ -1,0 +1,1 @@
+"""ssmkit-audio: spoken-digit classification from raw waveforms and log-mel frames."""

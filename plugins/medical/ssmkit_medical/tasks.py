@@ -1,0 +1,216 @@
+"""The medical plugin's tasks.
+
+`MedicalClassifier` (classify): a timm-registry model (MedMamba `medmamba_*`, or timm's own such as `resnet18`, the
+baseline) as an ssmkit `ClassificationTask`: cross-entropy, `<stage>/acc` and `<stage>/auc`, the confusion matrix
+and per-class accuracy at the end of fit and test, `predictions.csv` from predict. Never downloads weights.
+
+`Segmenter` (segment): a network of `ssmkit_medical.unets` (U-Mamba-bot, or MONAI's DynUNet / UNet baselines)
+trained on patches with MONAI's `DiceCELoss`; validation, test and predict run MONAI's `sliding_window_inference`
+over whole images (window = the training patch). Logged: `<stage>/loss`, `<stage>/dice` (mean foreground Dice,
+MONAI's `DiceMetric`) and `<stage>/dice_<class>`. Reports: `plots/<stage>_overlays.png` and `<stage>_dice.csv`;
+predict writes `predictions/<name>.png` (2D) or `.nii.gz` (3D) masks in the data's raw label values and
+`predictions/overlays.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import timm
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceCELoss
+from monai.metrics import DiceMetric
+from PIL import Image
+
+import ssmkit_medical.models  # noqa: F401  (registers the MedMamba models in timm)
+from ssmkit.train.classification import ClassificationTask
+from ssmkit.train.module import TaskModule
+from ssmkit_medical.plots import plot_overlays
+from ssmkit_medical.unets import create_segmenter
+
+Tensor = torch.Tensor
+
+
+class MedicalClassifier(ClassificationTask):
+    metrics = ("acc", "auc")
+    data_links = {"n_classes": "n_classes", "in_chans": "in_chans"}
+
+    def __init__(
+        self,
+        model_name: str = "medmamba_test_patch2_28",
+        n_classes: int = 3,
+        in_chans: int = 1,
+        model_kwargs: dict[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.05,
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        """model_name: any timm model built with n_classes / in_chans (from the data) and `model_kwargs`."""
+        super().__init__(
+            n_classes=n_classes,
+            label_smoothing=label_smoothing,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_steps=warmup_steps,
+            min_lr_ratio=min_lr_ratio,
+            betas=betas,
+        )
+        self.save_hyperparameters()
+        self.model = timm.create_model(model_name, num_classes=n_classes, in_chans=in_chans, **(model_kwargs or {}))
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (B, in_chans, H, W) -> logits (B, n_classes)."""
+        return self.model(images)
+
+
+class Segmenter(TaskModule):
+    monitor = "val/dice"
+    monitor_mode = "max"
+    data_links = {"n_classes": "n_classes", "in_channels": "in_channels", "patch_size": "patch_size"}
+
+    def __init__(
+        self,
+        model_name: str = "umamba_bot",
+        n_classes: int = 3,
+        in_channels: int = 1,
+        patch_size: list[int] | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        sw_batch_size: int = 4,
+        overlap: float = 0.25,
+        max_overlays: int = 4,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 20,
+        min_lr_ratio: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        """model_name: "umamba_bot", "dynunet" or "unet" (`ssmkit_medical.unets`), built with `model_kwargs`
+        (filters, ...); patch_size: the training patch (from the data), also the sliding window; overlap: of
+        neighbouring windows."""
+        super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
+        self.save_hyperparameters()
+        if n_classes < 2:
+            raise ValueError(f"n_classes must be >= 2 (background and a structure), got {n_classes}")
+        self.n_classes, self.patch_size = n_classes, list(patch_size or [64, 64])
+        self.model = create_segmenter(model_name, in_channels, n_classes, self.patch_size, **(model_kwargs or {}))
+        self.sw_batch_size, self.overlap, self.max_overlays = sw_batch_size, overlap, max_overlays
+        self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
+        self.dice = DiceMetric(include_background=False, reduction="mean_batch")
+        self.dice_per_class: dict[str, float] = {}
+        self.kept: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []  # (image, mask, predicted)
+        self.predicted: list[np.ndarray] = []
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (B, C, *patch) -> logits (B, n_classes, *patch)."""
+        return self.model(images)
+
+    def infer(self, images: Tensor) -> Tensor:
+        """Whole images (B, C, *S) -> logits (B, n_classes, *S), window by window (MONAI's sliding window)."""
+        return sliding_window_inference(images, self.patch_size, self.sw_batch_size, self.model, overlap=self.overlap)
+
+    def batch_tokens(self, batch: tuple[Tensor, ...]) -> int:
+        """Pixels (voxels) per batch."""
+        return int(batch[0][:, 0].numel())
+
+    def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        images, masks = batch
+        logits = self(images) if stage == "train" else self.infer(images)
+        loss = self.loss(logits, masks)
+        self.log(f"{stage}/loss", loss, prog_bar=True)
+        if stage != "train":
+            predicted = logits.argmax(1, keepdim=True)
+            self.dice(self.one_hot(predicted), self.one_hot(masks))
+            self.keep(images, masks, predicted)
+        return loss
+
+    def one_hot(self, labels: Tensor) -> Tensor:
+        """(B, 1, *S) class indices -> (B, n_classes, *S)."""
+        return torch.nn.functional.one_hot(labels[:, 0], self.n_classes).movedim(-1, 1)
+
+    def keep(self, images: Tensor, masks: Tensor | None, predicted: Tensor) -> None:
+        """Keep the first `max_overlays` images of the epoch for the overlay plot."""
+        for i in range(min(len(images), self.max_overlays - len(self.kept))):
+            mask = None if masks is None else masks[i, 0].cpu().numpy()
+            self.kept.append((images[i, 0].float().cpu().numpy(), mask, predicted[i, 0].cpu().numpy()))
+
+    def on_validation_epoch_start(self) -> None:
+        self.dice.reset()
+        self.kept = []
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dice("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dice("test")
+
+    def log_dice(self, stage: str) -> None:
+        """`<stage>/dice` (mean over the foreground classes) and `<stage>/dice_<class>` of the epoch."""
+        per_class = self.dice.aggregate().float().cpu()  # (n_classes - 1,), NaN for a class never present
+        names = self.class_names()[1:]
+        self.dice_per_class = {name: float(v) for name, v in zip(names, per_class, strict=True)}
+        self.log(f"{stage}/dice", per_class.nanmean(), prog_bar=True)
+        for name, value in zip(names, per_class, strict=True):
+            self.log(f"{stage}/dice_{name.replace(' ', '_')}", value)
+
+    def class_names(self) -> list[str]:
+        classes = getattr(getattr(self.trainer, "datamodule", None), "classes", None)
+        return [str(c) for c in classes] if classes else [str(k) for k in range(self.n_classes)]
+
+    def write_report(self, stage: str) -> None:
+        """`<stage>_dice.csv` (Dice per foreground class) and `plots/<stage>_overlays.png`."""
+        png = self.run_file(f"plots/{stage}_overlays.png")
+        if png is None or not self.kept:
+            return
+        with open(png.parent.parent / f"{stage}_dice.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["class", "dice"])
+            writer.writerows((name, f"{value:.4f}") for name, value in self.dice_per_class.items())
+        mean = np.nanmean(list(self.dice_per_class.values())) if self.dice_per_class else float("nan")
+        title = f"{self.hparams.model_name}: {stage} Dice {mean:.4f}"
+        plot_overlays(*(list(part) for part in zip(*self.kept, strict=True)), self.class_names(), png, title)
+        rank_zero_info(f"{stage} report: {title}; {png}")
+
+    def predict_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor:
+        """batch: (images,) or (images, masks) -> predicted masks (B, 1, *S) of class indices."""
+        predicted = self.infer(batch[0]).argmax(1, keepdim=True)
+        self.predicted += [p[0].cpu().numpy() for p in predicted]
+        self.keep(batch[0], batch[1] if len(batch) > 1 else None, predicted)
+        return predicted
+
+    def on_predict_epoch_start(self) -> None:
+        self.predicted, self.kept = [], []
+
+    def on_predict_epoch_end(self) -> None:
+        folder = self.run_file("predictions/overlays.png", required=True)
+        if folder is None or not self.predicted:
+            return
+        data = getattr(self.trainer, "datamodule", None)
+        names = data.item_names("predict") if hasattr(data, "item_names") else None
+        values = np.asarray(getattr(data, "label_values", range(self.n_classes)))
+        for i, mask in enumerate(self.predicted):
+            write_mask(folder.parent / (names[i] if names else str(i)), values[mask])
+        plot_overlays(*(list(part) for part in zip(*self.kept, strict=True)), self.class_names(), folder)
+        rank_zero_info(f"predicted masks of {len(self.predicted)} image(s): {folder.parent}")
+
+
+def write_mask(stem: Path, mask: np.ndarray) -> Path:
+    """A mask (H, W) as `<stem>.png` (8 or 16 bit), a volume (H, W, D) as `<stem>.nii.gz` (identity affine)."""
+    if mask.ndim == 2:
+        path = stem.with_name(stem.name + ".png")
+        Image.fromarray(mask.astype(np.uint8 if mask.max() < 256 else np.uint16)).save(path)
+    else:
+        path = stem.with_name(stem.name + ".nii.gz")
+        nib.save(nib.Nifti1Image(mask.astype(np.int16), np.eye(4)), path)
+    return path
