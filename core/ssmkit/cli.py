@@ -12,6 +12,7 @@ task to LightningCLI (see `ssmkit.train.cli`). Heavy imports happen only in the 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import import_module
 from pathlib import Path
@@ -58,29 +59,33 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(verb: str, rest: list[str]) -> int:
+    """A training verb. A user's mistake (bad data, a setting that cannot work, an unknown task) is one message and
+    exit code 2; `--debug` (or SSMKIT_DEBUG=1) shows its traceback. Anything else is a bug: traceback, exit 1."""
     if not rest or rest[0].startswith("-"):
         print(
-            f"usage: ssmkit {verb} PLUGIN.TASK [--quick] [--runs_dir DIR] [LightningCLI args]",
+            f"usage: ssmkit {verb} PLUGIN.TASK [--quick] [--runs_dir DIR] [--debug] [LightningCLI args]",
             file=sys.stderr,
         )
         _print_tasks(discover())
         return 2
     spec, rest = rest[0], rest[1:]
-    quick = "--quick" in rest
-    rest = [a for a in rest if a != "--quick"]
+    quick, debug = "--quick" in rest, "--debug" in rest or os.environ.get("SSMKIT_DEBUG", "") not in ("", "0")
+    rest = [a for a in rest if a not in ("--quick", "--debug")]
     runs_dir = "runs"
     if "--runs_dir" in rest:
         i = rest.index("--runs_dir")
         runs_dir = rest[i + 1]
         del rest[i : i + 2]
-    from ssmkit.data.errors import DataError
-    from ssmkit.train.cli import RunError, run_task
+    from ssmkit.train.cli import RunError, run_summary, run_task
 
     try:
-        run_task(verb, spec, rest, runs_dir=runs_dir, quick=quick)
-    except (UnknownTaskError, RunError, DataError) as exc:
-        print(f"ssmkit {verb}: {exc}", file=sys.stderr)
+        cli = run_task(verb, spec, rest, runs_dir=runs_dir, quick=quick)
+    except (UnknownTaskError, RunError, ValueError) as exc:  # ValueError: DataError and bad settings
+        if debug:
+            raise
+        print(f"ssmkit {verb}: {exc}\n(the traceback: add --debug)", file=sys.stderr)
         return 2
+    print(f"ssmkit {verb} {spec}: {run_summary(cli)}", file=sys.stderr)
     return 0
 
 

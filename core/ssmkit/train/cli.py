@@ -9,6 +9,7 @@ scratch with a warning).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -49,9 +50,13 @@ def run_task(
     info, task_name, task = find_task(spec)
     module_cls, datamodule_cls = task.load()
     task_dir = Path(runs_dir) / info.name / task_name
-    # The args are the user's command line, handed over on purpose (and sys.argv must stay as it is:
-    # Lightning's DDP launcher re-runs it in the worker processes).
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    quiet_lightning()
+    weights_only, _ = _flag_value(list(args), "--weights_only")
+    if weights_only is not None and weights_only.lower() in ("false", "0", "no"):
+        raise RunError(
+            "--weights_only false is refused: ssmkit loads checkpoints with weights_only=True only, so that a "
+            "checkpoint from elsewhere cannot run code; convert it to plain tensors and data first"
+        )
     args, ckpt, resume_last = _resolve_ckpt_path(subcommand, list(args), task_dir)
     run_dir = _run_folder(ckpt, task_dir)
     version, fitted = None, []
@@ -79,6 +84,44 @@ def run_task(
     except BaseException:
         _remove_new_folders(task_dir, existing)
         raise
+
+
+# What Lightning prints that is not the user's business: advertising, hardware lines that say nothing on a
+# CPU machine, and warnings about Lightning's own internals.
+NOT_FOR_THE_USER = ("💡 Tip:", "GPU available:", "TPU available:", "Loading `train_dataloader` to estimate")
+SILENCED_WARNINGS = (
+    "LightningCLI's args parameter is intended",  # the args are the user's command line, handed over on purpose
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    ".*does not have many workers",
+)
+
+
+class _NotForTheUser(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(NOT_FOR_THE_USER)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's tips, empty hardware lines and internal deprecation warnings from a run's output."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        log = logging.getLogger(name)
+        if not any(isinstance(f, _NotForTheUser) for f in log.filters):
+            log.addFilter(_NotForTheUser())
+    for message in SILENCED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+
+
+def run_summary(cli: LightningCLI) -> str:
+    """One line saying where a finished command left its outputs: run folder, best checkpoint, plots."""
+    trainer = cli.trainer
+    log_dir = None if trainer.logger is None else trainer.logger.log_dir
+    parts = [f"outputs in {log_dir}"] if log_dir else ["no run folder (logger off)"]
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    if cli.subcommand == "fit" and best:
+        parts.append(f"best checkpoint {best}")
+    if log_dir and (Path(log_dir) / "plots").is_dir():
+        parts.append(f"plots in {Path(log_dir) / 'plots'}")
+    return "; ".join(parts)
 
 
 def _run_folder(ckpt: Path | None, task_dir: Path) -> Path | None:

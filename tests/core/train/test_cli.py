@@ -153,3 +153,26 @@ def test_bad_data_is_reported_without_a_traceback(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "ssmkit fit:" in err
+
+
+def test_a_users_mistake_is_one_message_and_exit_2_and_debug_shows_the_traceback(tmp_path, capsys):
+    assert fit(tmp_path, "selective_copy", "--model.backbone.mixer", "mambo") == 2
+    err = capsys.readouterr().err
+    assert "ssmkit fit: unknown mixer 'mambo'; registered mixers:" in err and "Traceback" not in err
+    with pytest.raises(ValueError, match="unknown mixer 'mambo'"):
+        fit(tmp_path, "selective_copy", "--model.backbone.mixer", "mambo", "--debug")
+
+
+def test_weights_only_false_is_refused(tmp_path, capsys):
+    assert fit(tmp_path, "selective_copy") == 0
+    args = ["test", "synthetic.selective_copy", "--quick", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]
+    assert main([*args, "--weights_only", "false"]) == 2
+    assert "--weights_only false is refused" in capsys.readouterr().err
+
+
+def test_a_finished_fit_says_where_its_outputs_are(tmp_path, capsys):
+    assert fit(tmp_path, "selective_copy") == 0
+    run = tmp_path / "synthetic" / "selective_copy" / "version_0"
+    last_line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last_line.startswith(f"ssmkit fit synthetic.selective_copy: outputs in {run}; best checkpoint {run}")
+    assert last_line.endswith(f"plots in {run / 'plots'}")
