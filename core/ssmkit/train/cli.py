@@ -15,6 +15,7 @@ import re
 import shutil
 import traceback
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ssmkit.train.checkpoint import AtomicCheckpointIO, CheckpointError, load_ch
 from ssmkit.train.logging import ResumableCSVLogger
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict")
+LAST_EVERY = timedelta(minutes=1)
 
 
 class RunError(RuntimeError):
@@ -59,9 +61,9 @@ def run_task(
         )
     args, ckpt, resume_last = _resolve_ckpt_path(subcommand, list(args), task_dir)
     run_dir = _run_folder(ckpt, task_dir)
-    version, fitted = None, []
+    version, fitted, resume_step = None, [], None
     if run_dir is not None and subcommand == "fit" and resume_last:
-        version = run_dir.name
+        version, resume_step = run_dir.name, int(load_checkpoint(ckpt)["global_step"])
     elif run_dir is not None and subcommand != "fit":
         version, fitted = f"{run_dir.name}/{subcommand}", _fitted_data_config(run_dir)
     existing = _folders(task_dir)
@@ -70,7 +72,9 @@ def run_task(
             module_cls,
             datamodule_cls,
             args=[subcommand, "--config", str(task.config_path(quick)), *fitted, *args],
-            trainer_defaults=_trainer_defaults(info, task_name, module_cls, Path(runs_dir), version, quick),
+            trainer_defaults=_trainer_defaults(
+                info, task_name, module_cls, Path(runs_dir), version, quick, resume_step
+            ),
             seed_everything_default=0,
             save_config_kwargs={"overwrite": True},
             subclass_mode_model=False,
@@ -168,13 +172,23 @@ class SsmkitCLI(LightningCLI):
 
 
 def _trainer_defaults(
-    info: PluginInfo, task_name: str, module_cls: type, runs_dir: Path, version: str | None, quick: bool
+    info: PluginInfo,
+    task_name: str,
+    module_cls: type,
+    runs_dir: Path,
+    version: str | None,
+    quick: bool,
+    resume_step: int | None,
 ) -> dict[str, Any]:
     """The trainer every run gets unless its config says otherwise. A quick run (a handful of steps) logs every
     step, so its metrics.csv and loss curve have training rows."""
     return {
         "logger": lazy_instance(
-            ResumableCSVLogger, save_dir=str(runs_dir), name=f"{info.name}/{task_name}", version=version
+            ResumableCSVLogger,
+            save_dir=str(runs_dir),
+            name=f"{info.name}/{task_name}",
+            version=version,
+            resume_step=resume_step,
         ),
         "callbacks": [
             ModelCheckpoint(
@@ -185,6 +199,8 @@ def _trainer_defaults(
                 filename="best-{epoch}-{step}",
                 auto_insert_metric_name=False,
             ),
+            # last.ckpt also every LAST_EVERY of training, so a killed run loses at most that much work
+            ModelCheckpoint(save_top_k=0, save_last=True, train_time_interval=LAST_EVERY),
             progress_bar(),
             Throughput(),
             EpochSummary(),

@@ -176,3 +176,17 @@ def test_a_finished_fit_says_where_its_outputs_are(tmp_path, capsys):
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith(f"ssmkit fit synthetic.selective_copy: outputs in {run}; best checkpoint {run}")
     assert last_line.endswith(f"plots in {run / 'plots'}")
+
+
+def test_a_resume_drops_the_rows_a_killed_run_logged_past_its_checkpoint(tmp_path):
+    """The killed process logged steps 4 and 5 after last.ckpt (global step 4); the resumed run logs them again."""
+    assert fit(tmp_path, "selective_copy") == 0
+    metrics = tmp_path / "synthetic" / "selective_copy" / "version_0" / "metrics.csv"
+    header = metrics.read_text().splitlines()[0].split(",")
+    stale = [{**dict.fromkeys(header, ""), "epoch": "1", "step": str(s), "train/loss": "9.9"} for s in (4, 5)]
+    with open(metrics, "a", newline="") as f:
+        csv.DictWriter(f, fieldnames=header).writerows(stale)
+    assert fit(tmp_path, "selective_copy", "--ckpt_path", "last", "--trainer.max_epochs", "2") == 0
+    losses = [(r["step"], r["train/loss"]) for r in rows(metrics) if r.get("train/loss")]
+    assert [step for step, _ in losses] == [str(s) for s in range(8)]  # each step once, in order
+    assert "9.9" not in {loss for _, loss in losses}
