@@ -71,7 +71,9 @@ def run_task(
         return SsmkitCLI(
             module_cls,
             datamodule_cls,
-            args=[subcommand, "--config", str(task.config_path(quick)), *fitted, *args],
+            args=[subcommand, *fitted, *args],
+            # the task's config as the parser's defaults: `--help` shows what the run would use
+            parser_kwargs={subcommand: {"default_config_files": [str(task.config_path(quick))]}},
             trainer_defaults=_trainer_defaults(
                 info, task_name, module_cls, Path(runs_dir), version, quick, resume_step
             ),

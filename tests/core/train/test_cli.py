@@ -190,3 +190,13 @@ def test_a_resume_drops_the_rows_a_killed_run_logged_past_its_checkpoint(tmp_pat
     losses = [(r["step"], r["train/loss"]) for r in rows(metrics) if r.get("train/loss")]
     assert [step for step, _ in losses] == [str(s) for s in range(8)]  # each step once, in order
     assert "9.9" not in {loss for _, loss in losses}
+
+
+def test_help_shows_what_the_run_would_use(capsys):
+    """The task's config is the parser's defaults: selective_copy.yaml's 2 epochs and 32,000 sequences."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "synthetic.selective_copy", "--help"])
+    assert exit_info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--trainer.max_epochs MAX_EPOCHS" in out and "(type: Optional[int], default: 2)" in out
+    assert "--data.n_train N_TRAIN (type: int, default: 32000)" in out
