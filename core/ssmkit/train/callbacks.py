@@ -61,7 +61,11 @@ class EpochSummary(Callback):
 
 
 class LossCurvePlot(Callback):
-    """At the end of fit, reads the run's metrics.csv and writes `plots/loss.png` beside it."""
+    """At the end of fit, reads the run's metrics.csv and writes `plots/loss.png` beside it, titled `title` (the
+    task, e.g. "synthetic.selective_copy"; the module's class name without one)."""
+
+    def __init__(self, title: str | None = None) -> None:
+        self.title = title
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -70,4 +74,4 @@ class LossCurvePlot(Callback):
         run_dir = Path(trainer.logger.log_dir)
         metrics = run_dir / "metrics.csv"
         if metrics.is_file():
-            plot_metrics(metrics, run_dir / "plots" / "loss.png", title=type(pl_module).__name__)
+            plot_metrics(metrics, run_dir / "plots" / "loss.png", title=self.title or type(pl_module).__name__)

@@ -206,7 +206,7 @@ def _trainer_defaults(
             progress_bar(),
             Throughput(),
             EpochSummary(),
-            LossCurvePlot(),
+            LossCurvePlot(title=f"{info.name}.{task_name}"),
         ],
         "gradient_clip_val": 1.0,
         "log_every_n_steps": 1 if quick else 10,

@@ -63,8 +63,9 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: Path, title:
     ax_cm.imshow(matrix, cmap="Blues")
     if k <= 20:
         for (i, j), count in np.ndenumerate(matrix):
-            if count:
-                ax_cm.text(j, i, int(count), ha="center", va="center", fontsize=8)
+            if count:  # white digits on the dark half of the colour scale
+                colour = "white" if count > matrix.max() / 2 else "black"
+                ax_cm.text(j, i, int(count), ha="center", va="center", fontsize=8, color=colour)
     ticks = np.arange(k)
     ax_cm.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title="confusion matrix")
     ax_cm.set_xticklabels(classes, rotation=90 if k > 10 else 0)
