@@ -79,6 +79,7 @@ class Mixer(nn.Module):
     def forward(self, x: Tensor, *, lengths: Tensor | None = None, **extra: Tensor | None) -> Tensor:
         """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`)."""
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
         mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
         y = self._forward(x if mask is None else x * mask, lengths, **extra)
@@ -91,6 +92,7 @@ class Mixer(nn.Module):
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent step")
         check_shape("x_t", x_t, "(B, D)", None, self.d_model)
+        self._check_dtype("x_t", x_t)
         y, state = self._step(x_t, state)
         self._debug_check(y, "step")
         return y, state
@@ -124,6 +126,20 @@ class Mixer(nn.Module):
             y_t, state = self._step(x_t, state)
             ys.append(y_t)
         return torch.stack(ys, dim=1), state
+
+    def _check_dtype(self, name: str, x: Tensor) -> None:
+        """Inputs come in the parameters' floating dtype (a complex parameter counts as its real dtype), so that
+        no mixer fails deep inside torch, or silently changes precision, on a float16 / bfloat16 input. Under
+        autocast (mixed precision) the dtypes differ on purpose and are left alone."""
+        if torch.is_autocast_enabled(x.device.type):
+            return
+        p = next((p for p in self.parameters() if p.is_floating_point() or p.is_complex()), None)
+        expected = None if p is None else (p.real.dtype if p.is_complex() else p.dtype)
+        if expected is not None and x.dtype != expected:
+            raise ValueError(
+                f"{name} is {x.dtype} but {type(self).__name__}'s parameters are {expected}: cast the input "
+                f"(x.to({expected})) or move the mixer (mixer.to({x.dtype})), or run under torch.autocast"
+            )
 
     def _debug_check(self, y: Tensor, where: str) -> None:
         if _DEBUG and not bool(torch.isfinite(y).all()):

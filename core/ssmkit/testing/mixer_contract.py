@@ -174,6 +174,9 @@ class MixerContract:
             mixer(torch.ones(2, 13, self.d_model, dtype=torch.long))
         with pytest.raises(ValueError, match="lengths"):
             mixer(torch.randn(2, 13, self.d_model), lengths=torch.tensor([14, 3]))
+        for half in (torch.float16, torch.bfloat16):  # the same named error for every mixer, not a torch failure
+            with pytest.raises(ValueError, match=f"x is {half} but .* parameters are torch.float32"):
+                mixer(torch.randn(2, 13, self.d_model, dtype=half))
 
     def test_dynamics_parameters_are_tagged(self) -> None:
         """SSM mixers tag their dynamics parameters for the optimiser groups (the class's `tags_dynamics`)."""
