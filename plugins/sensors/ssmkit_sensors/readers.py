@@ -41,12 +41,28 @@ def read_table(
     frame = pd.DataFrame(dict(np.load(path))) if path.suffix == ".npz" else pd.read_csv(path)
     dates = [date_column] if isinstance(date_column, str) else list(date_column or [])
     check_columns(frame, [*dates, *columns], path)
-    out = frame[columns].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    out = numeric_columns(frame, columns, path)
     if missing_value is not None:
         out = out.mask(out == missing_value)
     if dates:
         text = frame[dates].astype(str).agg(" ".join, axis=1)
         out.insert(0, "date", parse_dates(text, path, date_format))
+    return out
+
+
+def numeric_columns(frame: pd.DataFrame, columns: list[str], path: Path | str) -> pd.DataFrame:
+    """The columns as float64. Empty cells and NaN tokens stay missing (the `missing` policy handles them); a
+    cell of other text (`0.6960x`) is an error naming its row, column and text, never a silent gap."""
+    out = frame[columns].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    unparsable = out.isna() & frame[columns].notna()
+    for column in columns:
+        rows = unparsable[column].to_numpy().nonzero()[0]
+        if not len(rows):
+            continue
+        text = frame[column].iloc[rows[0]]
+        if len(rows) == frame[column].notna().sum():
+            raise DataError(f"column {column!r} is not numeric (row {rows[0]} holds {text!r})", source=path)
+        raise DataError(f"row {rows[0]}, column {column!r}: {text!r} is not a number", source=path)
     return out
 
 

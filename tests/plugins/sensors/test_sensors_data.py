@@ -92,6 +92,18 @@ def test_missing_value_code_is_missing(tmp_path):
     assert frame["b"].isna().tolist() == [i == 4 for i in range(60)]
 
 
+def test_a_typo_in_a_cell_and_a_text_column_are_named_not_interpolated(tmp_path):
+    """`0.6960x` is not a missing value: the reader names row, column and text; an empty cell stays missing."""
+    path = tmp_path / "x.csv"
+    path.write_text("a,b,c\n0.1,1,x\n0.6960x,2,y\n,3,z\n")
+    with pytest.raises(DataError, match=r"x.csv: row 1, column 'a': '0.6960x' is not a number"):
+        read_table(path, ["a", "b"])
+    with pytest.raises(DataError, match=r"x.csv: column 'c' is not numeric \(row 0 holds 'x'\)"):
+        read_table(path, ["b", "c"])
+    path.write_text("a,b\n0.1,1\n,2\n")
+    assert read_table(path, ["a", "b"])["a"].isna().tolist() == [False, True]
+
+
 def test_unknown_columns_are_named(tmp_path):
     with pytest.raises(DataError, match=r"column\(s\) \['nope'\] not in the file"):
         seq2seq(write_csv(tmp_path / "x.csv"), input_columns=["a", "nope"]).setup("fit")
