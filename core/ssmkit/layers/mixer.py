@@ -37,6 +37,12 @@ def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
     return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def _first_non_finite(t: Tensor) -> str:
+    """ "batch b, position l" of the first NaN/inf of t: (B, L, ...) (or "batch b" for t: (B, D))."""
+    b, *rest = (~torch.isfinite(t)).nonzero()[0].tolist()
+    return f"batch {b}, position {rest[0]}" if t.dim() > 2 else f"batch {b}"
+
+
 def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each sequence of `x: (B, L, ...)` within its first lengths[b] positions; padding stays put."""
     if lengths is None:
@@ -85,7 +91,7 @@ class Mixer(nn.Module):
         y = self._forward(x if mask is None else x * mask, lengths, **extra)
         if mask is not None:
             y = y * mask
-        self._debug_check(y, "forward")
+        self._debug_check(y, "forward", x)
         return y
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
@@ -105,7 +111,7 @@ class Mixer(nn.Module):
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         y, state = self._prefill(x)
-        self._debug_check(y, "prefill")
+        self._debug_check(y, "prefill", x)
         return y, state
 
     def allocate_state(
@@ -141,9 +147,15 @@ class Mixer(nn.Module):
                 f"(x.to({expected})) or move the mixer (mixer.to({x.dtype})), or run under torch.autocast"
             )
 
-    def _debug_check(self, y: Tensor, where: str) -> None:
-        if _DEBUG and not bool(torch.isfinite(y).all()):
-            raise FloatingPointError(f"{type(self).__name__}.{where} produced NaN or inf (debug mode)")
+    def _debug_check(self, y: Tensor, where: str, x: Tensor | None = None) -> None:
+        """In debug mode, name the first non-finite output (batch row, position) and, when the input `x` was not
+        finite either, its first non-finite position: FFT and attention mixers spread one bad input position over
+        the whole sequence (earlier positions included), where the scans keep it causal."""
+        if not _DEBUG or bool(torch.isfinite(y).all()):
+            return
+        where_y = _first_non_finite(y)
+        cause = "" if x is None or bool(torch.isfinite(x).all()) else f"; the input first at {_first_non_finite(x)}"
+        raise FloatingPointError(f"{type(self).__name__}.{where} produced NaN or inf at {where_y}{cause} (debug mode)")
 
     def _factory(self, device: torch.device | None, dtype: torch.dtype | None) -> dict:
         """device/dtype for new state tensors: the given ones, else those of the parameters."""

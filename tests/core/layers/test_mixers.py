@@ -98,8 +98,12 @@ def test_debug_mode_catches_non_finite_outputs():
     assert torch.isnan(mixer(x)).any()  # off by default: no check on the hot path
     set_debug(True)
     try:
-        with pytest.raises(FloatingPointError, match="S4D.forward produced NaN"):
+        with pytest.raises(FloatingPointError, match="S4D.forward produced NaN or inf at batch 0, position 0"):
             mixer(x)
+        healthy, poisoned = ssmkit.create_mixer("hyena", 4, **ssmkit.registry.mixer_class("hyena").tiny_kwargs), x
+        poisoned[0, 3] = float("nan")
+        with pytest.raises(FloatingPointError, match="the input first at batch 0, position 3"):
+            healthy(poisoned)
     finally:
         set_debug(False)
 
