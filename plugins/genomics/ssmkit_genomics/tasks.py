@@ -30,6 +30,7 @@ from Bio.Seq import Seq
 from Bio.SeqRecord import SeqRecord
 from lightning.pytorch.utilities import rank_zero_info
 
+from ssmkit.layers.mixer import State
 from ssmkit.models.backbone import BackboneConfig
 from ssmkit.models.heads import ClassificationHead, LMHead
 from ssmkit.models.lm import TokenDecoder
@@ -38,9 +39,10 @@ from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 from ssmkit.train.optim import warmup_cosine
 from ssmkit_genomics.plots import plot_context_curve
-from ssmkit_genomics.tokenizer import PAD, VOCAB_SIZE, decode
+from ssmkit_genomics.tokenizer import PAD, SEP, VOCAB_SIZE, decode
 
 Tensor = torch.Tensor
+SPECIALS = torch.tensor([PAD, SEP])  # never sampled: a generated sequence is bases only
 
 
 class GenomicsBackbone:
@@ -145,6 +147,15 @@ class GenomicsLM(TokenDecoder, GenomicsBackbone, TaskModule):
         path = self.run_file(f"plots/{stage}_bpb_vs_context.png")
         if path is not None:
             plot_context_curve((bits / windows).cpu().numpy(), path, f"{stage}, {windows} windows")
+
+    def prefill_logits(self, prompt: Tensor) -> tuple[Tensor, list[State]]:
+        """TokenDecoder's, with [PAD] and [SEP] ruled out: generation samples bases only."""
+        logits, state = super().prefill_logits(prompt)
+        return logits.index_fill(-1, SPECIALS.to(logits.device), float("-inf")), state
+
+    def step_logits(self, tokens_t: Tensor, state: list[State]) -> tuple[Tensor, list[State]]:
+        logits, state = super().step_logits(tokens_t, state)
+        return logits.index_fill(-1, SPECIALS.to(logits.device), float("-inf")), state
 
     def generate(self, prompt: Tensor, max_new_tokens: int, **sampling: Any) -> Tensor:
         """TokenDecoder.generate, within max_length (the positions the filters were built for)."""

@@ -37,9 +37,10 @@ def test_generate_is_predict_of_pretrain(pretrained, tmp_path):
     runs = pretrained.parents[2]
     args = ["predict", "genomics.pretrain", "--quick", "--runs_dir", str(runs), "--ckpt_path", "last"]
     assert main([*args, "--data.prompts", "ACGTTGCA", "--data.top_k", "3", "--data.generate_tokens", "10"]) == 0
-    (out,) = runs.glob("genomics/pretrain/version_*/generated.fasta")
+    (out,) = runs.glob("genomics/pretrain/version_*/predict/generated.fasta")
     (record,) = SeqIO.parse(out, "fasta")
-    assert str(record.seq).startswith("ACGTTGCA") and 8 < len(record.seq) <= 18  # specials are not written
+    assert str(record.seq).startswith("ACGTTGCA") and len(record.seq) == 18  # bases only, as many as asked
+    assert "8 prompt bases + 10 sampled" in record.description
 
 
 def test_generate_without_prompts_continues_held_out_windows(pretrained):
@@ -47,10 +48,10 @@ def test_generate_without_prompts_continues_held_out_windows(pretrained):
     runs = pretrained.parents[2]
     args = ["predict", "genomics.pretrain", "--quick", "--runs_dir", str(runs), "--ckpt_path", "last"]
     assert main(args) == 0
-    out = max(runs.glob("genomics/pretrain/version_*/generated.fasta"), key=lambda p: p.stat().st_mtime)
+    out = max(runs.glob("genomics/pretrain/version_*/predict/generated.fasta"), key=lambda p: p.stat().st_mtime)
     records = list(SeqIO.parse(out, "fasta"))
     assert [r.id for r in records] == [f"heldout_{i}_generated" for i in range(len(records))] and records
-    assert all(16 < len(r.seq) <= 16 + 16 for r in records)  # 16 prompt bases + up to 16 sampled
+    assert all(len(r.seq) == 16 + 16 for r in records)  # 16 prompt bases + 16 sampled
 
 
 def test_generate_refuses_to_pass_max_length():
