@@ -66,8 +66,11 @@ def _checked(path: Path, split: str, images: np.ndarray, labels: np.ndarray, cla
         raise DataError(f"images must be uint8 as MedMNIST's are, got {images.dtype}", source=path, record=split)
     bad = np.flatnonzero((labels < 0) | (labels >= len(classes)))
     if len(bad):
-        raise DataError(f"label {labels[bad[0]]} outside the {len(classes)} classes {classes}", source=path,
-                        record=f"{split} #{bad[0]}")
+        raise DataError(
+            f"label {labels[bad[0]]} outside the {len(classes)} classes {classes}",
+            source=path,
+            record=f"{split} #{bad[0]}",
+        )
     names = [f"{split}#{i}" for i in range(len(images))]
     return ImageArrays(images, labels.astype(np.int64), classes, names)
 

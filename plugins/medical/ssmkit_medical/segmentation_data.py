@@ -1,4 +1,5 @@
-"""The segment task's data: image / mask pairs from a folder (MONAI's `LoadImage`), or the synthetic organs.
+"""The segment task's data: image / mask pairs from a folder (MONAI's `LoadImage`), or synthetic images (the organs,
+or their long-range variant: `ssmkit_medical.synthetic`).
 
 A folder holds `<root>/<image_dir>/<name>.<ext>` and `<root>/<mask_dir>/<name>.<ext>`, paired by name: PNG, TIFF,
 NIfTI (.nii / .nii.gz, through nibabel) or DICOM (.dcm, through pydicom), 2D or 3D; `predict_root` a folder of
@@ -26,9 +27,10 @@ from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset
 
 from ssmkit.data import BaseDataModule, DataError
-from ssmkit_medical.synthetic import ORGANS, synthetic_organs
+from ssmkit_medical.synthetic import LONG_RANGE, ORGANS, synthetic_long_range, synthetic_organs
 
 Tensor = torch.Tensor
+SYNTHETIC = {"organs": ORGANS, "long_range": LONG_RANGE}  # the generators' class names
 SUFFIXES = (".nii.gz", ".nii", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".dcm")
 
 
@@ -146,21 +148,24 @@ class SegmentationData(BaseDataModule):
         patch_size: list[int] | None = None,
         val_fraction: float = 0.2,
         predict_root: str | None = None,
+        synthetic: str = "organs",
         n_synthetic: int = 120,
         synthetic_size: int = 64,
         batch_size: int = 8,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """root: a folder of pairs (`image_dir`, `mask_dir`); none: `n_synthetic` synthetic organ images of side
-        `synthetic_size` (classes background, liver, kidney). label_values: raw mask values per class (folders;
-        default [0, 1]); classes: their names. patch_size: the training patch and sliding window (default
-        [64, 64]); predict_root: a folder of images to segment."""
+        """root: a folder of pairs (`image_dir`, `mask_dir`); none: `n_synthetic` synthetic images of side
+        `synthetic_size`, `synthetic` "organs" (background, liver, kidney) or "long_range" (background, target).
+        label_values: raw mask values per class (folders; default [0, 1]); classes: their names. patch_size: the
+        training patch and sliding window (default [64, 64]); predict_root: a folder of images to segment."""
         super().__init__(batch_size, num_workers, seed)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")
-        self.root, self.image_dir, self.mask_dir = root, image_dir, mask_dir
-        self.label_values = list(label_values or ([0, 1] if root else range(len(ORGANS))))
+        if synthetic not in SYNTHETIC:
+            raise ValueError(f"synthetic must be one of {sorted(SYNTHETIC)}, got {synthetic!r}")
+        self.root, self.image_dir, self.mask_dir, self.synthetic = root, image_dir, mask_dir, synthetic
+        self.label_values = list(label_values or ([0, 1] if root else range(len(SYNTHETIC[synthetic]))))
         if classes is not None and len(classes) != len(self.label_values):
             raise ValueError(f"classes {classes} need one name per label value {self.label_values}")
         self.class_names, self.patch_size = classes, list(patch_size or [64, 64])
@@ -170,9 +175,12 @@ class SegmentationData(BaseDataModule):
     @cached_property
     def pairs(self) -> list[Pair]:
         if self.root is None:
-            images, masks, _ = synthetic_organs(self.n_synthetic, self.synthetic_size, self.seed)
+            make = synthetic_organs if self.synthetic == "organs" else synthetic_long_range
+            images, masks = make(self.n_synthetic, self.synthetic_size, self.seed)[:2]
             images, masks = torch.from_numpy(images)[:, None], torch.from_numpy(masks)[:, None]
-            return [Pair(f"synthetic_{i}", image, mask) for i, (image, mask) in enumerate(zip(images, masks))]
+            return [
+                Pair(f"synthetic_{i}", image, mask) for i, (image, mask) in enumerate(zip(images, masks, strict=True))
+            ]
         pairs = read_pairs(Path(self.root), self.image_dir, self.mask_dir, self.label_values)
         check_sizes(pairs, self.root)
         return pairs
@@ -181,7 +189,7 @@ class SegmentationData(BaseDataModule):
     def classes(self) -> list[str]:
         if self.class_names:
             return list(self.class_names)
-        return list(ORGANS) if self.root is None else [f"value {v}" for v in self.label_values]
+        return list(SYNTHETIC[self.synthetic]) if self.root is None else [f"value {v}" for v in self.label_values]
 
     @property
     def n_classes(self) -> int:
@@ -197,7 +205,9 @@ class SegmentationData(BaseDataModule):
             return {"predict": PairDataset([Pair(name, load_image(f), None) for name, f in files.items()])}
         pairs = self.pairs
         if len(pairs) < 2:
-            raise DataError(f"{len(pairs)} image / mask pair(s): need at least 2 to train and validate", source=self.root)
+            raise DataError(
+                f"{len(pairs)} image / mask pair(s): need at least 2 to train and validate", source=self.root
+            )
         order = np.random.default_rng(self.seed).permutation(len(pairs))
         n_val = min(len(pairs) - 1, max(1, round(self.val_fraction * len(pairs))))
         keys = ["image", "mask"]

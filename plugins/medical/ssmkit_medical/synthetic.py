@@ -6,8 +6,14 @@ Each image (size x size, values in [0, 1]) holds, over a textured background und
 Then Rician-like noise: |image + N(0, s) + i N(0, s)|, s = `noise`.
 
 Masks: 0 background, 1 organ 1, 2 organ 2 (the segment task's three classes). Labels (the classify task's three
-classes, `CLASSES`): which organs an image holds: 0 organ 1 only, 1 organ 2 only, 2 both. Images are a pure
-function of (n, size, seed, noise): the same arguments give the same arrays on every machine.
+classes, `CLASSES`): which organs an image holds: 0 organ 1 only, 1 organ 2 only, 2 both.
+
+The long-range variant (`synthetic_long_range`, masks 0 background, 1 target): two identical bright blobs, mirror
+images of each other across the vertical midline in the lower half, and a small bright square marker in the top
+row band, on the left or the right; only the blob on the marker's side is foreground. Nothing near a blob says which
+one it is, so a model must relate it to the marker half an image away.
+
+Images are a pure function of the arguments: the same arguments give the same arrays on every machine.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from scipy.ndimage import gaussian_filter
 
 CLASSES = ["liver", "kidney", "both"]
 ORGANS = ["background", "liver", "kidney"]
+LONG_RANGE = ["background", "target"]
 # what each label draws: (organ 1, organ 2)
 CONTENTS = {0: (True, False), 1: (False, True), 2: (True, True)}
 
@@ -30,6 +37,30 @@ def synthetic_organs(
     labels = np.arange(n, dtype=np.int64) % len(CLASSES)
     images, masks = zip(*(_organ_image(rng, size, int(label), noise) for label in labels), strict=True)
     return np.stack(images).astype(np.float32), np.stack(masks), labels
+
+
+def synthetic_long_range(n: int, size: int = 64, seed: int = 0, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, size, size) float32 in [0, 1], masks (n, size, size) int64 in {0, 1}); the marker sits on the
+    left in even images, on the right in odd ones."""
+    rng = np.random.default_rng(seed)
+    pairs = [_long_range_image(rng, size, right=bool(i % 2), noise=noise) for i in range(n)]
+    images, masks = zip(*pairs, strict=True)
+    return np.stack(images).astype(np.float32), np.stack(masks)
+
+
+def _long_range_image(rng: np.random.Generator, size: int, right: bool, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
+    a, b = rng.uniform(0.15, 0.25, size=2)
+    cy, cx = rng.uniform(0.3, 0.7), rng.uniform(0.35, 0.65)
+    left, right_blob = (((xx - x0) / a) ** 2 + ((yy - cy) / b) ** 2 <= 1 for x0 in (-cx, cx))
+    image = 0.2 + 0.05 * _texture(rng, size, sigma=size / 16)
+    image[left | right_blob] = 0.8
+    side = size // 8
+    row, col = rng.integers(side, 2 * side), rng.integers(side, 2 * side)
+    col = size - col - side if right else col
+    image[row : row + side, col : col + side] = 0.9
+    image = np.hypot(image + rng.normal(0, noise, image.shape), rng.normal(0, noise, image.shape))
+    return np.clip(image, 0, 1), (right_blob if right else left).astype(np.int64)
 
 
 def _organ_image(rng: np.random.Generator, size: int, label: int, noise: float) -> tuple[np.ndarray, np.ndarray]:

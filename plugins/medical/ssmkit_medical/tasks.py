@@ -6,8 +6,9 @@ and per-class accuracy at the end of fit and test, `predictions.csv` from predic
 
 `Segmenter` (segment): a network of `ssmkit_medical.unets` (U-Mamba-bot, or MONAI's DynUNet / UNet baselines)
 trained on patches with MONAI's `DiceCELoss`; validation, test and predict run MONAI's `sliding_window_inference`
-over whole images (window = the training patch). Logged: `<stage>/loss`, `<stage>/dice` (mean foreground Dice,
-MONAI's `DiceMetric`) and `<stage>/dice_<class>`. Reports: `plots/<stage>_overlays.png` and `<stage>_dice.csv`;
+over whole images (window = the training patch). Logged: `<stage>/loss`, and per foreground class and as their
+mean, MONAI's Dice (`<stage>/dice`, `<stage>/dice_<class>`), IoU (`iou`) and 95th-percentile Hausdorff distance in
+pixels (`hd95`; inf where a class is predicted nowhere). Reports: `plots/<stage>_overlays.png`, `<stage>_metrics.csv`;
 predict writes `predictions/<name>.png` (2D) or `.nii.gz` (3D) masks in the data's raw label values and
 `predictions/overlays.png`.
 """
@@ -15,6 +16,7 @@ predict writes `predictions/<name>.png` (2D) or `.nii.gz` (3D) masks in the data
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
-from monai.metrics import DiceMetric
+from monai.metrics import CumulativeIterationMetric, DiceMetric, HausdorffDistanceMetric, MeanIoU
 from PIL import Image
 
 import ssmkit_medical.models  # noqa: F401  (registers the MedMamba models in timm)
@@ -35,6 +37,16 @@ from ssmkit_medical.plots import plot_overlays
 from ssmkit_medical.unets import create_segmenter
 
 Tensor = torch.Tensor
+
+
+def segmentation_metrics() -> dict[str, CumulativeIterationMetric]:
+    """MONAI's metrics of the segment task, per foreground class over an epoch."""
+    per_class = {"include_background": False, "reduction": "mean_batch"}
+    return {
+        "dice": DiceMetric(**per_class),
+        "iou": MeanIoU(**per_class),
+        "hd95": HausdorffDistanceMetric(percentile=95, **per_class),
+    }
 
 
 class MedicalClassifier(ClassificationTask):
@@ -104,8 +116,8 @@ class Segmenter(TaskModule):
         self.model = create_segmenter(model_name, in_channels, n_classes, self.patch_size, **(model_kwargs or {}))
         self.sw_batch_size, self.overlap, self.max_overlays = sw_batch_size, overlap, max_overlays
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True)
-        self.dice = DiceMetric(include_background=False, reduction="mean_batch")
-        self.dice_per_class: dict[str, float] = {}
+        self.seg_metrics = segmentation_metrics()
+        self.per_class: dict[str, dict[str, float]] = {}  # metric -> class -> value, of the last epoch
         self.kept: list[tuple[np.ndarray, np.ndarray | None, np.ndarray]] = []  # (image, mask, predicted)
         self.predicted: list[np.ndarray] = []
 
@@ -128,7 +140,10 @@ class Segmenter(TaskModule):
         self.log(f"{stage}/loss", loss, prog_bar=True)
         if stage != "train":
             predicted = logits.argmax(1, keepdim=True)
-            self.dice(self.one_hot(predicted), self.one_hot(masks))
+            with warnings.catch_warnings():  # HD95 of a class absent from a mask or prediction: nan / inf, logged
+                warnings.filterwarnings("ignore", message=".*this may result in nan/inf distance")
+                for metric in self.seg_metrics.values():
+                    metric(self.one_hot(predicted), self.one_hot(masks))
             self.keep(images, masks, predicted)
         return loss
 
@@ -143,41 +158,44 @@ class Segmenter(TaskModule):
             self.kept.append((images[i, 0].float().cpu().numpy(), mask, predicted[i, 0].cpu().numpy()))
 
     def on_validation_epoch_start(self) -> None:
-        self.dice.reset()
+        for metric in self.seg_metrics.values():
+            metric.reset()
         self.kept = []
 
     def on_test_epoch_start(self) -> None:
         self.on_validation_epoch_start()
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dice("val")
+        self.log_metrics("val")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dice("test")
+        self.log_metrics("test")
 
-    def log_dice(self, stage: str) -> None:
-        """`<stage>/dice` (mean over the foreground classes) and `<stage>/dice_<class>` of the epoch."""
-        per_class = self.dice.aggregate().float().cpu()  # (n_classes - 1,), NaN for a class never present
+    def log_metrics(self, stage: str) -> None:
+        """`<stage>/<metric>` (mean over the foreground classes) and `<stage>/<metric>_<class>` of the epoch."""
         names = self.class_names()[1:]
-        self.dice_per_class = {name: float(v) for name, v in zip(names, per_class, strict=True)}
-        self.log(f"{stage}/dice", per_class.nanmean(), prog_bar=True)
-        for name, value in zip(names, per_class, strict=True):
-            self.log(f"{stage}/dice_{name.replace(' ', '_')}", value)
+        for metric_name, metric in self.seg_metrics.items():
+            per_class = metric.aggregate().float().cpu()  # (n_classes - 1,), NaN for a class never present
+            self.per_class[metric_name] = {name: float(v) for name, v in zip(names, per_class, strict=True)}
+            self.log(f"{stage}/{metric_name}", per_class.nanmean(), prog_bar=metric_name == "dice")
+            for name, value in zip(names, per_class, strict=True):
+                self.log(f"{stage}/{metric_name}_{name.replace(' ', '_')}", value)
 
     def class_names(self) -> list[str]:
         classes = getattr(getattr(self.trainer, "datamodule", None), "classes", None)
         return [str(c) for c in classes] if classes else [str(k) for k in range(self.n_classes)]
 
     def write_report(self, stage: str) -> None:
-        """`<stage>_dice.csv` (Dice per foreground class) and `plots/<stage>_overlays.png`."""
+        """`<stage>_metrics.csv` (Dice, IoU, HD95 per foreground class) and `plots/<stage>_overlays.png`."""
         png = self.run_file(f"plots/{stage}_overlays.png")
-        if png is None or not self.kept:
+        if png is None or not self.kept or not self.per_class:
             return
-        with open(png.parent.parent / f"{stage}_dice.csv", "w", newline="") as f:
+        with open(png.parent.parent / f"{stage}_metrics.csv", "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["class", "dice"])
-            writer.writerows((name, f"{value:.4f}") for name, value in self.dice_per_class.items())
-        mean = np.nanmean(list(self.dice_per_class.values())) if self.dice_per_class else float("nan")
+            writer.writerow(["class", *self.per_class])
+            for name in self.per_class["dice"]:
+                writer.writerow([name, *(f"{values[name]:.4f}" for values in self.per_class.values())])
+        mean = np.nanmean(list(self.per_class["dice"].values()))
         title = f"{self.hparams.model_name}: {stage} Dice {mean:.4f}"
         plot_overlays(*(list(part) for part in zip(*self.kept, strict=True)), self.class_names(), png, title)
         rank_zero_info(f"{stage} report: {title}; {png}")

@@ -81,7 +81,9 @@ class UMambaBot(DynUNet):
         super().__init__(*args, **kwargs)
 
     def get_bottleneck(self) -> nn.Module:
-        scale = [math.prod(s if isinstance(s, int) else s[d] for s in self.strides) for d in range(len(self.patch_size))]
+        scale = [
+            math.prod(s if isinstance(s, int) else s[d] for s in self.strides) for d in range(len(self.patch_size))
+        ]
         if any(p % s for p, s in zip(self.patch_size, scale, strict=True)):
             raise ValueError(f"patch_size {list(self.patch_size)} must be divisible by the total stride {scale}")
         tokens = math.prod(p // s for p, s in zip(self.patch_size, scale, strict=True))

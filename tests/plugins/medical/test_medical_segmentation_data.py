@@ -58,8 +58,18 @@ def test_nifti_volumes_and_a_corrupt_nifti(tmp_path):
         read_pairs(tmp_path, "image", "label", [0, 1])
 
 
-def test_a_dicom_slice_reads_through_pydicom():
+def test_a_dicom_slice_reads_through_pydicom_and_a_corrupt_one_is_a_data_error(tmp_path):
     assert load(REPO / "data" / "medical" / "dicom" / "CT_small.dcm").shape == (1, 128, 128)
+    (tmp_path / "bad.dcm").write_bytes(b"DICM" + bytes(200))
+    with pytest.raises(DataError, match=r"bad.dcm: cannot be read"):
+        load(tmp_path / "bad.dcm")
+
+
+def test_the_long_range_variant_has_two_classes():
+    data = SegmentationData(synthetic="long_range", n_synthetic=4, synthetic_size=32)
+    assert (data.n_classes, data.classes) == (2, ["background", "target"])
+    with pytest.raises(ValueError, match="synthetic must be one of"):
+        SegmentationData(synthetic="lungs")
 
 
 def test_synthetic_patches_and_whole_validation_images():

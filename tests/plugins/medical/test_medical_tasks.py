@@ -30,9 +30,11 @@ def test_classify_logs_accuracy_and_auc_and_predicts_a_csv(runs):
 def test_segment_reports_dice_and_overlays_and_writes_masks_of_a_folder(runs, tmp_path):
     cli = run_task("fit", "medical.segment", [], runs_dir=runs, quick=True)
     run_dir = Path(cli.trainer.logger.log_dir)
-    assert {"val/dice", "val/dice_liver", "val/dice_kidney"} <= set(cli.trainer.callback_metrics)
+    logged = set(cli.trainer.callback_metrics)
+    assert {"val/dice", "val/dice_liver", "val/dice_kidney", "val/iou", "val/hd95", "val/hd95_kidney"} <= logged
     assert (run_dir / "plots" / "val_overlays.png").is_file()
-    assert [r["class"] for r in csv.DictReader(open(run_dir / "val_dice.csv"))] == ["liver", "kidney"]
+    rows = list(csv.DictReader(open(run_dir / "val_metrics.csv")))
+    assert [r["class"] for r in rows] == ["liver", "kidney"] and {"dice", "iou", "hd95"} <= set(rows[0])
     Image.fromarray(np.full((40, 36), 90, np.uint8)).save(tmp_path / "scan.png")  # larger than the 32 px window
     args = ["--ckpt_path", "last", "--data.predict_root", str(tmp_path)]
     run_task("predict", "medical.segment", args, runs_dir=runs, quick=True)
