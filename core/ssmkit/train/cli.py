@@ -9,15 +9,17 @@ scratch with a warning).
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
 import shutil
+import sys
 import traceback
 import warnings
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from jsonargparse import lazy_instance
@@ -73,7 +75,10 @@ def run_task(
             datamodule_cls,
             args=[subcommand, *fitted, *args],
             # the task's config as the parser's defaults: `--help` shows what the run would use
-            parser_kwargs={subcommand: {"default_config_files": [str(task.config_path(quick))]}},
+            parser_kwargs={
+                "allow_abbrev": False,  # a typo is an error, never another setting's abbreviation
+                subcommand: {"default_config_files": [str(task.config_path(quick))], "allow_abbrev": False},
+            },
             trainer_defaults=_trainer_defaults(
                 info, task_name, module_cls, Path(runs_dir), version, quick, resume_step
             ),
@@ -81,6 +86,7 @@ def run_task(
             save_config_kwargs={"overwrite": True},
             subclass_mode_model=False,
             subclass_mode_data=False,
+            parser_class=SsmkitArgumentParser,
         )
     except (MisconfigurationException, ValueError) as exc:
         _remove_new_folders(task_dir, existing)
@@ -157,6 +163,48 @@ def _remove_new_folders(task_dir: Path, existing: set[Path]) -> None:
     for folder in sorted(_folders(task_dir) - existing, key=lambda p: len(p.parts), reverse=True):
         if folder.is_dir() and not any(folder.rglob("*.ckpt")):
             shutil.rmtree(folder)
+
+
+class SsmkitArgumentParser(LightningArgumentParser):
+    """A mistake in the flags or a config file is three lines, not the 65-line usage: the error, the closest
+    valid keys, and the command that lists them all."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error:  # jsonargparse probing a type: it catches this one
+            super().error(message, ex)
+        lines = [f"error: {message}"]
+        suggestions = self.closest_keys(message)
+        if suggestions:
+            lines.append(f"did you mean: {', '.join(suggestions)}?")
+        lines.append("all options: the same command with --help")
+        sys.stderr.write("\n".join(lines) + "\n")
+        raise SystemExit(2)
+
+    def closest_keys(self, message: str) -> list[str]:
+        """The valid keys nearest to the unknown ones `message` names (`--model.d_modle`, option 'd_model'),
+        compared by their last part: `--model.d_model` finds `--model.backbone.d_model`."""
+        keys = self.known_keys()
+        by_last: dict[str, list[str]] = {}
+        for key in sorted(k for k in keys if "." in k):  # settings, not whole sections
+            by_last.setdefault(key.rsplit(".", 1)[-1], []).append(key)
+        found = []
+        for groups in re.findall(r"--([\w.]+)|option '([\w.]+)'|key='([\w.]+)'", message):
+            bad = next(g for g in groups if g)
+            if bad in keys:
+                continue
+            for last in difflib.get_close_matches(bad.rsplit(".", 1)[-1], list(by_last), n=2, cutoff=0.75):
+                found += by_last[last][:3]
+        return [f"--{k}" for k in dict.fromkeys(found)]
+
+    def known_keys(self) -> set[str]:
+        """Every settable key: the flags, and the fields of nested settings objects (model.backbone.d_model)."""
+        keys = {o.lstrip("-") for action in self._actions for o in action.option_strings if o.startswith("--")}
+        try:
+            defaults = self.get_defaults().keys()
+        except Exception:  # the defaults themselves may be what is wrong
+            defaults = []
+        nested = (k.replace(".init_args.", ".") for k in defaults if not k.endswith(("class_path", "__")))
+        return keys | set(nested)
 
 
 class SsmkitCLI(LightningCLI):

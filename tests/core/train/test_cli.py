@@ -200,3 +200,16 @@ def test_help_shows_what_the_run_would_use(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "--trainer.max_epochs MAX_EPOCHS" in out and "(type: Optional[int], default: 2)" in out
     assert "--data.n_train N_TRAIN (type: int, default: 32000)" in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "suggested"),
+    [("--model.d_model", "--model.backbone.d_model"), ("--trainer.max_epoch", "--trainer.max_epochs")],
+)
+def test_a_typo_is_an_error_with_the_closest_keys(tmp_path, capsys, flag, suggested):
+    """No 65-line usage and no abbreviation silently taken for another setting: the error and a suggestion."""
+    with pytest.raises(SystemExit) as exit_info:
+        fit(tmp_path, "selective_copy", flag, "8")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"did you mean: {suggested}?" in err and len(err) <= 4
