@@ -183,7 +183,8 @@ def write_predictions(
 ) -> None:
     """CSV: item (a name, else the row index), predicted class, `label` (the true class, where the predict split has
     labels; empty for a label < 0, i.e. unknown), p_<class> for every class."""
-    items = items if items is not None else [str(i) for i in range(len(probabilities))]
+    # the first len(probabilities) items: `limit_predict_batches` may stop before the end of the split
+    items = items[: len(probabilities)] if items is not None else [str(i) for i in range(len(probabilities))]
     known = labels is not None and bool((labels >= 0).any())
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)

@@ -1,1 +1,1 @@
-"""ssmkit-audio: spoken-digit classification from raw waveforms and log-mel frames."""
+"""ssmkit-audio: spoken-digit classification from raw waveforms or log-mel frames, and the SaShiMi model."""

@@ -143,11 +143,14 @@ class SpokenDigitsData(BaseDataModule):
         if rates:
             warnings.warn(
                 f"{source}: resampled {sum(rates.values())} clip(s) to {self.sample_rate} Hz "
-                f"(from {dict(rates)} Hz; wrong_rate='refuse' stops instead)"
+                f"(from {dict(rates)} Hz; wrong_rate='refuse' stops instead)",
+                stacklevel=2,
             )
         mixed = sum(c.mixed for c in clips)
         if mixed:
-            warnings.warn(f"{source}: mixed {mixed} multi-channel clip(s) to mono (stereo='refuse' stops instead)")
+            warnings.warn(
+                f"{source}: mixed {mixed} multi-channel clip(s) to mono (stereo='refuse' stops instead)", stacklevel=2
+            )
         return self.prepare([torch.from_numpy(c.samples) for c in clips], source)
 
     def prepare(self, waveforms: list[Tensor], source: str) -> list[Tensor]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ssmkit.train.plots import save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Tensor = torch.Tensor
 
@@ -20,7 +24,7 @@ def spectrogram_db(waveform: Tensor, sample_rate: int, window_ms: float = 32.0) 
     return db.clamp_min(db.max() - 80)
 
 
-def plot_clips(waveforms: list[Tensor], sample_rate: int, titles: list[str], out: Path) -> Path:
+def clips_figure(waveforms: list[Tensor], sample_rate: int, titles: list[str]) -> Figure:
     """One row per clip (L_i,): its waveform and its spectrogram (time in s, frequency in Hz), titled."""
     import matplotlib.pyplot as plt
 
@@ -35,4 +39,9 @@ def plot_clips(waveforms: list[Tensor], sample_rate: int, titles: list[str], out
     for ax in axes[-1]:
         ax.set_xlabel("time (s)")
     fig.tight_layout()
-    return save_figure(fig, out)
+    return fig
+
+
+def plot_clips(waveforms: list[Tensor], sample_rate: int, titles: list[str], out: Path) -> Path:
+    """`clips_figure` written to `out`."""
+    return save_figure(clips_figure(waveforms, sample_rate, titles), out)

@@ -91,7 +91,9 @@ def read_clip(path: str | Path, sample_rate: int, wrong_rate: str = "resample", 
     if rate == sample_rate:
         return Clip(mono, None, mixed)
     if wrong_rate == "refuse":
-        raise DataError(f"sample rate {rate} Hz, expected {sample_rate} Hz (wrong_rate: resample converts)", source=path)
+        raise DataError(
+            f"sample rate {rate} Hz, expected {sample_rate} Hz (wrong_rate: resample converts)", source=path
+        )
     resampled = AF.resample(torch.from_numpy(mono), rate, sample_rate).numpy()
     return Clip(resampled, rate, mixed)
 

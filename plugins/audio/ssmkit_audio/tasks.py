@@ -7,7 +7,7 @@
 
 All three end in the same masked mean over time and a linear head, and share the kit's loss, metrics, confusion
 report and predictions.csv (`ClassificationTask`). Batches are `(waveforms (B, L), lengths (B,), labels (B,))`.
-At the end of fit ("val") and test, `write_report` also writes a few clips of that split as WAV files
+At the end of fit ("val") and test, `write_report` also writes four clips spread over that split as WAV files
 (`clips/<stage>_<i>_<name>.wav`) and their spectrograms with the true and predicted class (`plots/<stage>_clips.png`).
 """
 
@@ -90,8 +90,9 @@ class SpokenDigitClassifier(ClassificationTask):
         if png is None or not isinstance(data, SpokenDigitsData):
             return
         served, dataset = data.serving_split(stage)
-        samples = [dataset[i] for i in range(min(N_REPORTED_CLIPS, len(dataset)))]
-        names = [name.rsplit(".", 1)[0] for name in data.item_names(served)[: len(samples)]]
+        shown = torch.linspace(0, len(dataset) - 1, N_REPORTED_CLIPS).long().unique().tolist()  # spread over the split
+        samples = [dataset[i] for i in shown]
+        names = [data.item_names(served)[i].rsplit(".", 1)[0] for i in shown]
         waveforms = [w for w, _ in samples]
         classes = self.class_names()
         titles = [

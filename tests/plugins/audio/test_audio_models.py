@@ -1,0 +1,77 @@
+"""The classifiers' pieces honour `lengths`: whatever fills the padding, a clip in a padded batch gets the logits
+it gets alone, for raw samples (S4D, Mamba, S4, with pooling between stages), log-mel frames and the CNN."""
+
+import pytest
+import torch
+
+from ssmkit.models import BackboneConfig
+from ssmkit_audio.models import LogMel, StagedSSM, pool_time
+from ssmkit_audio.tasks import SpokenDigitClassifier
+
+LENGTHS = torch.tensor([700, 333, 517])
+VARIANTS = {
+    "raw-s4d": dict(backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d", "mixer_kwargs": {"d_state": 4}}),
+    "raw-mamba": dict(backbone={"d_model": 4, "n_layers": 1, "mixer": "mamba", "mixer_kwargs": {"d_state": 4}}),
+    "raw-s4": dict(backbone={"d_model": 4, "n_layers": 1, "mixer": "s4", "mixer_kwargs": {"d_state": 4}}),
+    "logmel-s4d": dict(features="logmel", n_mels=8, pools=[], backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"}),
+    "cnn": dict(model="cnn", features="logmel", n_mels=8, cnn_channels=[4, 4]),
+}
+
+
+def classifier(**settings) -> SpokenDigitClassifier:
+    torch.manual_seed(0)
+    settings = {"pools": [4, 2], "expand": 2, **settings}
+    return SpokenDigitClassifier(n_classes=3, sample_rate=8000, max_length=800, **settings).double().eval()
+
+
+def padded_batch(fill: float) -> torch.Tensor:
+    waveforms = torch.randn(3, int(LENGTHS.max()), dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for b, n in enumerate(LENGTHS.tolist()):
+        waveforms[b, n:] = fill * torch.randn(waveforms.shape[1] - n, dtype=torch.float64)
+    return waveforms
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_padding_never_leaks(variant):
+    model = classifier(**VARIANTS[variant])
+    with torch.no_grad():
+        clean, noisy = model(padded_batch(0.0), LENGTHS), model(padded_batch(100.0), LENGTHS)
+        torch.testing.assert_close(noisy, clean, atol=1e-9, rtol=0)
+        for b, n in enumerate(LENGTHS.tolist()):
+            alone = model(padded_batch(0.0)[b : b + 1, :n], LENGTHS[b : b + 1])
+            torch.testing.assert_close(clean[b : b + 1], alone, atol=1e-9, rtol=0)
+
+
+def test_pool_time_rounds_lengths_up_and_zeroes_padding():
+    x = torch.ones(2, 10, 3)
+    x[1, 5:] = 7.0  # padding
+    pooled, lengths = pool_time(x, torch.tensor([10, 5]), 4)
+    assert pooled.shape == (2, 3, 3) and lengths.tolist() == [3, 2]
+    assert pooled[0, :, 0].tolist() == [1.0, 1.0, 0.5]  # the last window: 2 samples and 2 zeros
+    assert pooled[1, :, 0].tolist() == [1.0, 0.25, 0.0]
+
+
+def test_logmel_frames_every_10_ms_mean_normalised():
+    logmel = LogMel(8000, n_mels=16)
+    waveforms = torch.randn(2, 1600)
+    frames, lengths = logmel(waveforms, torch.tensor([1600, 800]))
+    assert frames.shape == (2, 21, 16) and lengths.tolist() == [21, 11]
+    assert frames[0].mean(0).abs().max() < 1e-4 and frames[1, :11].mean(0).abs().max() < 1e-4
+    assert bool((frames[1, 11:] == 0).all())
+
+
+def test_stages_widen_and_shorten():
+    staged = StagedSSM(BackboneConfig(d_model=4, n_layers=1, mixer="s4"), 1, [4, 4], l_max=1000, expand=2)
+    assert [s.d_model for s in staged.stages] == [4, 8, 16] and staged.d_model == 16
+    assert [int(s.layers[0].mixer.l_kernel) for s in staged.stages] == [1000, 250, 63]
+    h, lengths = staged(torch.randn(2, 1000, 1), torch.tensor([1000, 999]))
+    assert h.shape == (2, 63, 16) and lengths.tolist() == [63, 63]
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="the CNN baseline reads log-mel frames"):
+        classifier(model="cnn")
+    with pytest.raises(ValueError, match="model must be one of"):
+        classifier(model="rnn")
+    with pytest.raises(ValueError, match="pools and expand must be >= 1"):
+        StagedSSM(None, 1, [0], 100)
