@@ -192,3 +192,38 @@ def write_predictions(
         for i, (item, row) in enumerate(zip(items, probabilities, strict=True)):
             label = ([classes[int(labels[i])] if labels[i] >= 0 else ""]) if known else []
             writer.writerow([item, classes[int(row.argmax())], *label, *(f"{p:.6f}" for p in row)])
+
+
+class TimmClassifier(ClassificationTask):
+    """A timm-registry image model as a ClassificationTask: images (B, C, H, W) -> logits (B, n_classes).
+
+    The model is `timm.create_model(model_name, num_classes=n_classes, in_chans=in_chans, **model_kwargs)` (timm
+    keeps its own `num_classes`), with local weights from `pretrained_file` when given (never a download); AdamW
+    defaults of timm's DeiT recipe (weight decay 0.05, betas 0.9 / 0.999). timm is imported when the model is
+    built: the plugins whose tasks build on this class (vision, medical) install it."""
+
+    data_links = {"n_classes": "n_classes", "in_chans": "in_chans"}
+
+    def __init__(
+        self,
+        model_name: str,
+        n_classes: int,
+        in_chans: int = 3,
+        model_kwargs: dict[str, Any] | None = None,
+        pretrained_file: str | None = None,
+        weight_decay: float = 0.05,
+        betas: tuple[float, float] = (0.9, 0.999),
+        **kwargs: Any,
+    ) -> None:
+        """model_kwargs: more arguments of the timm model (img_size, depth, ...); pretrained_file: local weights."""
+        import timm
+
+        super().__init__(n_classes=n_classes, weight_decay=weight_decay, betas=betas, **kwargs)
+        self.save_hyperparameters()
+        weights = {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
+        settings = {"num_classes": n_classes, "in_chans": in_chans, **weights, **(model_kwargs or {})}
+        self.model = timm.create_model(model_name, **settings)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images (B, C, H, W) -> logits (B, n_classes)."""
+        return self.model(images)

@@ -22,7 +22,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-import timm
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from monai.inferers import sliding_window_inference
@@ -31,7 +30,7 @@ from monai.metrics import CumulativeIterationMetric, DiceMetric, HausdorffDistan
 from PIL import Image
 
 import ssmkit_medical.models  # noqa: F401  (registers the MedMamba models in timm)
-from ssmkit.train.classification import ClassificationTask
+from ssmkit.train.classification import TimmClassifier
 from ssmkit.train.module import TaskModule
 from ssmkit_medical.plots import plot_overlays
 from ssmkit_medical.unets import create_segmenter
@@ -49,39 +48,15 @@ def segmentation_metrics() -> dict[str, CumulativeIterationMetric]:
     }
 
 
-class MedicalClassifier(ClassificationTask):
+class MedicalClassifier(TimmClassifier):
     metrics = ("acc", "auc")
-    data_links = {"n_classes": "n_classes", "in_chans": "in_chans"}
 
     def __init__(
-        self,
-        model_name: str = "medmamba_test_patch2_28",
-        n_classes: int = 3,
-        in_chans: int = 1,
-        model_kwargs: dict[str, Any] | None = None,
-        label_smoothing: float = 0.0,
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        warmup_steps: int = 100,
-        min_lr_ratio: float = 0.1,
-        betas: tuple[float, float] = (0.9, 0.999),
+        self, model_name: str = "medmamba_test_patch2_28", n_classes: int = 3, in_chans: int = 1, **kwargs: Any
     ) -> None:
-        """model_name: any timm model built with n_classes / in_chans (from the data) and `model_kwargs`."""
-        super().__init__(
-            n_classes=n_classes,
-            label_smoothing=label_smoothing,
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_steps=warmup_steps,
-            min_lr_ratio=min_lr_ratio,
-            betas=betas,
-        )
-        self.save_hyperparameters()
-        self.model = timm.create_model(model_name, num_classes=n_classes, in_chans=in_chans, **(model_kwargs or {}))
-
-    def forward(self, images: Tensor) -> Tensor:
-        """images (B, in_chans, H, W) -> logits (B, n_classes)."""
-        return self.model(images)
+        """model_name: MedMamba (`medmamba_*`) or any timm model (`resnet18`, the baseline), built with n_classes /
+        in_chans from the data (see `ssmkit.train.classification.TimmClassifier` for the rest)."""
+        super().__init__(model_name, n_classes, in_chans, **kwargs)
 
 
 class Segmenter(TaskModule):

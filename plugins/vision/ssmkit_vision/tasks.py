@@ -15,22 +15,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import timm
 import torch
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 
 import ssmkit_vision.models  # noqa: F401  (registers the models in timm)
 from ssmkit.data import check_labels
-from ssmkit.train.classification import ClassificationTask
+from ssmkit.train.classification import TimmClassifier
 from ssmkit_vision.plots import plot_mistakes
 
 Tensor = torch.Tensor
 
 
-class ImageClassifier(ClassificationTask):
+class ImageClassifier(TimmClassifier):
     metrics = ("acc", "top5")
-    data_links = {"n_classes": "n_classes", "in_chans": "in_chans", "image_size": "img_size"}
+    data_links = {**TimmClassifier.data_links, "image_size": "img_size"}
 
     def __init__(
         self,
@@ -39,42 +38,20 @@ class ImageClassifier(ClassificationTask):
         in_chans: int = 1,
         img_size: int = 16,
         model_kwargs: dict[str, Any] | None = None,
-        pretrained_file: str | None = None,
-        label_smoothing: float = 0.0,
         mixup: dict[str, Any] | None = None,
         max_mistakes: int = 32,
-        lr: float = 1e-3,
-        weight_decay: float = 0.05,
-        warmup_steps: int = 100,
-        min_lr_ratio: float = 0.1,
-        betas: tuple[float, float] = (0.9, 0.999),
+        **kwargs: Any,
     ) -> None:
         """model_name: any timm model (`vim_*`, `hydra_*`, `vit_matched_*`, or timm's own) built with these
         n_classes / in_chans / img_size (from the data on the command line) and `model_kwargs`; pretrained_file:
         local weights (never a download), of any image size (the position embedding is resampled); mixup: timm's
         `Mixup` arguments, or None."""
-        super().__init__(
-            n_classes=n_classes,
-            label_smoothing=label_smoothing,
-            lr=lr,
-            weight_decay=weight_decay,
-            warmup_steps=warmup_steps,
-            min_lr_ratio=min_lr_ratio,
-            betas=betas,
-        )
-        self.save_hyperparameters()
-        weights = {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
-        self.model = timm.create_model(
-            model_name, num_classes=n_classes, in_chans=in_chans, img_size=img_size, **weights, **(model_kwargs or {})
-        )
-        self.mixup = _mixup(mixup, label_smoothing, n_classes)
+        model_kwargs = {"img_size": img_size, **(model_kwargs or {})}
+        super().__init__(model_name, n_classes, in_chans, model_kwargs, **kwargs)
+        self.mixup = _mixup(mixup, self.label_smoothing, n_classes)
         self.soft_cross_entropy = SoftTargetCrossEntropy()
         self.max_mistakes = max_mistakes
         self.mistakes: list[tuple[Tensor, Tensor, Tensor]] = []  # (images, true, predicted) per batch
-
-    def forward(self, images: Tensor) -> Tensor:
-        """images (B, C, H, W) -> logits (B, n_classes)."""
-        return self.model(images)
 
     def batch_tokens(self, batch: tuple[Tensor, Tensor]) -> int:
         """Sequence positions per batch: images times tokens per image."""
