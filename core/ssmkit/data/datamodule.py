@@ -12,6 +12,8 @@ data module implements `build(stage)` and nothing else of Lightning's:
 
 Lightning's stages need these splits: fit "train" and "val", validate "val", test "test", predict "predict".
 A missing "test" is served by "val" and a missing "predict" by "test" (or "val"), and the log says so.
+The loaders are torchdata's `StatefulDataLoader` (a drop-in DataLoader whose sampler position is saved in the
+checkpoint), so a run resumed from a mid-epoch checkpoint sees the batches an uninterrupted run would.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from collections.abc import Callable, Sized
 from typing import Any, ClassVar
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import Dataset, IterableDataset
+from torchdata.stateful_dataloader import StatefulDataLoader
+from torchdata.stateful_dataloader.sampler import RandomSampler
 
 from ssmkit.data.errors import DataError
 
@@ -72,30 +77,35 @@ class BaseDataModule(L.LightningDataModule):
             f"run setup() first, or give the data for it"
         )
 
-    def dataloader(self, name: str) -> DataLoader:
+    def dataloader(self, name: str) -> StatefulDataLoader:
         """The loader of split `name`: shuffled, dropping a last partial batch, for "train"; in order otherwise."""
         served, dataset = self.serving_split(name)
         if served != name:
             rank_zero_info(f"{type(self).__name__}: no {name} split; using the {served} split for {name}")
         train = name == "train"
-        return DataLoader(
+        shuffle = train and not isinstance(dataset, IterableDataset)
+        return StatefulDataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=train and not isinstance(dataset, IterableDataset),
+            # the shuffling has a generator of its own, seeded by the run's seed (seed_everything): its state in the
+            # checkpoint decides every later epoch's order too, whatever else draws from the global RNG
+            sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(torch.initial_seed()))
+            if shuffle
+            else None,
             drop_last=train and isinstance(dataset, Sized) and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=self.collate_fn,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> StatefulDataLoader:
         return self.dataloader("train")
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> StatefulDataLoader:
         return self.dataloader("val")
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> StatefulDataLoader:
         return self.dataloader("test")
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> StatefulDataLoader:
         return self.dataloader("predict")

@@ -129,5 +129,9 @@ class TaskModule(L.LightningModule):
         c = self.optim_config
         opt = torch.optim.AdamW(param_groups(self, c["lr"], c["weight_decay"]), lr=c["lr"], betas=c["betas"])
         total = max(1, int(self.trainer.estimated_stepping_batches))
+        # Counting the steps built the training loader before a resumed run's checkpoint is restored, and Lightning
+        # gives a loader its saved position only when it builds it after that: drop it, so the fit loop builds it
+        # again and a run resumed mid-epoch sees the batches an uninterrupted run would.
+        self.trainer.fit_loop._combined_loader = None
         sched = warmup_cosine(opt, min(c["warmup_steps"], total), total, c["min_lr_ratio"])
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
