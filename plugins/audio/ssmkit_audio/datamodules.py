@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
 from ssmkit.data import BaseDataModule, DataError, PadCollate, group_split, stratified_split
-from ssmkit_audio import readers
+from ssmkit_audio import mulaw, readers
 from ssmkit_audio.synthetic import N_DIGITS, synthetic_digits
 
 Tensor = torch.Tensor
@@ -182,3 +183,73 @@ class SpokenDigitsData(BaseDataModule):
         train, val = stratified_split(labels, self.val_fraction, self.seed)
         rank_zero_info(f"{source}: {len(known) or 'unknown'} speaker(s): a stratified {self.val_fraction} is val")
         return {"train": train, "val": val}
+
+
+class MuLawWindowsData(SpokenDigitsData):
+    """`audio.generate`'s data: fixed windows of 8-bit mu-law tokens cut from the same clips as `SpokenDigitsData`
+    reads (a WAV folder, or the bundled synthetic words), with the clip's digit for conditioning.
+
+    A sample is `(tokens (window,) int64, length, label)`: each clip (peak-normalised, cut at `max_seconds`) is
+    encoded by `torchaudio.functional.mu_law_encoding` and cut into non-overlapping windows of `window` samples
+    from its start (the remainder shorter than a window is dropped); a clip shorter than one window gives one
+    window padded with silence, and `length` says where its samples end (the loss ignores the padding).
+
+    Split: FSDD-style names `<digit>_<speaker>_<index>` put indices below `test_indices` in test (FSDD's own rule:
+    0-4), and a stratified `val_fraction` of the rest in val; other clips (synthetic, sub-folder labels), or any
+    with `test_indices: 0`, are split as `SpokenDigitsData` splits them (by speaker when known). `predict` serves
+    `n_generate` conditioning labels (0, 1, 2, ...), one generated clip each."""
+
+    collate_fn = None  # samples are equal-length: the default collate stacks them
+
+    def __init__(
+        self, *args: Any, window: int = 4096, test_indices: int = 5, n_generate: int = 4, **kwargs: Any
+    ) -> None:
+        """window: samples per window (a multiple of SaShiMi's prod(pools)); test_indices: FSDD indices below it are
+        test; n_generate: clips `predict` generates; the rest as `SpokenDigitsData`."""
+        super().__init__(*args, **kwargs)
+        self.window, self.test_indices, self.n_generate = window, test_indices, n_generate
+
+    def build(self, stage: str) -> dict[str, Dataset]:
+        if stage == "predict":
+            return {"predict": [i % self.n_classes for i in range(self.n_generate)]}
+        if "train" in self.datasets:
+            return {}
+        waveforms, labels, speakers, names = self.labelled()
+        indices = [index_of(name) for name in names]
+        if self.test_indices <= 0 or None in indices:
+            parts = self.split(labels, speakers)
+        else:
+            test = np.array([i for i, index in enumerate(indices) if index < self.test_indices])
+            rest = np.array([i for i, index in enumerate(indices) if index >= self.test_indices])
+            if not len(test) or not len(rest):
+                raise DataError(f"test_indices={self.test_indices} leaves a split empty", source=str(self.root))
+            train, val = stratified_split(labels[rest], self.val_fraction, self.seed)
+            parts = {"train": rest[train], "val": rest[val], "test": test}
+            rank_zero_info(f"{self.root}: file indices < {self.test_indices} are test ({len(test)} clips)")
+        datasets = {}
+        for split, idx in parts.items():
+            samples = [(w, length, int(labels[i])) for i in idx for w, length in self.windows(waveforms[i])]
+            self.names[split] = [names[i] for i in idx]
+            datasets[split] = samples
+        return datasets
+
+    def windows(self, waveform: Tensor) -> list[tuple[Tensor, int]]:
+        """A clip -> [(tokens (window,), length)]: see the class doc."""
+        tokens = mulaw.encode(waveform)
+        if len(tokens) < self.window:
+            padded = torch.full((self.window,), mulaw.SILENCE, dtype=torch.long)
+            padded[: len(tokens)] = tokens
+            return [(padded, len(tokens))]
+        starts = range(0, len(tokens) - self.window + 1, self.window)
+        return [(tokens[s : s + self.window], self.window) for s in starts]
+
+    def unigram_bits(self) -> float:
+        """Entropy (bits) of the training windows' mu-law histogram: the NLL of a context-free model."""
+        self.setup("fit")
+        return mulaw.unigram_bits(tokens[:length] for tokens, length, _ in self.datasets["train"])
+
+
+def index_of(name: str) -> int | None:
+    """The index of an FSDD-style name `<label>_<speaker>_<index>.<ext>`, else None."""
+    fields = Path(name).stem.split("_")
+    return int(fields[2]) if len(fields) == 3 and fields[2].isdigit() else None

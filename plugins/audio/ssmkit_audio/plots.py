@@ -19,6 +19,7 @@ def spectrogram_db(waveform: Tensor, sample_rate: int, window_ms: float = 32.0) 
     """waveform (L,) -> power spectrogram in dB (n_fft // 2 + 1, frames), floored 80 dB below its peak."""
     n_fft = round(sample_rate * window_ms / 1000)
     window = torch.hann_window(n_fft)
+    waveform = torch.nn.functional.pad(waveform, (0, max(0, n_fft - len(waveform))))  # a clip shorter than a window
     spec = torch.stft(waveform.float(), n_fft, n_fft // 4, window=window, return_complex=True).abs().square()
     db = 10 * torch.log10(spec + 1e-10)
     return db.clamp_min(db.max() - 80)

@@ -2,13 +2,15 @@
 
 ssmkit fit audio.classify     spoken digits from raw 8 kHz waveforms (S4 / S4D / Mamba over the samples), log-mel
                               frames, or a log-mel CNN baseline; split by speaker; accuracy + confusion + clips
+ssmkit fit audio.generate     SaShiMi over 8-bit mu-law samples (or a parameter-matched WaveNet baseline): bits per
+                              sample; generation on the recurrent step path -> WAV files + spectrograms
 """
 
 from ssmkit.plugins import Plugin, Task
 
 plugin = Plugin(
     name="audio",
-    description="Audio with state-space models: spoken-digit classification from raw waveforms or log-mel frames",
+    description="Audio with state-space models: spoken digits classified from raw waveforms, SaShiMi generation",
     requires_ssmkit=">=0.1,<0.2",
     tasks={
         "classify": Task.in_package(
@@ -17,6 +19,13 @@ plugin = Plugin(
             "SpokenDigitsData",
             "classify",
             "spoken-digit classification from raw waveforms (SSM) or log-mel frames (SSM, CNN); split by speaker",
+        ),
+        "generate": Task.in_package(
+            "ssmkit_audio",
+            "WaveformGenerator",
+            "MuLawWindowsData",
+            "generate",
+            "SaShiMi (or a parameter-matched WaveNet) over 8-bit mu-law samples; bits per sample; WAV generation",
         ),
     },
 )

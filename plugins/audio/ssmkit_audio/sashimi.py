@@ -26,9 +26,9 @@ from torch import nn
 
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.models import BackboneConfig, SequenceBackbone
+from ssmkit_audio.mulaw import MU_LAW_CLASSES, MuLawEmbedding
 
 Tensor = torch.Tensor
-MU_LAW_CLASSES = 256
 
 
 class DownPool(nn.Module):
@@ -135,22 +135,29 @@ class Sashimi(nn.Module):
 
 class SashimiLM(nn.Module):
     """Mu-law tokens (B, L) in [0, 256) -> next-sample logits (B, L, 256): embedding, `Sashimi`, linear head. The
-    output at t reads tokens <= t; training feeds the tokens shifted right by one."""
+    output at t reads tokens <= t; training feeds the tokens shifted right by one. With `n_classes` > 0 a label
+    embedding (of the digit, say) is added to every step's input: generation conditioned on the label."""
 
-    def __init__(self, config: BackboneConfig | None = None, pools: tuple[int, ...] = (4, 4), expand: int = 2) -> None:
+    def __init__(
+        self,
+        config: BackboneConfig | None = None,
+        pools: tuple[int, ...] = (4, 4),
+        expand: int = 2,
+        n_classes: int = 0,
+    ) -> None:
         super().__init__()
         config = BackboneConfig.of(config)
-        self.embedding = nn.Embedding(MU_LAW_CLASSES, config.d_model)
+        self.embedding = MuLawEmbedding(config.d_model, n_classes)
         self.sashimi = Sashimi(config, pools, expand)
         self.head = nn.Linear(config.d_model, MU_LAW_CLASSES)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        return self.head(self.sashimi(self.embedding(tokens)))
+    def forward(self, tokens: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.head(self.sashimi(self.embedding(tokens, labels)))
 
     def allocate_state(self, batch_size: int, device: Any = None, dtype: torch.dtype | None = None) -> dict[str, Any]:
         return self.sashimi.allocate_state(batch_size, device, dtype)
 
-    def step(self, token_t: Tensor, state: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+    def step(self, token_t: Tensor, state: dict[str, Any], labels: Tensor | None = None) -> tuple[Tensor, dict]:
         """token_t (B,) -> logits (B, 256)."""
-        y, state = self.sashimi.step(self.embedding(token_t), state)
+        y, state = self.sashimi.step(self.embedding(token_t, labels), state)
         return self.head(y), state

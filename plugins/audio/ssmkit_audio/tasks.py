@@ -13,6 +13,9 @@ At the end of fit ("val") and test, `write_report` also writes four clips spread
 
 from __future__ import annotations
 
+import math
+import time
+from pathlib import Path
 from typing import Any
 
 import soundfile as sf
@@ -22,9 +25,13 @@ from lightning.pytorch.utilities import rank_zero_info
 from ssmkit.data import pad_sequences
 from ssmkit.models import BackboneConfig, ClassificationHead
 from ssmkit.train.classification import ClassificationTask
-from ssmkit_audio.datamodules import SpokenDigitsData
+from ssmkit.train.module import TaskModule
+from ssmkit_audio import mulaw
+from ssmkit_audio.datamodules import MuLawWindowsData, SpokenDigitsData
 from ssmkit_audio.models import LogMel, LogMelCNN, StagedSSM
 from ssmkit_audio.plots import plot_clips
+from ssmkit_audio.sashimi import SashimiLM
+from ssmkit_audio.wavenet import WaveNetLM, matched_channels, n_parameters
 
 Tensor = torch.Tensor
 MODELS = ("ssm", "cnn")
@@ -113,3 +120,151 @@ class SpokenDigitClassifier(ClassificationTask):
         predicted = self(padded.to(self.device), lengths.to(self.device)).argmax(-1).tolist()
         self.train(was_training)
         return predicted
+
+
+GENERATORS = ("sashimi", "wavenet")
+
+
+class WaveformGenerator(TaskModule):
+    """`audio.generate`: next-sample prediction over 8-bit mu-law windows (`MuLawWindowsData`), and generation.
+
+    - `model: sashimi` (default): `SashimiLM`, trained in convolution mode; `backbone`, `pools`, `expand` set it.
+    - `model: wavenet`: the baseline `WaveNetLM` (`wavenet_layers` dilated causal convolutions, dilations
+      1, 2, 4, ... restarting every `wavenet_cycle`), its width chosen so its parameter count matches the SaShiMi
+      the same settings would build (`wavenet_channels: null`), or set by hand.
+
+    Loss: next-sample cross-entropy (nats) over each window's valid samples; logged `<stage>/bits_per_sample`
+    (the same NLL in bits; epoch means weighted by valid samples, so exact over the split). The unigram mu-law
+    entropy of the training windows is logged once at the start of fit as `data/unigram_bits_per_sample`.
+    `conditional: true` adds a digit-label embedding to every step's input, so generation can ask for a digit.
+
+    Generation runs on the recurrent `step` path (memory fixed by the model, not the length): `write_report` draws
+    `report_clips` clips of `report_seconds` after fit and test (WAV files in `clips/`, spectrograms with a real
+    window of the split in `plots/<stage>_generated.png`); `predict` draws one clip of `generate_seconds` per
+    label the data serves, writes `generated/<i>_digit<label>.wav` and `plots/predict_generated.png`, and prints
+    where, with the generation speed in samples per second."""
+
+    data_links = {"n_classes": "n_classes", "sample_rate": "sample_rate", "window": "window"}
+
+    def __init__(
+        self,
+        n_classes: int,
+        sample_rate: int,
+        window: int,
+        model: str = "sashimi",
+        backbone: BackboneConfig | None = None,
+        pools: list[int] | None = None,
+        expand: int = 2,
+        conditional: bool = False,
+        wavenet_layers: int = 10,
+        wavenet_cycle: int = 10,
+        wavenet_channels: int | None = None,
+        temperature: float = 1.0,
+        generate_seconds: float = 1.0,
+        report_seconds: float = 0.5,
+        report_clips: int = 2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        if model not in GENERATORS:
+            raise ValueError(f"model must be one of {GENERATORS}, got {model!r}")
+        self.n_classes, self.sample_rate, self.temperature = n_classes, sample_rate, temperature
+        labels = n_classes if conditional else 0
+        config = BackboneConfig.of(backbone).with_l_max(window)
+        sashimi = SashimiLM(config, tuple(pools if pools is not None else (4, 4)), expand, labels)
+        if model == "sashimi":
+            self.lm: SashimiLM | WaveNetLM = sashimi
+        else:
+            target = n_parameters(sashimi)
+            channels = wavenet_channels or matched_channels(target, wavenet_layers, wavenet_cycle, labels)
+            self.lm = WaveNetLM(channels, wavenet_layers, wavenet_cycle, labels)
+        self.conditional = conditional
+        rank_zero_info(f"audio.generate: {model}, {n_parameters(self.lm):,} parameters")
+
+    def forward(self, tokens: Tensor, labels: Tensor | None = None) -> Tensor:
+        """tokens (B, L) -> logits (B, L, 256): the output at t predicts token t from tokens before t."""
+        return self.lm(mulaw.shift_right(tokens), labels if self.conditional else None)
+
+    def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
+        tokens, lengths, labels = batch
+        loss = mulaw.nll_nats(self(tokens, labels), tokens, lengths)
+        n_valid = int(lengths.sum())
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=n_valid)
+        self.log(f"{stage}/bits_per_sample", loss / math.log(2), on_step=False, on_epoch=True, batch_size=n_valid)
+        return loss
+
+    def batch_tokens(self, batch: tuple[Tensor, Tensor, Tensor]) -> int:
+        return int(batch[1].sum())
+
+    def on_fit_start(self) -> None:
+        data = getattr(self.trainer, "datamodule", None)
+        if isinstance(data, MuLawWindowsData) and self.trainer.is_global_zero:
+            bits = data.unigram_bits()
+            rank_zero_info(f"unigram mu-law entropy of the training windows: {bits:.3f} bits per sample")
+            if self.trainer.logger is not None:
+                self.trainer.logger.log_metrics({"data/unigram_bits_per_sample": bits}, step=0)
+
+    @torch.no_grad()
+    def generate(self, n_samples: int, labels: Tensor, seed: int = 0) -> tuple[Tensor, float]:
+        """(waveforms (B, n_samples) float32 decoded from the sampled tokens, samples per second per clip)."""
+        was_training = self.training
+        self.eval()
+        generator = torch.Generator(self.device).manual_seed(seed)
+        start = time.perf_counter()
+        tokens = mulaw.sample(
+            self.lm,
+            n_samples,
+            batch_size=len(labels),
+            labels=labels.to(self.device) if self.conditional else None,
+            temperature=self.temperature,
+            generator=generator,
+            device=self.device,
+            dtype=next(self.parameters()).dtype,
+        )
+        speed = n_samples / max(time.perf_counter() - start, 1e-9)
+        self.train(was_training)
+        return mulaw.decode(tokens.cpu()), speed
+
+    def write_clips(self, waveforms: Tensor, labels: Tensor, prefix: str, png: str, real: Tensor | None) -> Path | None:
+        """Generated clips as WAV files `<prefix><i>.wav` (`<prefix><i>_digit<label>.wav` when conditioned) and
+        their spectrograms (after `real`, a window of data, when given) in `png`; its path (None off rank zero)."""
+        path = self.run_file(png, required=True)
+        if path is None:
+            return None
+        shown, titles = [], []
+        if real is not None:
+            shown.append(real)
+            titles.append("a window of the data (mu-law round trip)")
+        for i, (w, label) in enumerate(zip(waveforms, labels.tolist(), strict=True)):
+            name = f"{prefix}{i}_digit{label}.wav" if self.conditional else f"{prefix}{i}.wav"
+            sf.write(self.run_file(name, required=True), w.numpy(), self.sample_rate)
+            shown.append(w)
+            what = f"digit {label}" if self.conditional else "unconditional"
+            titles.append(f"generated by {self.hparams.model} ({what}, temperature {self.temperature})")
+        return plot_clips(shown, self.sample_rate, titles, path)
+
+    def write_report(self, stage: str) -> None:
+        png = self.run_file(f"plots/{stage}_generated.png")
+        if png is None or self.hparams.report_clips < 1:
+            return
+        data = getattr(self.trainer, "datamodule", None)
+        real = None
+        if isinstance(data, MuLawWindowsData):
+            tokens, length, _ = data.serving_split(stage)[1][0]
+            real = mulaw.decode(tokens[:length])
+        labels = torch.arange(self.hparams.report_clips) % self.n_classes
+        n = round(self.hparams.report_seconds * self.sample_rate)
+        waveforms, speed = self.generate(n, labels)
+        self.write_clips(waveforms, labels, f"clips/{stage}_", f"plots/{stage}_generated.png", real)
+        rank_zero_info(f"{stage} generated clips ({speed:.0f} samples/s): {png.parent.parent / 'clips'} and {png}")
+
+    def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """batch: labels (B,) -> generated waveforms (B, generate_seconds * sample_rate), written as WAV files."""
+        n = round(self.hparams.generate_seconds * self.sample_rate)
+        waveforms, speed = self.generate(n, batch, seed=batch_idx)
+        png = self.write_clips(waveforms, batch, f"generated/{batch_idx}_", f"plots/predict_{batch_idx}.png", None)
+        if png is not None:
+            where = png.parent.parent / "generated"
+            rank_zero_info(f"generated {len(batch)} clip(s) of {n} samples ({speed:.0f} samples/s): {where}, {png}")
+        return waveforms
