@@ -62,12 +62,13 @@ def _train(verb: str, rest: list[str]) -> int:
     """A training verb. A user's mistake (bad data, a setting that cannot work, an unknown task) is one message and
     exit code 2; `--debug` (or SSMKIT_DEBUG=1) shows its traceback. Anything else is a bug: traceback, exit 1."""
     if not rest or rest[0].startswith("-"):
+        asked = bool(rest) and rest[0] in ("-h", "--help")  # help asked for is an answer (0), not a mistake (2)
         print(
             f"usage: ssmkit {verb} PLUGIN.TASK [--quick] [--runs_dir DIR] [--debug] [LightningCLI args]",
-            file=sys.stderr,
+            file=sys.stdout if asked else sys.stderr,
         )
         _print_tasks(discover())
-        return 2
+        return 0 if asked else 2
     spec, rest = rest[0], rest[1:]
     quick, debug = "--quick" in rest, "--debug" in rest or os.environ.get("SSMKIT_DEBUG", "") not in ("", "0")
     rest = [a for a in rest if a not in ("--quick", "--debug")]

@@ -213,3 +213,16 @@ def test_a_typo_is_an_error_with_the_closest_keys(tmp_path, capsys, flag, sugges
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert f"did you mean: {suggested}?" in err and len(err) <= 4
+
+
+def test_test_after_a_quick_fit_needs_no_quick(tmp_path):
+    """The README's `ssmkit test synthetic.selective_copy --ckpt_path last` after `fit --quick`: the data settings
+    come from the run (vocabulary 6, not the default config's 10), so the model and data agree."""
+    assert fit(tmp_path, "selective_copy") == 0
+    args = ["test", "synthetic.selective_copy", "--runs_dir", str(tmp_path), "--ckpt_path", "last"]
+    assert main([*args, "--trainer.limit_test_batches", "1"]) == 0
+
+
+def test_help_without_a_task_is_an_answer_not_a_mistake(capsys):
+    assert main(["fit", "--help"]) == 0 and "usage: ssmkit fit PLUGIN.TASK" in capsys.readouterr().out
+    assert main(["fit"]) == 2
