@@ -4,7 +4,8 @@
 baseline) as an ssmkit `ClassificationTask`: cross-entropy, `<stage>/acc` and `<stage>/auc`, the confusion matrix
 and per-class accuracy at the end of fit and test, `predictions.csv` from predict. Never downloads weights.
 
-`Segmenter` (segment): a network of `ssmkit_medical.unets` (U-Mamba-bot, or MONAI's DynUNet / UNet baselines)
+`Segmenter` (segment): a network of `ssmkit_medical.unets` (U-Mamba-bot / -enc, VM-UNet, or MONAI's DynUNet / UNet
+baselines)
 trained on patches with MONAI's `DiceCELoss`; validation, test and predict run MONAI's `sliding_window_inference`
 over whole images (window = the training patch). Logged: `<stage>/loss`, and per foreground class and as their
 mean, MONAI's Dice (`<stage>/dice`, `<stage>/dice_<class>`), IoU (`iou`) and 95th-percentile Hausdorff distance in
@@ -80,9 +81,9 @@ class Segmenter(TaskModule):
         min_lr_ratio: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
-        """model_name: "umamba_bot", "dynunet" or "unet" (`ssmkit_medical.unets`), built with `model_kwargs`
-        (filters, ...); patch_size: the training patch (from the data), also the sliding window; overlap: of
-        neighbouring windows."""
+        """model_name: one of `ssmkit_medical.unets.SEGMENTERS` (umamba_bot, umamba_enc, vmunet, dynunet, unet),
+        built with `model_kwargs` (filters, ...); patch_size: the training patch (from the data), also the sliding
+        window; overlap: of neighbouring windows."""
         super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
         self.save_hyperparameters()
         if n_classes < 2:

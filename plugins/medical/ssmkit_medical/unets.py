@@ -1,15 +1,18 @@
-"""Segmentation networks: U-Mamba-bot (Ma et al., 2024) on MONAI's DynUNet, and MONAI's U-Nets as baselines.
+"""Segmentation networks: U-Mamba-bot and -enc (Ma et al., 2024) on MONAI's DynUNet, VM-UNet (Ruan et al., 2024,
+`ssmkit_medical.vmunet`), and MONAI's U-Nets as baselines.
 
 U-Mamba-bot is MONAI's `DynUNet` with residual blocks (nnU-Net's residual-encoder U-Net: MONAI's `UnetResBlock`
 encoder, `UnetUpBlock` decoder, `UnetOutBlock` head) with one `MambaLayer` after the bottleneck block, no residual
-around it, as in U-Mamba's `UMambaBot`. The baseline `dynunet` is the same network without the Mamba layer, so
-the two differ by that layer alone; `unet` is MONAI's `UNet` (residual units).
+around it, as in U-Mamba's `UMambaBot`. U-Mamba-enc has a `MambaLayer` after every encoder stage (the input block,
+each downsampling block and the bottleneck), as U-Mamba's `UMambaEnc` after each stage of its residual encoder; the
+skips carry the Mamba layers' outputs. The baseline `dynunet` is the same network without the Mamba layers, so
+they differ by those layers alone; `unet` is MONAI's `UNet` (residual units).
 
 MambaLayer: the feature map (B, C, *S) flattened to tokens, LayerNorm, core's Mamba, reshaped back; in float32
 (U-Mamba turns autocast off there: NaNs under AMP, its issues #8, #37). When the bottleneck has no more spatial
 positions than channels (tokens <= channels, from the training patch size) it scans across channels instead
 (channel tokens, d_model = the number of positions), as U-Mamba-enc does; that model then needs inputs of the
-patch size, which sliding-window inference gives it.
+patch size, which sliding-window inference gives it. Each layer decides for itself, from its own level's size.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from monai.networks.nets import DynUNet, UNet
 from torch import nn
 
 from ssmkit import create_mixer
+from ssmkit_medical.vmunet import VMUNet
 
 Tensor = torch.Tensor
-SEGMENTERS = ("umamba_bot", "dynunet", "unet")
+SEGMENTERS = ("umamba_bot", "umamba_enc", "vmunet", "dynunet", "unet")
 
 
 def to_tokens(x: Tensor, channel_token: bool) -> Tensor:
@@ -80,15 +84,31 @@ class UMambaBot(DynUNet):
         self.mamba_kwargs = mamba_kwargs or {}
         super().__init__(*args, **kwargs)
 
-    def get_bottleneck(self) -> nn.Module:
+    def mamba_layer(self, level: int) -> MambaLayer:
+        """The Mamba layer after encoder level `level` (0: the input block), sized by that level's feature map."""
         scale = [
-            math.prod(s if isinstance(s, int) else s[d] for s in self.strides) for d in range(len(self.patch_size))
+            math.prod(s if isinstance(s, int) else s[d] for s in self.strides[: level + 1])
+            for d in range(len(self.patch_size))
         ]
         if any(p % s for p, s in zip(self.patch_size, scale, strict=True)):
             raise ValueError(f"patch_size {list(self.patch_size)} must be divisible by the total stride {scale}")
         tokens = math.prod(p // s for p, s in zip(self.patch_size, scale, strict=True))
-        mamba = MambaLayer(self.filters[-1], tokens, self.channel_token, **self.mamba_kwargs)
-        return nn.Sequential(super().get_bottleneck(), mamba)
+        return MambaLayer(self.filters[level], tokens, self.channel_token, **self.mamba_kwargs)
+
+    def get_bottleneck(self) -> nn.Module:
+        return nn.Sequential(super().get_bottleneck(), self.mamba_layer(len(self.filters) - 1))
+
+
+class UMambaEnc(UMambaBot):
+    """DynUNet (residual blocks) with a MambaLayer after every encoder stage: the input block, each downsampling
+    block and the bottleneck (UMambaBot's). channel_token None: each layer by its own level's size."""
+
+    def get_input_block(self) -> nn.Module:
+        return nn.Sequential(super().get_input_block(), self.mamba_layer(0))
+
+    def get_downsamples(self) -> nn.ModuleList:
+        blocks = super().get_downsamples()
+        return nn.ModuleList(nn.Sequential(block, self.mamba_layer(i + 1)) for i, block in enumerate(blocks))
 
 
 def create_segmenter(
@@ -99,9 +119,17 @@ def create_segmenter(
     filters: Sequence[int] = (16, 32, 64, 128),
     **kwargs: Any,
 ) -> nn.Module:
-    """`name` in SEGMENTERS, 2D or 3D by len(patch_size); each level after the first halves the size. kwargs go
-    to the network (UMambaBot: channel_token, mamba_kwargs; DynUNet / UNet: their own)."""
+    """`name` in SEGMENTERS, 2D or 3D by len(patch_size) (vmunet: 2D only); each level after the first halves the
+    size. kwargs go to the network (UMambaBot / UMambaEnc: channel_token, mamba_kwargs; VMUNet: depths,
+    decoder_depths, patch, d_state, ..., with `filters` as its stage dims; DynUNet / UNet: their own)."""
     levels, spatial_dims = len(filters), len(patch_size)
+    if name == "vmunet":
+        if spatial_dims != 2:
+            raise ValueError(f"vmunet is 2D; got patch_size {list(patch_size)}")
+        network = VMUNet(in_channels, n_classes, dims=filters, **{"depths": (1,) * levels, **kwargs})
+        if any(p % network.multiple for p in patch_size):
+            raise ValueError(f"vmunet needs a patch_size divisible by {network.multiple}, got {list(patch_size)}")
+        return network
     if name == "unet":
         strides = (2,) * (levels - 1)
         return UNet(spatial_dims, in_channels, n_classes, channels=filters, strides=strides, num_res_units=2, **kwargs)
@@ -117,6 +145,7 @@ def create_segmenter(
     }
     if name == "dynunet":
         return DynUNet(**common, **kwargs)
-    if name == "umamba_bot":
-        return UMambaBot(**common, patch_size=patch_size, **kwargs)
+    if name in ("umamba_bot", "umamba_enc"):
+        network = UMambaBot if name == "umamba_bot" else UMambaEnc
+        return network(**common, patch_size=patch_size, **kwargs)
     raise ValueError(f"unknown segmentation model {name!r}; known: {', '.join(SEGMENTERS)}")
