@@ -18,7 +18,8 @@ from importlib import import_module
 from pathlib import Path
 
 import ssmkit
-from ssmkit.plugins import PluginInfo, UnknownTaskError, discover, load_object
+from ssmkit.parser_cache import ParserCache, closest_keys
+from ssmkit.plugins import PluginInfo, UnknownTaskError, discover, find_task, load_object
 
 TRAIN_VERBS = ("fit", "validate", "test", "predict")
 
@@ -77,6 +78,9 @@ def _train(verb: str, rest: list[str]) -> int:
         i = rest.index("--runs_dir")
         runs_dir = rest[i + 1]
         del rest[i : i + 2]
+    answer = _answer_from_cache(verb, spec, rest, quick)
+    if answer is not None:
+        raise SystemExit(answer)  # as the parser itself answers help and mistakes
     from ssmkit.train.cli import RunError, run_summary, run_task
 
     try:
@@ -88,6 +92,30 @@ def _train(verb: str, rest: list[str]) -> int:
         return 2
     print(f"ssmkit {verb} {spec}: {run_summary(cli)}", file=sys.stderr)
     return 0
+
+
+def _answer_from_cache(verb: str, spec: str, rest: list[str], quick: bool) -> int | None:
+    """`--help` and unknown keys answered from the parser cache, before torch is imported; None: ask the parser."""
+    try:
+        _, _, task = find_task(spec)
+    except UnknownTaskError:
+        return None  # the full path says why, in its usual words
+    facts = ParserCache.of_task(verb, spec, quick, task).load()
+    if facts is None:
+        return None
+    if rest in (["-h"], ["--help"]):
+        print(facts.help, end="")
+        return 0
+    unknown = facts.unknown_flags(rest)
+    if not unknown:
+        return None
+    lines = [f"error: unrecognized arguments: {' '.join(unknown)}"]
+    suggestions = closest_keys(" ".join(unknown), facts.keys)
+    if suggestions:
+        lines.append(f"did you mean: {', '.join(suggestions)}?")
+    lines.append(f"all options: ssmkit {verb} {spec}{' --quick' if quick else ''} --help")
+    print("\n".join(lines), file=sys.stderr)
+    return 2
 
 
 def _print_tasks(infos: list[PluginInfo]) -> None:
@@ -121,8 +149,9 @@ def _plugins(args: argparse.Namespace) -> int:
 
 def _check_task(task) -> list[str]:
     """Import the task's classes and instantiate model, data and trainer from each shipped config."""
-    from ssmkit.train.cli import SsmkitCLI
+    from ssmkit.train.cli import SsmkitCLI, quiet_lightning
 
+    quiet_lightning()
     try:
         module_cls, datamodule_cls = task.load()
     except Exception as exc:
@@ -138,7 +167,7 @@ def _check_task(task) -> list[str]:
                 args=["--config", str(path)],
                 trainer_defaults={"logger": False, "enable_checkpointing": False},
                 save_config_callback=None,
-                seed_everything_default=0,
+                seed_everything_default=False,  # nothing is trained: no "Seed set" line per config
             )
         except (Exception, SystemExit) as exc:
             errors.append(f"config {path.name}: {type(exc).__name__}: {exc}")

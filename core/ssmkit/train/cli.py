@@ -9,7 +9,7 @@ scratch with a warning).
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
 import logging
 import os
 import re
@@ -18,6 +18,7 @@ import sys
 import traceback
 import warnings
 from datetime import timedelta
+from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,6 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from ssmkit.parser_cache import ParserCache, ParserFacts, closest_keys
 from ssmkit.plugins import PluginInfo, find_task
 from ssmkit.train.callbacks import EpochSummary, LossCurvePlot, Throughput, progress_bar
 from ssmkit.train.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
@@ -87,6 +89,7 @@ def run_task(
             subclass_mode_model=False,
             subclass_mode_data=False,
             parser_class=SsmkitArgumentParser,
+            parser_cache=ParserCache.of_task(subcommand, spec, quick, task),
         )
     except (MisconfigurationException, ValueError) as exc:
         _remove_new_folders(task_dir, existing)
@@ -99,8 +102,14 @@ def run_task(
 
 
 # What Lightning prints that is not the user's business: advertising, hardware lines that say nothing on a
-# CPU machine, and warnings about Lightning's own internals.
-NOT_FOR_THE_USER = ("💡 Tip:", "GPU available:", "TPU available:", "Loading `train_dataloader` to estimate")
+# CPU machine, echoes of the user's own limits, and warnings about Lightning's own internals.
+NOT_FOR_THE_USER = (
+    "💡 Tip:",
+    "GPU available:",
+    "TPU available:",
+    "Loading `train_dataloader` to estimate",
+    "`Trainer(limit_",
+)
 SILENCED_WARNINGS = (
     "LightningCLI's args parameter is intended",  # the args are the user's command line, handed over on purpose
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
@@ -173,28 +182,12 @@ class SsmkitArgumentParser(LightningArgumentParser):
         if not self.exit_on_error:  # jsonargparse probing a type: it catches this one
             super().error(message, ex)
         lines = [f"error: {message}"]
-        suggestions = self.closest_keys(message)
+        suggestions = closest_keys(message, self.known_keys())
         if suggestions:
             lines.append(f"did you mean: {', '.join(suggestions)}?")
         lines.append("all options: the same command with --help")
         sys.stderr.write("\n".join(lines) + "\n")
         raise SystemExit(2)
-
-    def closest_keys(self, message: str) -> list[str]:
-        """The valid keys nearest to the unknown ones `message` names (`--model.d_modle`, option 'd_model'),
-        compared by their last part: `--model.d_model` finds `--model.backbone.d_model`."""
-        keys = self.known_keys()
-        by_last: dict[str, list[str]] = {}
-        for key in sorted(k for k in keys if "." in k):  # settings, not whole sections
-            by_last.setdefault(key.rsplit(".", 1)[-1], []).append(key)
-        found = []
-        for groups in re.findall(r"--([\w.]+)|option '([\w.]+)'|key='([\w.]+)'", message):
-            bad = next(g for g in groups if g)
-            if bad in keys:
-                continue
-            for last in difflib.get_close_matches(bad.rsplit(".", 1)[-1], list(by_last), n=2, cutoff=0.75):
-                found += by_last[last][:3]
-        return [f"--{k}" for k in dict.fromkeys(found)]
 
     def known_keys(self) -> set[str]:
         """Every settable key: the flags, and the fields of nested settings objects (model.backbone.d_model)."""
@@ -206,10 +199,47 @@ class SsmkitArgumentParser(LightningArgumentParser):
         nested = (k.replace(".init_args.", ".") for k in defaults if not k.endswith(("class_path", "__")))
         return keys | set(nested)
 
+    def facts(self) -> ParserFacts:
+        """Help text and keys for the parser cache. Open keys: the leaves (a dict or a list takes any sub-key) and
+        the settings whose class is chosen at run time (those with a `.help` or a class_path), unless the class is a
+        dataclass such as BackboneConfig, whose fields are listed."""
+        keys = self.known_keys()
+        settings = {k for k in keys if not k.endswith((".help", "+"))}
+        leaves = {k for k in settings if not any(other.startswith(k + ".") for other in settings)}
+        class_paths = {
+            key.removesuffix(".class_path").replace(".init_args.", "."): value
+            for key, value in self.get_defaults().items()
+            if key.endswith(".class_path")
+        }
+        chosen = {k.removesuffix(".help") for k in keys if k.endswith(".help")} | set(class_paths)
+        fixed = {k for k in chosen if _names_a_dataclass(class_paths.get(k))}
+        return ParserFacts(self.format_help(), frozenset(keys), frozenset(leaves | chosen - fixed))
+
+
+def _names_a_dataclass(class_path: object) -> bool:
+    if not isinstance(class_path, str) or "." not in class_path:
+        return False
+    module, _, name = class_path.rpartition(".")
+    try:
+        return dataclasses.is_dataclass(getattr(import_module(module), name))
+    except (ImportError, AttributeError):
+        return False
+
 
 class SsmkitCLI(LightningCLI):
     """LightningCLI whose trainer writes checkpoints atomically and loads them with weights_only=True, and whose
-    model takes the values its task declares in `data_links` from the data module (given once, never twice)."""
+    model takes the values its task declares in `data_links` from the data module (given once, never twice).
+    Given a `parser_cache` without a current entry, it stores the command's help and keys there."""
+
+    def __init__(self, *args: Any, parser_cache: ParserCache | None = None, **kwargs: Any) -> None:
+        self.parser_cache = parser_cache
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        cache = self.parser_cache
+        if cache is not None and cache.load() is None:
+            cache.store(self._subcommand_parsers[cache.verb].facts())
+        super().parse_arguments(parser, args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for source, target in getattr(self.model_class, "data_links", {}).items():
