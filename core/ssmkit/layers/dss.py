@@ -64,6 +64,7 @@ class DSSCore(nn.Module):
 @register_mixer("dss")
 class DSS(Mixer):
     tiny_kwargs = {"d_state": 8, "l_max": 32}
+    computes_in_float32 = True  # complex kernel
     takes_l_max = True
 
     def __init__(

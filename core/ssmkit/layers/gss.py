@@ -27,6 +27,7 @@ Tensor = torch.Tensor
 @register_mixer("gss")
 class GSS(Mixer):
     tiny_kwargs = {"d_state": 8, "d_ssm": 4, "expand": 2, "l_max": 32}
+    computes_in_float32 = True  # DSS's complex kernel
     takes_l_max = True
 
     def __init__(

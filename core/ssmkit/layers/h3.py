@@ -28,6 +28,7 @@ Tensor = torch.Tensor
 @register_mixer("h3")
 class H3(Mixer):
     tiny_kwargs = {"d_state": 4, "head_dim": 2, "shift_size": 3}
+    computes_in_float32 = True  # S4D's complex kernels and FFT convolutions
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ def project(h: Tensor, C: Tensor, dtype: torch.dtype) -> Tensor:
 
 class DiagonalRecurrence(Mixer):
     takes_resets = True
+    computes_in_float32 = True  # complex diagonal scan
 
     def __init__(self, d_model: int, dropout: float = 0.0) -> None:
         super().__init__(d_model)

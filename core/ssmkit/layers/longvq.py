@@ -34,6 +34,7 @@ Tensor = torch.Tensor
 @register_mixer("longvq")
 class LongVQ(Mixer):
     tiny_kwargs = {"n_codes": 5, "d_key": 4, "d_state": 4}
+    computes_in_float32 = True  # cdist to the codebook
 
     def __init__(self, d_model: int, n_codes: int = 64, d_key: int = 32, d_state: int = 16, tau: float = 1.0):
         super().__init__(d_model)

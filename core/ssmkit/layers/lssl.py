@@ -35,6 +35,7 @@ Tensor = torch.Tensor
 @register_mixer("lssl")
 class LSSL(Mixer):
     tiny_kwargs = {"d_state": 8}
+    computes_in_float32 = True  # the discretisation's matrix solve (lu)
 
     def __init__(
         self,

@@ -67,6 +67,10 @@ class Mixer(nn.Module):
     - `takes_resets`: `forward(x, resets=...)` accepts `resets: (B, L)` bool, restarting the state.
     - `tiny_kwargs`: small hyper-parameters for CPU tests: `create_mixer(name, d, **cls.tiny_kwargs)`.
     - `tags_dynamics`: it tags SSM dynamics parameters / kernels for the optimiser groups (`no_weight_decay`).
+    - `computes_in_float32`: its kernels need float32 (complex arithmetic, FFTs, matrix solves, cdist). Moved to
+      float16 / bfloat16 (`mixer.to(torch.bfloat16)`, `.half()`, Lightning's "bf16-true"), it keeps its parameters
+      and state in float32, takes and returns the dtype it was moved to (`io_dtype`) and computes in float32 in
+      between; the other mixers run in the reduced dtype itself.
     """
 
     causal: bool = True
@@ -75,6 +79,8 @@ class Mixer(nn.Module):
     takes_resets: ClassVar[bool] = False
     tiny_kwargs: ClassVar[dict[str, Any]] = {}
     tags_dynamics: ClassVar[bool] = True
+    computes_in_float32: ClassVar[bool] = False
+    io_dtype: torch.dtype | None = None  # set when a float32-computing mixer is moved to a reduced dtype
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
@@ -82,26 +88,45 @@ class Mixer(nn.Module):
             raise ValueError(f"d_model must be >= 1, got {d_model}")
         self.d_model = d_model
 
+    def _apply(self, fn: Any, recurse: bool = True) -> Mixer:
+        """`.to()`, `.half()`, `.cuda()` ...: a float32-computing mixer takes only the device of a cast to a reduced
+        dtype, and remembers the dtype as the one it takes and returns."""
+        if not self.computes_in_float32:
+            return super()._apply(fn, recurse)
+        moved = fn(torch.zeros((), device=self._factory(None, None)["device"]))
+        if moved.dtype in (torch.float16, torch.bfloat16):
+            self.io_dtype = moved.dtype
+            return super()._apply(lambda t: t.to(moved.device), recurse)
+        self.io_dtype = None
+        return super()._apply(fn, recurse)
+
+    def _to_compute(self, x: Tensor) -> Tensor:
+        return x if self.io_dtype is None else x.float()
+
+    def _to_io(self, y: Tensor) -> Tensor:
+        return y if self.io_dtype is None else y.to(self.io_dtype)
+
     def forward(self, x: Tensor, *, lengths: Tensor | None = None, **extra: Tensor | None) -> Tensor:
         """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`)."""
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
+        x = self._to_compute(x)
         mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
         y = self._forward(x if mask is None else x * mask, lengths, **extra)
         if mask is not None:
             y = y * mask
         self._debug_check(y, "forward", x)
-        return y
+        return self._to_io(y)
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent step")
         check_shape("x_t", x_t, "(B, D)", None, self.d_model)
         self._check_dtype("x_t", x_t)
-        y, state = self._step(x_t, state)
+        y, state = self._step(self._to_compute(x_t), state)
         self._debug_check(y, "step")
-        return y, state
+        return self._to_io(y), state
 
     def prefill(self, x: Tensor) -> tuple[Tensor, State]:
         """Reads a prompt in one call: x (B, L, D) -> (y, state) with y equal to `forward(x)` and `state` the state
@@ -110,9 +135,11 @@ class Mixer(nn.Module):
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        self._check_dtype("x", x)
+        x = self._to_compute(x)
         y, state = self._prefill(x)
         self._debug_check(y, "prefill", x)
-        return y, state
+        return self._to_io(y), state
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
@@ -134,16 +161,19 @@ class Mixer(nn.Module):
         return torch.stack(ys, dim=1), state
 
     def _check_dtype(self, name: str, x: Tensor) -> None:
-        """Inputs come in the parameters' floating dtype (a complex parameter counts as its real dtype), so that
-        no mixer fails deep inside torch, or silently changes precision, on a float16 / bfloat16 input. Under
-        autocast (mixed precision) the dtypes differ on purpose and are left alone."""
+        """Inputs come in the mixer's dtype: the one it was moved to (`io_dtype`), else its parameters' floating
+        dtype (a complex parameter counts as its real dtype), so that no mixer fails deep inside torch, or silently
+        changes precision, on a float16 / bfloat16 input. Under autocast (mixed precision) the dtypes differ on
+        purpose and are left alone."""
         if torch.is_autocast_enabled(x.device.type):
             return
         p = next((p for p in self.parameters() if p.is_floating_point() or p.is_complex()), None)
         expected = None if p is None else (p.real.dtype if p.is_complex() else p.dtype)
+        expected = self.io_dtype or expected
         if expected is not None and x.dtype != expected:
             raise ValueError(
-                f"{name} is {x.dtype} but {type(self).__name__}'s parameters are {expected}: cast the input "
+                f"{name} is {x.dtype} but {type(self).__name__} takes {expected} "
+                f"({'the dtype it was moved to' if self.io_dtype else 'its parameters'}): cast the input "
                 f"(x.to({expected})) or move the mixer (mixer.to({x.dtype})), or run under torch.autocast"
             )
 
@@ -158,9 +188,10 @@ class Mixer(nn.Module):
         raise FloatingPointError(f"{type(self).__name__}.{where} produced NaN or inf at {where_y}{cause} (debug mode)")
 
     def _factory(self, device: torch.device | None, dtype: torch.dtype | None) -> dict:
-        """device/dtype for new state tensors: the given ones, else those of the parameters."""
+        """device/dtype for new state tensors: the given ones, else those of the parameters (always those of the
+        parameters for a float32-computing mixer moved to a reduced dtype: its state stays float32)."""
         p = next(self.parameters())
-        return {"device": device or p.device, "dtype": dtype or p.dtype}
+        return {"device": device or p.device, "dtype": p.dtype if self.io_dtype else (dtype or p.dtype)}
 
 
 def no_weight_decay(*params: nn.Parameter, lr_scale: float | None = None) -> None:

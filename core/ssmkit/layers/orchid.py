@@ -47,6 +47,7 @@ def two_sided_conv(v: Tensor, h_f: Tensor, n_fft: int) -> Tensor:
 class Orchid(Mixer):
     causal = False
     tiny_kwargs = {"short_kernel": 3, "cond_kernel": 3, "static_len": 4}
+    computes_in_float32 = True  # FFT convolutions
 
     def __init__(self, d_model: int, short_kernel: int = 3, cond_kernel: int = 3, static_len: int = 64) -> None:
         super().__init__(d_model)

@@ -39,6 +39,7 @@ Tensor = torch.Tensor
 @register_mixer("s4")
 class S4(Mixer):
     tiny_kwargs = {"d_state": 8, "l_max": 16}
+    computes_in_float32 = True  # the complex Cauchy kernel and FFT convolutions
     takes_l_max = True
 
     def __init__(

@@ -25,6 +25,7 @@ Tensor = torch.Tensor
 @register_mixer("s4d")
 class S4D(Mixer):
     tiny_kwargs = {"d_state": 8}
+    computes_in_float32 = True  # complex kernel and FFT convolution
 
     def __init__(self, d_model: int, *, dropout: float = 0.0, **ssm_kwargs: Any) -> None:
         """`ssm_kwargs`: the diagonal SSM's hyper-parameters, with its defaults (`DiagonalSSM`: d_state, init "lin" or

@@ -29,6 +29,7 @@ Tensor = torch.Tensor
 @register_mixer("seqboat")
 class SeqBoat(Mixer):
     tiny_kwargs = {"d_state": 4, "n_heads": 2}
+    computes_in_float32 = True  # its complex S4D-style kernel
 
     def __init__(self, d_model: int, d_state: int = 16, n_heads: int = 4, window: int | None = None) -> None:
         super().__init__(d_model)

@@ -81,6 +81,28 @@ class MixerContract:
             y = mixer(x)
             assert y.shape == x.shape and y.dtype == dtype
 
+    @pytest.mark.parametrize("half", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+    def test_moves_to_half_precision(self, half: torch.dtype) -> None:
+        """`mixer.to(half)` works for every mixer: it takes and returns `half`, close to float32 (a float32-computing
+        mixer keeps float32 parameters inside), trains, steps, and names a float32 input as the wrong dtype."""
+        reference, x = self.make(torch.float32), self.inputs(dtype=torch.float32)
+        mixer = self.make(torch.float32).to(half)
+        y = mixer(x.to(half))
+        assert y.dtype == half
+        error = float((y.float() - reference(x)).norm() / reference(x).norm())
+        assert error < 0.05, f"{self.mixer_name} in {half}: relative error {error:.3f} against float32"
+        kept = {p.dtype for p in mixer.parameters() if p.is_floating_point()}
+        assert kept == ({torch.float32} if mixer.computes_in_float32 else {half})
+        y.float().square().sum().backward()
+        assert all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in mixer.parameters())
+        if mixer.causal:
+            y_t, _ = mixer.step(x[:, 0].to(half), mixer.allocate_state(x.shape[0]))
+            assert y_t.dtype == half
+        with pytest.raises(ValueError, match=f"x is torch.float32 but .* takes {half}"):
+            mixer(x)
+        if mixer.computes_in_float32:  # never rounded: moved back, it is the float32 mixer again
+            torch.testing.assert_close(mixer.float()(x), reference(x), rtol=0, atol=0)
+
     def test_gradients_reach_every_parameter(self) -> None:
         mixer, x = self.make(), self.inputs().requires_grad_()
         mixer(x).square().sum().backward()
@@ -175,7 +197,7 @@ class MixerContract:
         with pytest.raises(ValueError, match="lengths"):
             mixer(torch.randn(2, 13, self.d_model), lengths=torch.tensor([14, 3]))
         for half in (torch.float16, torch.bfloat16):  # the same named error for every mixer, not a torch failure
-            with pytest.raises(ValueError, match=f"x is {half} but .* parameters are torch.float32"):
+            with pytest.raises(ValueError, match=f"x is {half} but .* takes torch.float32"):
                 mixer(torch.randn(2, 13, self.d_model, dtype=half))
 
     def test_dynamics_parameters_are_tagged(self) -> None:
