@@ -1,5 +1,7 @@
 """The parser cache: `--help` and a mistyped key answered before torch is imported, never a valid command refused."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -9,7 +11,6 @@ import pytest
 from ssmkit.cli import main
 from ssmkit.parser_cache import ParserCache, ParserFacts, fingerprint
 from ssmkit.plugins import find_task
-from ssmkit.train.cli import run_task
 
 TASK = "synthetic.selective_copy"
 # runs ssmkit's main in a fresh interpreter and reports whether torch was imported on the way
@@ -34,29 +35,27 @@ def cached_facts(verb: str = "fit") -> ParserFacts:
 
 @pytest.fixture(scope="module")
 def warm_cache(tmp_path_factory):
-    """A cache the full parser filled once (`fit TASK --help`), shared by this module's tests."""
-    folder = tmp_path_factory.mktemp("cache")
+    """A cache the full parser filled once (`fit TASK --help`), shared by this module's tests, and the help that
+    parser printed."""
+    folder, printed = tmp_path_factory.mktemp("cache"), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SSMKIT_CACHE_DIR", str(folder))
-        with pytest.raises(SystemExit) as exit_info:
+        with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stdout(printed):
             main(["fit", TASK, "--help"])
         assert exit_info.value.code == 0
-        yield folder
+        yield folder, printed.getvalue()
 
 
 @pytest.fixture
 def cache(warm_cache, monkeypatch):
-    monkeypatch.setenv("SSMKIT_CACHE_DIR", str(warm_cache))
-    return warm_cache
+    monkeypatch.setenv("SSMKIT_CACHE_DIR", str(warm_cache[0]))
+    return warm_cache[0]
 
 
-def test_help_from_the_cache_is_the_parsers_help_without_torch(cache, capsys):
-    with pytest.raises(SystemExit):
-        run_task("fit", TASK, ["--help"])  # the full parser, for comparison
-    full = capsys.readouterr().out
+def test_help_from_the_cache_is_the_parsers_help_without_torch(warm_cache, cache):
     result = probe("fit", TASK, "--help")
     assert result.stdout.endswith("False 0\n"), result.stderr  # torch never imported, exit 0
-    assert result.stdout.removesuffix("False 0\n") == full
+    assert result.stdout.removesuffix("False 0\n") == warm_cache[1]
 
 
 def test_a_mistyped_key_is_refused_without_torch(cache):

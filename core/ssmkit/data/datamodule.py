@@ -42,8 +42,13 @@ class BaseDataModule(L.LightningDataModule):
     collate_fn: ClassVar[Callable[[list[Any]], Any] | None] = None
 
     def __init__(self, batch_size: int = 32, num_workers: int = 0, seed: int = 0) -> None:
-        """batch_size: samples per batch; num_workers: loader processes (0: in the main process); seed: the
-        data's own randomness (splits, generated data), apart from the training seed."""
+        """Loaders for the splits that `build` makes.
+
+        Args:
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+        """
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -1,6 +1,6 @@
 """Backbones (stacks of mixer blocks), heads, and generation on the recurrent path."""
 
-from ssmkit.models.backbone import BackboneConfig, Block, SequenceBackbone
+from ssmkit.models.backbone import DEFAULT_BACKBONE, BackboneConfig, Block, SequenceBackbone
 from ssmkit.models.bidirectional import BidirectionalMixer, reverse_valid
 from ssmkit.models.generation import beam_search, filter_logits, generate, select_state
 from ssmkit.models.heads import ClassificationHead, LMHead, RegressionHead, pool
@@ -8,6 +8,7 @@ from ssmkit.models.lm import LanguageModel
 
 __all__ = [
     "BackboneConfig",
+    "DEFAULT_BACKBONE",
     "BidirectionalMixer",
     "Block",
     "ClassificationHead",

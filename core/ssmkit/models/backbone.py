@@ -55,12 +55,25 @@ class Block(nn.Module):
         return x if self.mlp is None else x + self.dropout(self.mlp(self.mlp_norm(x)))
 
 
-@dataclass
+@dataclass(frozen=True)
 class BackboneConfig:
     """The settings of a `SequenceBackbone`: everything but what it reads (`vocab_size` / `d_input`).
 
     `final_norm=False` leaves out the last RMSNorm: for regression heads that must read the features'
-    amplitude (on Air Quality soft sensing it cut every SSM's test MSE by 20-30%)."""
+    amplitude (on Air Quality soft sensing it cut every SSM's test MSE by 20-30%).
+
+    Attributes:
+        d_model: width of the residual stream.
+        n_layers: number of residual blocks (norm, mixer, optional MLP).
+        mixer: the sequence mixer, a name from `ssmkit.list_mixers()`.
+        mixer_kwargs: the mixer's own settings (e.g. d_state), passed to its constructor.
+        mlp_ratio: hidden width of each block's gated MLP as a multiple of d_model (0: no MLP).
+        dropout: dropout after each mixer and MLP.
+        hybrid: other mixers at given layers, e.g. {"attention": [1, 3]}.
+        hybrid_kwargs: settings of those mixers, e.g. {"attention": {"n_heads": 4}}.
+        bidirectional: read the sequence both ways (a non-causal encoder).
+        final_norm: end with an RMSNorm.
+    """
 
     d_model: int = 64
     n_layers: int = 2
@@ -74,7 +87,7 @@ class BackboneConfig:
     final_norm: bool = True
 
     def __post_init__(self) -> None:
-        self.mixer_kwargs = dict(self.mixer_kwargs or {})  # a checkpoint's dict may hold None
+        object.__setattr__(self, "mixer_kwargs", dict(self.mixer_kwargs or {}))  # a checkpoint's may hold None
 
     @classmethod
     def of(cls, config: BackboneConfig | dict[str, Any] | None = None, **changes: Any) -> BackboneConfig:
@@ -101,6 +114,10 @@ class BackboneConfig:
             mixer_kwargs=kwargs_with_l_max(self.mixer, self.mixer_kwargs, l_max),
             hybrid_kwargs={**(self.hybrid_kwargs or {}), **hybrid} or self.hybrid_kwargs,
         )
+
+
+# The settings a task's `backbone` argument defaults to (a task's config usually sets its own).
+DEFAULT_BACKBONE = BackboneConfig()
 
 
 class SequenceBackbone(nn.Module):

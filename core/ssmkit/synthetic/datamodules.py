@@ -15,7 +15,14 @@ class SyntheticDataModule(BaseDataModule):
     """Base: subclasses implement `generate(n, generator) -> tuple of tensors` (one sample per row)."""
 
     def __init__(self, n_train: int = 20_000, n_val: int = 1_000, batch_size: int = 64, **loader: int) -> None:
-        """n_train / n_val: generated samples per split; loader: num_workers, seed (BaseDataModule)."""
+        """Generated train and val sets.
+
+        Args:
+            n_train: generated training samples.
+            n_val: generated validation samples.
+            batch_size: samples per batch.
+            loader: num_workers, seed (see BaseDataModule).
+        """
         super().__init__(batch_size=batch_size, **loader)
         self.n_train, self.n_val = n_train, n_val
 
@@ -45,7 +52,13 @@ class TokenTaskData(SyntheticDataModule):
 
 class SelectiveCopyData(TokenTaskData):
     def __init__(self, seq_len: int = 64, n_tokens: int = 8, vocab_size: int = 8, **data: int) -> None:
-        """vocab_size data tokens; the inputs add two more ids (noise and marker)."""
+        """Selective copying: the data tokens scattered among noise, to be recalled in order after a marker.
+
+        Args:
+            seq_len: positions of noise among which the data tokens lie.
+            n_tokens: data tokens to copy.
+            vocab_size: distinct data tokens (the inputs add two more ids: noise and marker).
+        """
         super().__init__(**data)
         self.seq_len, self.n_tokens, self.vocab_size = seq_len, n_tokens, vocab_size
 
@@ -59,6 +72,13 @@ class SelectiveCopyData(TokenTaskData):
 
 class AssociativeRecallData(TokenTaskData):
     def __init__(self, n_pairs: int = 16, n_queries: int = 16, vocab_size: int = 64, **data: int) -> None:
+        """Associative recall: key-value pairs, then keys whose values are to be recalled.
+
+        Args:
+            n_pairs: key-value pairs per sequence.
+            n_queries: keys asked for after the pairs.
+            vocab_size: distinct tokens for keys and values.
+        """
         super().__init__(**data)
         self.n_pairs, self.n_queries, self.vocab_size = n_pairs, n_queries, vocab_size
 
@@ -68,6 +88,12 @@ class AssociativeRecallData(TokenTaskData):
 
 class InductionHeadsData(TokenTaskData):
     def __init__(self, seq_len: int = 64, vocab_size: int = 16, **data: int) -> None:
+        """Induction heads: a trigger token recurs; the token that followed it the first time is the answer.
+
+        Args:
+            seq_len: sequence length.
+            vocab_size: distinct tokens.
+        """
         super().__init__(**data)
         self.seq_len, self.vocab_size = seq_len, vocab_size
 
@@ -77,7 +103,14 @@ class InductionHeadsData(TokenTaskData):
 
 class ICLRegressionData(SyntheticDataModule):
     def __init__(self, n_points: int = 16, dim: int = 4, noise: float = 0.1, **data: int) -> None:
-        """Batches are (features (B, 2 n_points, dim + 2), xs (B, n_points, dim), ys (B, n_points))."""
+        """In-context linear regression. Batches are (features (B, 2 n_points, dim + 2), xs (B, n_points, dim),
+        ys (B, n_points)).
+
+        Args:
+            n_points: (x, y) examples per sequence.
+            dim: dimension of x.
+            noise: standard deviation of the noise added to y.
+        """
         super().__init__(**data)
         self.n_points, self.dim, self.noise = n_points, dim, noise
 
@@ -93,6 +126,14 @@ class SequentialDigitsData(BaseDataModule):
     n_classes = len(classes)
 
     def __init__(self, val_fraction: float = 0.2, batch_size: int = 64, seed: int = 0, num_workers: int = 0) -> None:
+        """The digits, split once.
+
+        Args:
+            val_fraction: share of each class held out for validation.
+            batch_size: samples per batch.
+            seed: the split's randomness.
+            num_workers: loader processes (0: load in the main process).
+        """
         super().__init__(batch_size, num_workers, seed)
         self.val_fraction = val_fraction
 

@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from ssmkit.data.synthetic import IGNORE, least_squares_predictions
-from ssmkit.models.backbone import BackboneConfig
+from ssmkit.models.backbone import DEFAULT_BACKBONE, BackboneConfig
 from ssmkit.models.heads import ClassificationHead, LMHead, RegressionHead
 from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
@@ -29,7 +29,7 @@ class TokenSequenceTask(TaskModule):
     monitor_mode = "max"
     data_links = {"input_vocab_size": "vocab_size"}
 
-    def __init__(self, vocab_size: int, backbone: BackboneConfig | None = None, **kwargs: Any) -> None:
+    def __init__(self, vocab_size: int, backbone: BackboneConfig = DEFAULT_BACKBONE, **kwargs: Any) -> None:
         """vocab_size: number of input token ids (taken from the data by the command line)."""
         super().__init__(**kwargs)
         self.save_hyperparameters()
@@ -85,7 +85,7 @@ class InContextRegression(TaskModule):
     monitor_mode = "min"
     data_links = {"dim": "dim"}
 
-    def __init__(self, dim: int, backbone: BackboneConfig | None = None, **kwargs: Any) -> None:
+    def __init__(self, dim: int, backbone: BackboneConfig = DEFAULT_BACKBONE, **kwargs: Any) -> None:
         """dim: dimension of x (the inputs carry dim + 2 channels, see `ssmkit.data.synthetic.icl_regression`)."""
         super().__init__(**kwargs)
         self.save_hyperparameters()
@@ -128,8 +128,21 @@ class SequenceClassifier(ClassificationTask):
     data_links = {"n_classes": "n_classes", "d_input": "d_input"}
 
     def __init__(
-        self, n_classes: int, d_input: int, pooling: str = "mean", backbone: BackboneConfig | None = None, **kwargs: Any
+        self,
+        n_classes: int,
+        d_input: int,
+        pooling: str = "mean",
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
+        **kwargs: Any,
     ) -> None:
+        """A sequence backbone and a pooled classification head.
+
+        Args:
+            n_classes: number of classes (the command line takes it from the data).
+            d_input: input channels per step (the command line takes it from the data).
+            pooling: how the head pools the sequence: "mean", "last" or "cls".
+            backbone: the sequence backbone's settings.
+        """
         super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
         self.backbone = self.make_backbone(backbone, d_input=d_input)

@@ -14,7 +14,9 @@ with a class-scoped `task_id` fixture (a plugin's own suite: one task id; the co
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import math
 import re
 import time
@@ -135,6 +137,24 @@ def check_task_loads(task_id: str) -> None:
         errors = _check_task(find_task(task_id)[2])
     if errors:
         raise ContractError(f"{task_id}: " + "; ".join(errors))
+
+
+def undocumented_settings(task_id: str) -> list[str]:
+    """The model and data settings that `ssmkit fit TASK --help` shows without a description (a Google-style
+    `Args:` entry in the class's `__init__` docstring, or `Attributes:` for a dataclass, gives one)."""
+    from ssmkit.train.cli import run_task
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        run_task("fit", task_id, ["--help"])
+    entries = re.findall(r"^  (--(?:model|data)\.\S+)(.*\n(?: {20,}.*\n)*)", out.getvalue(), re.M)
+    bare = []
+    for option, text in entries:
+        words = " ".join(text.split())
+        described = re.sub(r"^([A-Z_]+|\{\S*\}|\[ITEM,\.\.\.\]) ?", "", words)  # drop the metavar
+        if not option.endswith(".help") and described.startswith("(type:"):
+            bare.append(option)
+    return bare
 
 
 # ---- running a task's quick config through the commands --------------------------------------------------

@@ -75,8 +75,12 @@ class ClassificationTask(TaskModule):
     n_inputs: ClassVar[int] = 1
 
     def __init__(self, n_classes: int, label_smoothing: float = 0.0, **kwargs: Any) -> None:
-        """n_classes: number of classes (taken from the data by the command line); label_smoothing: of the
-        training loss only."""
+        """A classifier trained with cross-entropy; the subclass builds the network.
+
+        Args:
+            n_classes: number of classes (the command line takes it from the data).
+            label_smoothing: label smoothing of the training loss (validation and test use plain cross-entropy).
+        """
         super().__init__(**kwargs)
         if n_classes < 2:
             raise ValueError(f"n_classes must be >= 2, got {n_classes}")
@@ -215,7 +219,17 @@ class TimmClassifier(ClassificationTask):
         betas: tuple[float, float] = (0.9, 0.999),
         **kwargs: Any,
     ) -> None:
-        """model_kwargs: more arguments of the timm model (img_size, depth, ...); pretrained_file: local weights."""
+        """A timm model as the classifier.
+
+        Args:
+            model_name: a name from `timm.list_models()` (the plugin's own models included).
+            n_classes: number of classes (the command line takes it from the data).
+            in_chans: image channels (the command line takes it from the data).
+            model_kwargs: more arguments of the timm model (img_size, depth, drop_path_rate, ...).
+            pretrained_file: local weights to start from (nothing is downloaded).
+            weight_decay: AdamW weight decay (never on norms, biases or SSM dynamics).
+            betas: AdamW's moment coefficients.
+        """
         import timm
 
         super().__init__(n_classes=n_classes, weight_decay=weight_decay, betas=betas, **kwargs)

@@ -42,6 +42,15 @@ class TaskModule(L.LightningModule):
         min_lr_ratio: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.95),
     ) -> None:
+        """AdamW with linear warm-up then cosine decay (see `ssmkit.train.optim`).
+
+        Args:
+            lr: peak learning rate, reached after the warm-up.
+            weight_decay: AdamW weight decay (never on SSM dynamics, norms or biases).
+            warmup_steps: optimiser steps of linear warm-up from zero.
+            min_lr_ratio: the cosine decay ends at lr * min_lr_ratio.
+            betas: AdamW's moment coefficients.
+        """
         super().__init__()
         self.optim_config = {
             "lr": lr,
