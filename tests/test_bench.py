@@ -27,6 +27,10 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     decoding = out["generation"]
     assert [r["model"] for r in decoding] == ["mamba_lm_small", "transformer_lm_small"]
     assert all(r["tokens_per_s"] > 0 and r["state_mb"] > 0 for r in decoding)
+    packed = out["packing"]
+    assert [r["mixer"] for r in packed] == ["s5", "lru", "mamba", "attention"]
+    assert all(r["tokens"] < r["padded_tokens"] and r["packed_tokens_per_s"] > 0 for r in packed)
+    assert "## Packed batches" in table
 
 
 def test_scoreboard_quick_writes_the_mixer_by_task_table(tmp_path):

@@ -1,6 +1,7 @@
 """The benchmark suite behind `ssmkit bench`: every registered backend of each op timed side by side in one run,
 forward and forward+backward, beside installed outside implementations (`PEERS`), with the machine's floors on
-top; then the one-block scaling table (`scaling.py`) and decoding throughput (`generation.py`). Writes
+top; then the one-block scaling table (`scaling.py`), decoding throughput (`generation.py`) and packed beside padded
+batches (`packing.py`). Writes
 `results.json`, `results.md` and `scaling.png` to the output folder.
 
 A backend in the dispatch table (`ssmkit.ops.dispatch.BACKENDS`) shows up here automatically. For each row it records
@@ -34,7 +35,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ssmkit.bench import generation, scaling
+from ssmkit.bench import generation, packing, scaling
 from ssmkit.bench.measure import MAX_CALL_S, Work, floor, machine_floors, measure_calls, predicted_s
 from ssmkit.bench.ssd_minimal import ssd_scan_minimal
 from ssmkit.ops import dispatch, fft_conv, linear_scan, selective_scan, ssd_scan
@@ -313,12 +314,27 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
     summary = _summary(rows)
     block_rows = scaling.run(quick)
     decoding = generation.run(quick)
+    packed = packing.run(quick)
     out_dir.mkdir(parents=True, exist_ok=True)
     scaling.plot(block_rows, out_dir / "scaling.png")
-    results = {"meta": meta, "summary": summary, "results": rows, "scaling": block_rows, "generation": decoding}
+    results = {
+        "meta": meta,
+        "summary": summary,
+        "results": rows,
+        "scaling": block_rows,
+        "generation": decoding,
+        "packing": packed,
+    }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     (out_dir / "results.md").write_text(
-        "\n".join([_markdown(rows, meta, summary), scaling.markdown(block_rows), generation.markdown(decoding)])
+        "\n".join(
+            [
+                _markdown(rows, meta, summary),
+                scaling.markdown(block_rows),
+                generation.markdown(decoding),
+                packing.markdown(packed),
+            ]
+        )
     )
     print(f"wrote {out_dir / 'results.json'}, {out_dir / 'results.md'} and {out_dir / 'scaling.png'}")
     return 0

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ssmkit.layers.packing import check_cu_seqlens, pack, sequence_starts, unpack
 from ssmkit.shapes import check_lengths, check_shape
 
 Tensor = torch.Tensor
@@ -106,9 +107,14 @@ class Mixer(nn.Module):
     def _to_io(self, y: Tensor) -> Tensor:
         return y if self.io_dtype is None else y.to(self.io_dtype)
 
-    def forward(self, x: Tensor, *, lengths: Tensor | None = None, **extra: Tensor | None) -> Tensor:
-        """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`)."""
+    def forward(
+        self, x: Tensor, *, lengths: Tensor | None = None, cu_seqlens: Tensor | None = None, **extra: Tensor | None
+    ) -> Tensor:
+        """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`).
+        `cu_seqlens: (N + 1,)`: x is a packed row (1, L, D) of N sequences end to end (see `ssmkit.layers.packing`)."""
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        if cu_seqlens is not None:
+            return self._forward_packed(x, cu_seqlens, lengths, **extra)
         self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
         x = self._to_compute(x)
@@ -118,6 +124,17 @@ class Mixer(nn.Module):
             y = y * mask
         self._debug_check(y, "forward", x)
         return self._to_io(y)
+
+    def _forward_packed(self, x: Tensor, cu_seqlens: Tensor, lengths: Tensor | None, **extra: Tensor | None) -> Tensor:
+        """A resettable causal scan reads the packed row in one pass, restarting at each sequence's start; any other
+        mixer runs the sequences as a padded batch."""
+        check_cu_seqlens(cu_seqlens, x, lengths)
+        if self.causal and self.takes_resets:
+            starts = sequence_starts(cu_seqlens, x.shape[1])
+            resets = extra.pop("resets", None)
+            return self.forward(x, resets=starts if resets is None else starts | resets.bool(), **extra)
+        padded, lengths = unpack(x, cu_seqlens)
+        return pack(self.forward(padded, lengths=lengths, **extra), lengths)
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.causal:

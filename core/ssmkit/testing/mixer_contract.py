@@ -186,6 +186,38 @@ class MixerContract:
             torch.testing.assert_close(y_clean[b : b + 1, :n], alone, atol=1e-9, rtol=0)
             assert bool((y_clean[b, n:] == 0).all()), "padded positions must be zero"
 
+    def test_packed_sequences_equal_each_alone(self) -> None:
+        """Three sequences packed in one row (`cu_seqlens`) give each one's outputs run alone, and the same input
+        and parameter gradients: no state or window crosses a boundary."""
+        mixer, x = self.make(), self.inputs(batch=1).requires_grad_()
+        bounds = [0, 4, 5, 13]
+        packed = mixer(x, cu_seqlens=torch.tensor(bounds))
+        packed.square().sum().backward()
+        packed_grads = [p.grad.clone() for p in mixer.parameters()]
+        mixer.zero_grad()
+        alone_x = x.detach().clone().requires_grad_()
+        alone = torch.cat([mixer(alone_x[:, a:b]) for a, b in zip(bounds, bounds[1:], strict=False)], dim=1)
+        alone.square().sum().backward()
+        torch.testing.assert_close(packed, alone, atol=1e-9, rtol=1e-7)
+        torch.testing.assert_close(x.grad, alone_x.grad, atol=1e-9, rtol=1e-7)
+        for (name, p), grad in zip(mixer.named_parameters(), packed_grads, strict=True):
+            torch.testing.assert_close(grad, p.grad, atol=1e-9, rtol=1e-7, msg=f"{self.mixer_name}: grad of {name}")
+
+    def test_bad_cu_seqlens_name_the_problem(self) -> None:
+        mixer, x = self.make(torch.float32), self.inputs(batch=1, dtype=torch.float32)
+        for bounds, message in (
+            ([0, 5, 12], "cover the row"),
+            ([1, 5, 13], "cover the row"),
+            ([0, 5, 5, 13], "increasing"),
+            ([0.0, 13.0], "integer"),
+        ):
+            with pytest.raises(ValueError, match=message):
+                mixer(x, cu_seqlens=torch.tensor(bounds))
+        with pytest.raises(ValueError, match="one row"):
+            mixer(self.inputs(batch=2, dtype=torch.float32), cu_seqlens=torch.tensor([0, 13]))
+        with pytest.raises(ValueError, match="disagree"):
+            mixer(x, cu_seqlens=torch.tensor([0, 5, 13]), lengths=torch.tensor([5, 7]))
+
     def test_bad_inputs_name_the_problem(self) -> None:
         mixer = self.make(torch.float32)
         with pytest.raises(ValueError, match=r"x must have shape \(B, L, D\)"):
