@@ -61,10 +61,27 @@ class SpokenDigitsData(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """root: a folder of audio files (None: synthetic clips); labels: "auto", "filename" or "folder";
-        sample_rate: the rate every clip is brought to (and the model's); wrong_rate: "resample" or "refuse";
-        stereo: "mix" or "refuse"; max_seconds: longer clips are cut (also the model's longest input);
-        val_speakers / test_speakers: held-out speakers (see the module doc); predict_path: clips to classify."""
+        """Labelled clips of a folder of audio files, or synthetic spoken digits (see the module doc).
+
+        Args:
+            root: a folder of WAV / FLAC / OGG / MP3 files (None: the bundled synthetic clips).
+            labels: "filename" (`<label>_<speaker>_<index>`), "folder" (a sub-folder per label) or "auto" (folder
+                when sub-folders hold audio files, else filename).
+            sample_rate: the rate in Hz every clip is brought to (and the model's).
+            wrong_rate: a file at another rate: "resample" (with one warning) or "refuse".
+            stereo: a multi-channel file: "mix" (to mono, with one warning) or "refuse".
+            max_seconds: longer clips are cut to this many seconds (also the model's longest input).
+            normalize: scale each clip to peak 1.
+            val_speakers: held-out validation speakers (None: the second-last speaker in sorted order, when known).
+            test_speakers: held-out test speakers (None: the last speaker in sorted order, when known).
+            val_fraction: the stratified share of clips for validation when the split is not by speaker.
+            predict_path: an audio file or folder of clips to classify (None: predict serves the test split, or val).
+            n_synthetic: synthetic clips to generate (root None).
+            n_speakers: synthetic voices (root None).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+        """
         super().__init__(batch_size, num_workers, seed)
         if wrong_rate not in readers.WRONG_RATE or stereo not in readers.STEREO:
             raise ValueError(f"wrong_rate must be one of {readers.WRONG_RATE} and stereo one of {readers.STEREO}")
@@ -204,8 +221,16 @@ class MuLawWindowsData(SpokenDigitsData):
     def __init__(
         self, *args: Any, window: int = 4096, test_indices: int = 5, n_generate: int = 4, **kwargs: Any
     ) -> None:
-        """window: samples per window (a multiple of SaShiMi's prod(pools)); test_indices: FSDD indices below it are
-        test; n_generate: clips `predict` generates; the rest as `SpokenDigitsData`."""
+        """Mu-law windows of the clips `SpokenDigitsData` reads (see the class doc).
+
+        Args:
+            window: samples per window (a multiple of SaShiMi's prod(pools)).
+            test_indices: FSDD-style clips whose file index is below this are the test split (0: split as
+                `SpokenDigitsData` splits).
+            n_generate: clips `predict` generates, for labels 0, 1, 2, ...
+            args: the settings of `SpokenDigitsData`.
+            kwargs: the settings of `SpokenDigitsData`.
+        """
         super().__init__(*args, **kwargs)
         self.window, self.test_indices, self.n_generate = window, test_indices, n_generate
 

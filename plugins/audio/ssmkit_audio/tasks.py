@@ -23,7 +23,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from ssmkit.data import pad_sequences
-from ssmkit.models import BackboneConfig, ClassificationHead
+from ssmkit.models import DEFAULT_BACKBONE, BackboneConfig, ClassificationHead
 from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 from ssmkit_audio import mulaw
@@ -50,7 +50,7 @@ class SpokenDigitClassifier(ClassificationTask):
         max_length: int,
         model: str = "ssm",
         features: str = "raw",
-        backbone: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
         pools: list[int] | None = None,
         expand: int = 1,
         n_mels: int = 40,
@@ -59,9 +59,22 @@ class SpokenDigitClassifier(ClassificationTask):
         head_dropout: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        """model: "ssm" or "cnn" (log-mel features only); features: "raw" (samples) or "logmel" (frames of
-        `n_mels` bands); backbone, pools, expand: the SSM stages (`StagedSSM`); cnn_channels: the CNN's widths (default
-        16, 32, 64). n_classes, sample_rate, max_length (samples): taken from the data."""
+        """A spoken-digit classifier: the SSM stages over samples or log-mel frames, or the log-mel CNN baseline.
+
+        Args:
+            n_classes: number of classes (the command line takes it from the data).
+            sample_rate: the clips' rate in Hz (the command line takes it from the data).
+            max_length: the longest clip in samples (the command line takes it from the data).
+            model: "ssm" (the SSM stages, `StagedSSM`) or "cnn" (the log-mel CNN baseline; needs features "logmel").
+            features: "raw" (one sample per step) or "logmel" (10 ms frames of `n_mels` log-mel bands).
+            backbone: the SSM stages' backbone settings (stage 0's width; model "ssm").
+            pools: average-pooling factors in time between the SSM stages, one per extra stage (None: one stage).
+            expand: each SSM stage is this many times as wide as the one before.
+            n_mels: mel bands per log-mel frame (features "logmel").
+            cnn_channels: the CNN's output channels per convolution block (None: 16, 32, 64).
+            pooling: how the head pools over time: "mean" (valid steps), "last" (last valid step) or "cls" (step 0).
+            head_dropout: dropout before the linear head.
+        """
         super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
         if model not in MODELS or features not in FEATURES:
@@ -152,7 +165,7 @@ class WaveformGenerator(TaskModule):
         sample_rate: int,
         window: int,
         model: str = "sashimi",
-        backbone: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
         pools: list[int] | None = None,
         expand: int = 2,
         conditional: bool = False,
@@ -165,6 +178,25 @@ class WaveformGenerator(TaskModule):
         report_clips: int = 2,
         **kwargs: Any,
     ) -> None:
+        """Next-sample prediction with SaShiMi or the WaveNet baseline, and generation (see the class doc).
+
+        Args:
+            n_classes: number of digit labels (the command line takes it from the data).
+            sample_rate: the clips' rate in Hz (the command line takes it from the data).
+            window: samples per training window, the mixers' l_max (the command line takes it from the data).
+            model: "sashimi" (`SashimiLM`) or "wavenet" (the `WaveNetLM` baseline).
+            backbone: SaShiMi's stack settings (also what the matched WaveNet's parameter count follows).
+            pools: SaShiMi's down-pooling factors (None: 4, 4); the window must be a multiple of their product.
+            expand: SaShiMi's width factor at each down-pooling.
+            conditional: add a digit-label embedding to every step's input, so generation can ask for a digit.
+            wavenet_layers: dilated causal convolution layers of the WaveNet.
+            wavenet_cycle: the WaveNet's dilations 1, 2, 4, ... restart every this many layers.
+            wavenet_channels: the WaveNet's channels (None: matched to SaShiMi's parameter count).
+            temperature: sampling temperature of generation (1: the model's own distribution).
+            generate_seconds: length in seconds of each clip `predict` generates.
+            report_seconds: length in seconds of each clip generated for the fit and test reports.
+            report_clips: clips generated for the fit and test reports (0: none).
+        """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if model not in GENERATORS:

@@ -66,11 +66,25 @@ class GenomeData(BaseDataModule):
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        """root: a FASTA / GenBank / CSV file, or a folder (its `train` split if it is a split folder, else
-        every FASTA / GenBank file in it); None: a synthetic genome of `synthetic_length` bases.
-        train_windows: samples per training epoch. Predict (generation): `prompts`, a FASTA file or a DNA
-        string (default: the starts of a few held-out windows), each continued by `generate_tokens` bases sampled
-        with `temperature` and `top_k`."""
+        """A genome corpus as random training windows and tiled held-out windows; prompts for predict.
+
+        Args:
+            root: a FASTA / GenBank / CSV file, or a folder (its train split, else its FASTA / GenBank files); None:
+                a synthetic genome.
+            context_length: tokens per window (the model reads the window and predicts it shifted one ahead).
+            train_windows: random training windows per epoch.
+            val_fraction: the share of the corpus (its end) held out for validation.
+            val_windows: the most held-out windows validation tiles.
+            rc_augment: reverse-complement each training window with probability 1/2.
+            prompts: predict's prompts: a FASTA file or a DNA string (None: the starts of a few held-out windows).
+            generate_tokens: bases sampled after each prompt in predict.
+            temperature: sampling temperature in predict (1: the model's own distribution).
+            top_k: sample among the k likeliest bases in predict (None: all).
+            synthetic_length: bases of the synthetic genome (root None).
+            batch_size: samples per batch.
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+            num_workers: loader processes (0: load in the main process).
+        """
         super().__init__(batch_size, num_workers, seed)
         self.root, self.context_length = root, context_length
         self.train_windows, self.val_fraction, self.val_windows = train_windows, val_fraction, val_windows
@@ -166,10 +180,20 @@ class ClassificationData(BaseDataModule):
         seed: int = 0,
         num_workers: int = 0,
     ) -> None:
-        """root: a split folder (train / dev / test as .csv or labelled FASTA; dev is the "val" split); None:
-        synthetic records (`n_synthetic` for training, a quarter of that for val and for test). overflow:
-        'truncate' keeps the first `max_length` bases; 'window' cuts a long sequence into windows, each a sample
-        with its label. `max_length` is also the model's (the command line links it)."""
+        """Labelled DNA sequences of a split folder, or synthetic records, right-padded in batches.
+
+        Args:
+            root: a split folder (train / dev / test as .csv or labelled FASTA; dev is the val split); None: synthetic.
+            max_length: the longest sequence in bases; also the model's (the command line links it).
+            overflow: a longer sequence: "truncate" (keep its first `max_length` bases) or "window" (cut it into
+                windows, each a sample with its label).
+            predict_path: a CSV, FASTA or GenBank file to classify (None: predict serves the test split, or val).
+            n_synthetic: synthetic training records; val and test get a quarter as many each (root None).
+            synthetic_length: bases per synthetic record (root None).
+            batch_size: samples per batch.
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+            num_workers: loader processes (0: load in the main process).
+        """
         super().__init__(batch_size, num_workers, seed)
         if overflow not in OVERFLOW:
             raise ValueError(f"overflow must be one of {OVERFLOW}, got {overflow!r}")

@@ -31,7 +31,7 @@ from Bio.SeqRecord import SeqRecord
 from lightning.pytorch.utilities import rank_zero_info
 
 from ssmkit.layers.mixer import State
-from ssmkit.models.backbone import BackboneConfig
+from ssmkit.models.backbone import DEFAULT_BACKBONE, BackboneConfig
 from ssmkit.models.heads import ClassificationHead, LMHead
 from ssmkit.models.lm import TokenDecoder
 from ssmkit.train.checkpoint import load_checkpoint
@@ -93,13 +93,21 @@ class GenomicsLM(TokenDecoder, GenomicsBackbone, TaskModule):
         max_length: int = 1024,
         length_warmup_start: int = 0,
         length_warmup_steps: int = 0,
-        backbone: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
         **kwargs: Any,
     ) -> None:
-        """max_length: the longest sequence (the mixers' l_max; prompt + generated tokens stay within it).
-        length_warmup_start / _steps: HyenaDNA's sequence-length warm-up: for the first `length_warmup_steps`
-        steps each training window is cut into pieces of `length_warmup_start`, then twice that, ... (equal
-        shares of the steps; the tokens per step stay the same); 0 turns it off."""
+        """A next-nucleotide language model over DNA tokens.
+
+        HyenaDNA's sequence-length warm-up: for the first `length_warmup_steps` steps each training window is cut
+        into pieces of `length_warmup_start` tokens, then twice that, ... (equal shares of the steps; the tokens per
+        step stay the same).
+
+        Args:
+            max_length: the longest sequence in tokens (the mixers' l_max; prompt + generated tokens stay within it).
+            length_warmup_start: the first piece length in tokens of the length warm-up (0: no warm-up).
+            length_warmup_steps: training steps the length warm-up lasts (0: no warm-up).
+            backbone: the sequence backbone's settings.
+        """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.length_warmup_start, self.length_warmup_steps = length_warmup_start, length_warmup_steps
@@ -200,12 +208,20 @@ class GenomicsClassifier(GenomicsBackbone, ClassificationTask):
         head_dropout: float = 0.0,
         init_from: str | None = None,
         self_pretrain_steps: int = 0,
-        backbone: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
         **kwargs: Any,
     ) -> None:
-        """n_classes, max_length: from the data (the command line links them).
-        init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one.
-        self_pretrain_steps: training steps of next-nucleotide self-pretraining before fine-tuning (0: none)."""
+        """A sequence classifier over DNA tokens, optionally initialised or self-pretrained (see the module doc).
+
+        Args:
+            n_classes: number of classes (the command line takes it from the data).
+            max_length: the longest sequence in tokens, the mixers' l_max (the command line takes it from the data).
+            pooling: how the head pools the sequence: "mean" (valid positions), "last" (last valid) or "cls" (first).
+            head_dropout: dropout before the linear head.
+            init_from: a genomics checkpoint (pretrain or classify) whose backbone initialises this one (None: none).
+            self_pretrain_steps: training steps of next-nucleotide self-pretraining before fine-tuning (0: none).
+            backbone: the sequence backbone's settings (self-pretraining needs bidirectional false).
+        """
         super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
         self.build_backbone(backbone, max_length)

@@ -38,10 +38,19 @@ class MedicalImageData(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """npz: a MedMNIST file (`train_images`, `train_labels`, `val_*`, `test_*`), its class names `classes`;
-        root: an image folder (`root/<class>/<image>`); neither: `n_synthetic` synthetic organ images (3 classes).
-        image_size: the side the images are resized to; val_fraction: of the training images, for a source
-        without a validation split."""
+        """Labelled images of a MedMNIST file, an image folder, or synthetic organs (see the module doc).
+
+        Args:
+            npz: a MedMNIST file (`train_images`, `train_labels`, `val_*`, `test_*`); None: root, or synthetic.
+            root: an image folder (`root/<class>/<image>`); None: npz, or synthetic (neither given).
+            classes: the class names of the npz file's labels 0, 1, ... (None: the label values).
+            image_size: the side in pixels the images are resized to.
+            val_fraction: the stratified share of the training images that validates, for a source without a val split.
+            n_synthetic: synthetic organ images, 3 classes (neither npz nor root).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+        """
         super().__init__(batch_size, num_workers, seed)
         if npz is not None and root is not None:
             raise ValueError("give npz (a MedMNIST file) or root (an image folder), not both")

@@ -155,10 +155,24 @@ class SegmentationData(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """root: a folder of pairs (`image_dir`, `mask_dir`); none: `n_synthetic` synthetic images of side
-        `synthetic_size`, `synthetic` "organs" (background, liver, kidney) or "long_range" (background, target).
-        label_values: raw mask values per class (folders; default [0, 1]); classes: their names. patch_size: the
-        training patch and sliding window (default [64, 64]); predict_root: a folder of images to segment."""
+        """Image / mask pairs of a folder, or synthetic images (see the module doc).
+
+        Args:
+            root: a folder holding `image_dir` and `mask_dir` (None: synthetic images).
+            image_dir: the sub-folder of `root` with the images.
+            mask_dir: the sub-folder of `root` with the masks, named as their images.
+            label_values: the raw mask value of each class (None: [0, 1] for a folder, 0, 1, ... for synthetic).
+            classes: a name per label value (None: "value <v>", or the synthetic classes).
+            patch_size: the training patch and the model's sliding window in pixels (None: [64, 64]; 3 sides: 3D).
+            val_fraction: the share of the pairs (at least one) that validates; the rest train.
+            predict_root: a folder of images to segment in predict (None: predict serves the val split).
+            synthetic: "organs" (background, liver, kidney) or "long_range" (background, target) (root None).
+            n_synthetic: synthetic images (root None).
+            synthetic_size: the side in pixels of the synthetic images (root None).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+        """
         super().__init__(batch_size, num_workers, seed)
         if not 0 < val_fraction < 1:
             raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}")

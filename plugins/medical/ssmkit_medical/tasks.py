@@ -55,8 +55,13 @@ class MedicalClassifier(TimmClassifier):
     def __init__(
         self, model_name: str = "medmamba_test_patch2_28", n_classes: int = 3, in_chans: int = 1, **kwargs: Any
     ) -> None:
-        """model_name: MedMamba (`medmamba_*`) or any timm model (`resnet18`, the baseline), built with n_classes /
-        in_chans from the data (see `ssmkit.train.classification.TimmClassifier` for the rest)."""
+        """A MedMamba or timm model as the classifier (see `ssmkit.train.classification.TimmClassifier` for the rest).
+
+        Args:
+            model_name: MedMamba (`medmamba_*`) or any timm model (`resnet18`, the baseline).
+            n_classes: number of classes (the command line takes it from the data).
+            in_chans: image channels, 1 grey or 3 colour (the command line takes it from the data).
+        """
         super().__init__(model_name, n_classes, in_chans, **kwargs)
 
 
@@ -81,9 +86,23 @@ class Segmenter(TaskModule):
         min_lr_ratio: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
-        """model_name: one of `ssmkit_medical.unets.SEGMENTERS` (umamba_bot, umamba_enc, vmunet, dynunet, unet),
-        built with `model_kwargs` (filters, ...); patch_size: the training patch (from the data), also the sliding
-        window; overlap: of neighbouring windows."""
+        """A segmentation network of `ssmkit_medical.unets`, trained on patches, evaluated by sliding window.
+
+        Args:
+            model_name: "umamba_bot", "umamba_enc", "vmunet" (2D only), "dynunet" or "unet" (the MONAI baselines).
+            n_classes: number of classes, background included (the command line takes it from the data).
+            in_channels: image channels (the command line takes it from the data).
+            patch_size: the training patch and sliding window in pixels (the command line takes it from the data).
+            model_kwargs: more arguments of the network (filters, ...; see `ssmkit_medical.unets.create_segmenter`).
+            sw_batch_size: windows per forward pass of the sliding-window inference.
+            overlap: the fraction by which neighbouring sliding windows overlap.
+            max_overlays: images shown in the overlay plots of validation, test and predict.
+            lr: peak learning rate, reached after the warm-up.
+            weight_decay: AdamW weight decay (never on SSM dynamics, norms or biases).
+            warmup_steps: optimiser steps of linear warm-up from zero.
+            min_lr_ratio: the cosine decay ends at lr * min_lr_ratio.
+            betas: AdamW's moment coefficients.
+        """
         super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
         self.save_hyperparameters()
         if n_classes < 2:

@@ -104,12 +104,28 @@ class Seq2SeqData(BaseDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
     ) -> None:
-        """root: a CSV / NPZ recording (input_columns -> target_columns), split in time; None: the drifting-
-        sensor simulator (`simulator_kwargs` for `simulator.drifting_sensor`), split by recording. Training
-        windows start every `stride` rows; validation and test windows tile their split. `missing` handles
-        missing values of every column; with `mask_missing_targets` only those of the inputs, and a missing
-        target stays NaN, left out of the loss and the metrics (a soft sensor is scored only where the
-        reference instrument measured, never against interpolated values)."""
+        """Windows of a recording's input and target columns, or of simulated drifting-sensor recordings.
+
+        With `mask_missing_targets` a soft sensor is scored only where the reference instrument measured, never
+        against interpolated values.
+
+        Args:
+            root: a CSV / NPZ recording, split in time; None: the drifting-sensor simulator, split by recording.
+            input_columns: the columns the model reads (needed with root).
+            target_columns: the columns the model predicts (needed with root).
+            date_column: a date column, or columns joined by spaces, parsed and checked to increase (None: none).
+            date_format: the dates' format, as pandas' `to_datetime` takes it (None: inferred).
+            missing_value: a number in the file that means missing, e.g. -200 (None: only empty cells and NaN).
+            missing: missing / NaN / inf values: "interpolate", "drop" (the windows that touch them) or "fail".
+            mask_missing_targets: apply `missing` to inputs only; a missing target stays NaN, out of loss and metrics.
+            window: rows per window.
+            stride: rows between the starts of training windows (validation and test windows tile their split).
+            val_fraction: the share of the rows (simulated: of the recordings) that validates, after train in time.
+            test_fraction: the share of the rows (simulated: of the recordings) that tests, at the end in time.
+            simulator_kwargs: arguments of `simulator.drifting_sensor` (n_series, length, rate, ...; root None).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+        """
         super().__init__(batch_size, num_workers)
         if root is not None and not (input_columns and target_columns):
             raise ValueError("a CSV / NPZ root needs input_columns and target_columns")
@@ -181,9 +197,22 @@ class ForecastData(BaseDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
     ) -> None:
-        """root: a CSV / NPZ in the ETT layout; columns: the channels (default: every column but the date);
-        None: `simulator.ett_like(synthetic_rows)`. split: 'ett' (12 / 4 / 4 months of 30 days from the
-        start, as Informer / DLinear / PatchTST) or [val_fraction, test_fraction] chronologically."""
+        """Past / future windows of a multichannel table in the ETT layout, or of a simulated ETT-like one.
+
+        Args:
+            root: a CSV / NPZ in the ETT layout (None: `simulator.ett_like(synthetic_rows)`).
+            columns: the channels (None: every column but the date).
+            date_column: the date column (None: none; split "ett" then fails).
+            seq_len: past rows the model reads.
+            horizon: future rows it forecasts.
+            split: "ett" (12 / 4 / 4 months of 30 days from the start, as Informer / DLinear / PatchTST) or
+                [val_fraction, test_fraction], chronologically.
+            missing: missing / NaN / inf values: "interpolate", "drop" (the windows that touch them) or "fail".
+            synthetic_rows: rows of the simulated table (root None).
+            train_stride: rows between the starts of training windows (validation and test: 1).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+        """
         super().__init__(batch_size, num_workers)
         self.root, self.columns, self.date_column = root, columns, date_column
         self.seq_len, self.horizon, self.split, self.missing = seq_len, horizon, split, missing
@@ -277,10 +306,27 @@ class ClassificationData(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """root: a folder with `*_TRAIN.ts` / `*_TEST.ts` (UEA; validation is a stratified `val_fraction` of
-        train, `ssmkit.data.stratified_split`), or subject folders `sXX/*_<device>.csv` with per-step labels
-        (windows of `window` rows every `stride`, labelled by majority; split by subject); None: simulated
-        activity windows."""
+        """Labelled windows of UEA `.ts` files, of per-step labelled IMU recordings, or simulated activities.
+
+        Recordings are cut into windows of `window` rows every `stride`, each labelled by its majority label.
+
+        Args:
+            root: a folder with `*_TRAIN.ts` / `*_TEST.ts` (UEA) or subject folders `sXX/*_<device>.csv` with
+                per-step labels (split by subject); None: simulated activity windows.
+            device: the device suffix of the recordings' file names, `*_<device>.csv`.
+            channels: the recordings' columns read (None: x_acc, y_acc, z_acc, x_gyro, y_gyro, z_gyro).
+            window: rows per window of a recording.
+            stride: rows between the starts of a recording's windows.
+            val_subjects: the validation subjects' folders (None: ["s03"]).
+            test_subjects: the test subjects' folders (None: ["s04"]).
+            val_fraction: the stratified share of the UEA train file that validates.
+            missing: a recording's missing / NaN / inf values: "interpolate", "drop" (their rows) or "fail".
+            n_synthetic: simulated training windows; validation and test get a quarter as many each (root None).
+            synthetic_length: steps per simulated window (root None).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+        """
         super().__init__(batch_size, num_workers, seed)
         self.root, self.device, self.window, self.stride = root, device, window, stride
         self.channels = channels or ["x_acc", "y_acc", "z_acc", "x_gyro", "y_gyro", "z_gyro"]

@@ -34,12 +34,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric
 
-from ssmkit.models.backbone import BackboneConfig
+from ssmkit.models.backbone import DEFAULT_BACKBONE, BackboneConfig
 from ssmkit.models.heads import ClassificationHead
 from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 from ssmkit_sensors.forecasting import FORECASTERS, DLinear, SSMForecaster
-from ssmkit_sensors.models import build_encoder
+from ssmkit_sensors.models import LOW, build_encoder
 from ssmkit_sensors.plots import plot_forecast, plot_prediction
 
 Tensor = torch.Tensor
@@ -148,13 +148,22 @@ class Seq2SeqRegressor(RegressionTask):
         target_stride: int = 1,
         encoder: str = "hiss",
         chunk_size: int = 10,
-        backbone: BackboneConfig | None = None,
-        low: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
+        low: BackboneConfig = LOW,
         **kwargs: Any,
     ) -> None:
-        """encoder: 'hiss' (`low`: the low-level backbone, one feature per chunk_size steps, default one Mamba
-        layer of width 32; `backbone`: the high level), 'flat' (`backbone` over the raw stream) or 'lstm'
-        (`backbone`'s d_model, n_layers and dropout). d_input, d_target: taken from the data."""
+        """A causal encoder and a linear head, MSE on standardised targets (see the module doc).
+
+        Args:
+            d_input: input channels per step (the command line takes it from the data).
+            d_target: target channels per step (the command line takes it from the data).
+            target_stride: score only the steps closing a chunk of this many steps (1: every step).
+            encoder: "hiss" (`low` per chunk, `backbone` over the chunks), "flat" (`backbone` over the raw stream)
+                or "lstm" (an LSTM of `backbone`'s d_model, n_layers and dropout).
+            chunk_size: steps per HiSS chunk (encoder "hiss"; the window must be a multiple of it).
+            backbone: HiSS's high level, or the flat encoder's backbone (both must be causal).
+            low: HiSS's low level, read over each chunk (default: one Mamba layer of width 32).
+        """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.d_input, self.d_target, self.target_stride = d_input, d_target, target_stride
@@ -234,11 +243,22 @@ class SensorClassifier(ClassificationTask):
         pooling: str = "last",
         encoder: str = "hiss",
         chunk_size: int = 10,
-        backbone: BackboneConfig | None = None,
-        low: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
+        low: BackboneConfig = LOW,
         **kwargs: Any,
     ) -> None:
-        """encoder, chunk_size, backbone, low: as for `Seq2SeqRegressor`; n_classes, d_input: taken from the data."""
+        """A causal encoder pooled over the window and a linear head.
+
+        Args:
+            n_classes: number of classes (the command line takes it from the data).
+            d_input: input channels per step (the command line takes it from the data).
+            pooling: how the head pools the window: "last" (once it has been read), "mean" or "cls" (step 0).
+            encoder: "hiss" (`low` per chunk, `backbone` over the chunks), "flat" (`backbone` over the raw stream)
+                or "lstm" (an LSTM of `backbone`'s d_model, n_layers and dropout).
+            chunk_size: steps per HiSS chunk (encoder "hiss"; the window must be a multiple of it).
+            backbone: HiSS's high level, or the flat encoder's backbone (both must be causal).
+            low: HiSS's low level, read over each chunk (default: one Mamba layer of width 32).
+        """
         super().__init__(n_classes=n_classes, **kwargs)
         self.save_hyperparameters()
         self.d_input = d_input
@@ -266,12 +286,24 @@ class Forecaster(RegressionTask):
         head_dropout: float = 0.0,
         fourier: dict[str, Any] | None = None,
         kernel_size: int = 25,
-        backbone: BackboneConfig | None = None,
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
         **kwargs: Any,
     ) -> None:
-        """model: 'ssm' (RevIN, channel independence, patches of patch_len every patch_stride, the backbone
-        settings; fourier: FourierHead kwargs + d_head for a predictive distribution) or 'dlinear'.
-        n_channels, seq_len, horizon: taken from the data."""
+        """A long-horizon forecaster: the patched SSM or the DLinear baseline (see `ssmkit_sensors.forecasting`).
+
+        Args:
+            model: "ssm" (RevIN, channel independence, patches read by `backbone`) or "dlinear" (the baseline).
+            n_channels: channels of the series (the command line takes it from the data).
+            seq_len: past steps the model reads (the command line takes it from the data).
+            horizon: future steps it forecasts (the command line takes it from the data).
+            patch_len: steps per patch (model "ssm"; at most seq_len).
+            patch_stride: steps between the starts of neighbouring patches (model "ssm").
+            head_dropout: dropout before the linear map to the horizon (model "ssm").
+            fourier: `FourierHead` kwargs (n_bins, n_freqs, low, high) plus d_head, for a predictive distribution
+                (model "ssm"); None: a point forecast.
+            kernel_size: DLinear's moving-average kernel in steps, odd (model "dlinear").
+            backbone: the backbone over the patches (model "ssm").
+        """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if model not in FORECASTERS:

@@ -57,10 +57,28 @@ class ImageClassificationData(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """root: ImageFolder-style folder; arrays: .npz / .csv[.gz] (csv needs image_shape); neither: digits.
-        test_root / test_arrays: a test set in the same formats. mode: "L" or "RGB", every image converted to it.
-        image_size: side of the model's square input; images of another size are resized or padded (`fit`).
-        mean/std: per channel, default 0.5."""
+        """Labelled images of an image folder, arrays, or scikit-learn's digits (see the module doc).
+
+        Args:
+            root: an ImageFolder-style folder, `root/<class>/<image>` (None: arrays, or the digits).
+            arrays: a .npz (images, labels[, classes]) or .csv[.gz] (pixels then label per row) file.
+            image_shape: the shape of a csv row's pixels, e.g. [28, 28] (needed for csv arrays).
+            val_root: an ImageFolder-style validation folder (None: a stratified `val_fraction` of the training data).
+            val_fraction: the stratified share of the training data that validates (without val_root).
+            test_root: an ImageFolder-style test folder (None: test_arrays, or the val split serves test).
+            test_arrays: test arrays in the formats of `arrays` (None: test_root, or the val split serves test).
+            predict_root: a folder of images to classify, searched recursively (None: the test or val split).
+            mode: "L" (grey) or "RGB": every image is converted to it.
+            image_size: side in pixels of the model's square input.
+            fit: an image of another size: "resize" (bicubic) or "pad" (shrunk if larger, aspect kept, centred).
+            augment: timm's training-transform arguments, e.g. {scale: [0.8, 1.0], hflip: 0.0} (None: no augmentation).
+            mean: per channel normalisation mean (None: 0.5 each).
+            std: per channel normalisation standard deviation (None: 0.5 each).
+            on_bad_file: an unreadable image file: "error" or "skip" (with a warning).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (splits, generated data), apart from the training seed.
+        """
         super().__init__(batch_size, num_workers, seed)
         for prefix, folder, table in (("", root, arrays), ("test_", test_root, test_arrays)):
             if folder is not None and table is not None:

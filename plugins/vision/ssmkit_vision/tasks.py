@@ -42,10 +42,20 @@ class ImageClassifier(TimmClassifier):
         max_mistakes: int = 32,
         **kwargs: Any,
     ) -> None:
-        """model_name: any timm model (`vim_*`, `hydra_*`, `vit_matched_*`, or timm's own) built with these
-        n_classes / in_chans / img_size (from the data on the command line) and `model_kwargs`; pretrained_file:
-        local weights (never a download), of any image size (the position embedding is resampled); mixup: timm's
-        `Mixup` arguments, or None."""
+        """A timm image model as the classifier, with optional mixup (see the module doc).
+
+        `pretrained_file` (local weights, never a download) may be of any image size: the position embedding is
+        resampled.
+
+        Args:
+            model_name: any timm model (`vim_*`, `hydra_*`, `vit_matched_*`, or timm's own).
+            n_classes: number of classes (the command line takes it from the data).
+            in_chans: image channels (the command line takes it from the data).
+            img_size: side in pixels of the square input (the command line takes it from the data).
+            model_kwargs: more arguments of the timm model (depth, drop_path_rate, ...).
+            mixup: timm's `Mixup` arguments (mixup_alpha, cutmix_alpha, prob, switch_prob, mode, ...); None: no mixup.
+            max_mistakes: misclassified images kept for the mistakes plot of validation and test.
+        """
         model_kwargs = {"img_size": img_size, **(model_kwargs or {})}
         super().__init__(model_name, n_classes, in_chans, model_kwargs, **kwargs)
         self.mixup = _mixup(mixup, self.label_smoothing, n_classes)
