@@ -374,6 +374,12 @@ class PluginContract:
     def test_loads(self, task_id: str) -> None:
         check_task_loads(task_id)
 
+    def test_help(self, task_id: str) -> None:
+        """`ssmkit fit TASK --help` describes every model and data setting."""
+        bare = undocumented_settings(task_id)
+        if bare:
+            raise ContractError(f"{task_id}: --help shows no description for {' '.join(bare)} (an Args: entry)")
+
     def test_config(self, task_run: TaskRun) -> None:
         check_config(task_run)
 
