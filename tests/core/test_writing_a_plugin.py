@@ -38,6 +38,7 @@ def test_the_toy_plugin_passes_the_plugin_contract(installed_toy, tmp_path):
     (toy,) = [info for info in discover() if info.name == "toy"]
     contract.check_plugin(toy)
     contract.check_task_loads("toy.majority")
+    contract.check_help("toy.majority")
     run = contract.run_stages("toy.majority", tmp_path)
     for check in (contract.check_config, contract.check_checkpoints, contract.check_metrics, contract.check_plots):
         check(run)

@@ -157,6 +157,13 @@ def undocumented_settings(task_id: str) -> list[str]:
     return bare
 
 
+def check_help(task_id: str) -> None:
+    """`ssmkit fit TASK --help` describes every model and data setting."""
+    bare = undocumented_settings(task_id)
+    if bare:
+        raise ContractError(f"{task_id}: --help shows no description for {' '.join(bare)} (an Args: entry)")
+
+
 # ---- running a task's quick config through the commands --------------------------------------------------
 
 
@@ -375,10 +382,7 @@ class PluginContract:
         check_task_loads(task_id)
 
     def test_help(self, task_id: str) -> None:
-        """`ssmkit fit TASK --help` describes every model and data setting."""
-        bare = undocumented_settings(task_id)
-        if bare:
-            raise ContractError(f"{task_id}: --help shows no description for {' '.join(bare)} (an Args: entry)")
+        check_help(task_id)
 
     def test_config(self, task_run: TaskRun) -> None:
         check_config(task_run)

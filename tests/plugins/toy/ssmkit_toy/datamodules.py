@@ -12,7 +12,14 @@ class BitsData(BaseDataModule):
     d_input = 1
 
     def __init__(self, seq_len: int = 33, n_train: int = 512, n_val: int = 128, **loader: int) -> None:
-        """loader: batch_size, num_workers, seed (BaseDataModule)."""
+        """Generated train and val sets.
+
+        Args:
+            seq_len: bits per sequence.
+            n_train: training sequences.
+            n_val: validation sequences.
+            loader: batch_size, num_workers, seed (see BaseDataModule).
+        """
         super().__init__(**loader)
         self.seq_len, self.n_train, self.n_val = seq_len, n_train, n_val
 
