@@ -170,7 +170,8 @@ class SequenceBackbone(nn.Module):
         if self.vocab_size is not None:
             if inputs.dtype not in (torch.long, torch.int32, torch.int64):
                 raise ValueError(f"token inputs must be an integer tensor, got dtype {inputs.dtype}")
-            if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= self.vocab_size):
+            checkable = inputs.numel() and not torch.compiler.is_compiling()  # no data-dependent branch in a graph
+            if checkable and (int(inputs.min()) < 0 or int(inputs.max()) >= self.vocab_size):
                 raise ValueError(
                     f"token ids must lie in [0, vocab_size={self.vocab_size}), "
                     f"got range [{int(inputs.min())}, {int(inputs.max())}]"

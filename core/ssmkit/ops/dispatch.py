@@ -42,10 +42,12 @@ class Requirement:
     why: str
     cuda: bool = False
     interpreter: str | None = None
+    traceable: bool = True  # False: torch.compile calls the backend as an opaque function (a graph break around it)
 
 
 REQUIREMENTS = {
-    "numba": Requirement("numba", "numba is not installed (pip install numba)"),
+    # numba's kernels run on numpy views of the tensors, which the compiler cannot trace
+    "numba": Requirement("numba", "numba is not installed (pip install numba)", traceable=False),
     "triton": Requirement(
         "triton",
         "Triton kernels need triton installed (pip install triton) and a CUDA GPU; they run on CUDA tensors",
@@ -68,7 +70,7 @@ class Backend:
         return self.requires is None or requirement_met(self.requires)
 
     def function(self) -> Callable[..., Any]:
-        return _load(self.target)
+        return _load(self.target, self.requires is None or REQUIREMENTS[self.requires].traceable)
 
 
 _CPU, _CUDA = ("cpu",), ("cuda",)
@@ -136,7 +138,15 @@ def reference(op: str) -> Callable[..., Any]:
 
 def _best(op: str, device_type: str) -> Backend:
     usable = [b for b in _TABLE[op].values() if device_type in b.devices and b.available()]
+    if _exporting():  # an exported graph holds no opaque calls: the best backend the exporter can trace
+        usable = [b for b in usable if b.requires is None or REQUIREMENTS[b.requires].traceable]
     return max(usable, key=lambda b: b.priority)
+
+
+def _exporting() -> bool:
+    import torch
+
+    return torch.compiler.is_exporting()
 
 
 def backends() -> dict[str, dict[str, Any]]:
@@ -166,9 +176,14 @@ def requirement_met(name: str) -> bool:
 
 
 @functools.cache
-def _load(target: str) -> Callable[..., Any]:
+def _load(target: str, traceable: bool = True) -> Callable[..., Any]:
     module, _, name = target.partition(":")
-    return getattr(import_module(module), name)
+    function = getattr(import_module(module), name)
+    if traceable:
+        return function
+    import torch
+
+    return torch.compiler.disable(function, recursive=True)
 
 
 _EXAMPLES: dict[str, Example] = {}  # op -> its module's `@example_inputs(op)` function

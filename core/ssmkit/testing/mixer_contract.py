@@ -103,6 +103,24 @@ class MixerContract:
         if mixer.computes_in_float32:  # never rounded: moved back, it is the float32 mixer again
             torch.testing.assert_close(mixer.float()(x), reference(x), rtol=0, atol=0)
 
+    def test_compiles(self) -> None:
+        """torch.compile (AOTAutograd, no C++ build) gives eager's outputs and gradients; numba kernels run inside
+        as opaque calls (graph breaks around them), never a slower path."""
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        mixer, x = self.make(torch.float32), self.inputs(dtype=torch.float32).requires_grad_()
+        y = torch.compile(mixer, backend="aot_eager")(x)
+        y.square().sum().backward()
+        assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
+        compiled_grads = [x.grad.clone()] + [p.grad.clone() for p in mixer.parameters()]
+        mixer.zero_grad()
+        x.grad = None
+        eager = mixer(x)
+        eager.square().sum().backward()
+        torch.testing.assert_close(y, eager, atol=1e-5, rtol=1e-5)
+        for got, want in zip(compiled_grads, [x.grad] + [p.grad for p in mixer.parameters()], strict=True):
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
     def test_gradients_reach_every_parameter(self) -> None:
         mixer, x = self.make(), self.inputs().requires_grad_()
         mixer(x).square().sum().backward()
