@@ -2,9 +2,13 @@
 or their long-range variant: `ssmkit_medical.synthetic`).
 
 A folder holds `<root>/<image_dir>/<name>.<ext>` and `<root>/<mask_dir>/<name>.<ext>`, paired by name: PNG, TIFF,
-NIfTI (.nii / .nii.gz, through nibabel) or DICOM (.dcm, through pydicom), 2D or 3D; `predict_root` a folder of
-images alone. Masks hold the raw values `label_values` (class k is the value label_values[k]; default [0, 1], ISBI's
-0 / 255 masks: [0, 255]); any other value is a DataError naming the file. Images are scaled to [0, 1] one by one
+NIfTI (.nii / .nii.gz, through nibabel) or DICOM (.dcm, through pydicom), 2D or 3D, or a DICOM series as a volume:
+a sub-folder `<root>/<image_dir>/<name>/` of .dcm slices (stacked in InstanceNumber order, MONAI's reader); its mask
+is a volume file `<root>/<mask_dir>/<name>.<ext>` (e.g. NIfTI). `predict_root` a folder of images alone. A 2D
+`patch_size` with 3D volumes trains and predicts on their slices along the last axis (`<name>_z<k>`).
+
+Masks hold the raw values `label_values` (class k is the value label_values[k]; default [0, 1], ISBI's 0 / 255 masks:
+[0, 255]); any other value is a DataError naming the file. Images are scaled to [0, 1] one by one
 (MONAI's `ScaleIntensity`); an image and its mask of different sizes, a mask with channels, and an unreadable
 (corrupt) file are DataErrors naming the file.
 
@@ -49,13 +53,31 @@ def image_name(path: Path) -> str | None:
 
 
 def image_files(folder: Path) -> dict[str, Path]:
-    """name -> file of every image file in `folder` (sorted by name)."""
+    """name -> file of every image file in `folder`, and -> folder of every DICOM series in it (sorted by name)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = {image_name(f): f for f in sorted(folder.iterdir()) if f.is_file() and image_name(f)}
+    files = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and image_name(entry):
+            files[image_name(entry)] = entry
+        elif entry.is_dir() and any(entry.glob("*.dcm")):
+            files[entry.name] = entry
     if not files:
-        raise DataError(f"no image files ({', '.join(SUFFIXES)})", source=folder)
+        raise DataError(f"no image files ({', '.join(SUFFIXES)}) or DICOM series folders", source=folder)
     return files
+
+
+def slices(pairs: list[Pair]) -> list[Pair]:
+    """Each 3D pair (image (C, H, W, D)) as its D slices along the last axis, `<name>_z<k>`; 2D pairs as they are."""
+    flat = []
+    for pair in pairs:
+        if pair.image.dim() != 4:
+            flat.append(pair)
+            continue
+        for k in range(pair.image.shape[-1]):
+            mask = None if pair.mask is None else pair.mask[..., k]
+            flat.append(Pair(f"{pair.name}_z{k:03d}", pair.image[..., k], mask))
+    return flat
 
 
 @cache
@@ -163,7 +185,8 @@ class SegmentationData(BaseDataModule):
             mask_dir: the sub-folder of `root` with the masks, named as their images.
             label_values: the raw mask value of each class (None: [0, 1] for a folder, 0, 1, ... for synthetic).
             classes: a name per label value (None: "value <v>", or the synthetic classes).
-            patch_size: the training patch and the model's sliding window in pixels (None: [64, 64]; 3 sides: 3D).
+            patch_size: the training patch and the model's sliding window in pixels (None: [64, 64]; 3 sides: 3D;
+                2 sides with 3D volumes: their slices).
             val_fraction: the share of the pairs (at least one) that validates; the rest train.
             predict_root: a folder of images to segment in predict (None: predict serves the val split).
             synthetic: "organs" (background, liver, kidney) or "long_range" (background, target) (root None).
@@ -197,7 +220,7 @@ class SegmentationData(BaseDataModule):
             ]
         pairs = read_pairs(Path(self.root), self.image_dir, self.mask_dir, self.label_values)
         check_sizes(pairs, self.root)
-        return pairs
+        return slices(pairs) if len(self.patch_size) == 2 else pairs
 
     @property
     def classes(self) -> list[str]:
@@ -216,7 +239,8 @@ class SegmentationData(BaseDataModule):
     def build(self, stage: str) -> dict[str, Dataset]:
         if stage == "predict" and self.predict_root is not None:
             files = image_files(Path(self.predict_root))
-            return {"predict": PairDataset([Pair(name, load_image(f), None) for name, f in files.items()])}
+            images = [Pair(name, load_image(f), None) for name, f in files.items()]
+            return {"predict": PairDataset(slices(images) if len(self.patch_size) == 2 else images)}
         pairs = self.pairs
         if len(pairs) < 2:
             raise DataError(

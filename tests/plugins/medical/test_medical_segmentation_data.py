@@ -86,3 +86,45 @@ def test_isbi_2012_trains_on_16_pairs_and_validates_on_4():
     data = SegmentationData(root=str(SHARED / "isbi2012_em"), label_values=[0, 255], patch_size=[64, 64])
     data.setup("fit")
     assert len(data.datasets["train"]) == 16 and len(data.datasets["val"]) == 4
+
+
+def write_series(folder, n_slices=4):
+    """A DICOM series of `n_slices` copies of data/medical/dicom/CT_small.dcm, slice k offset by 100 k, written in
+    shuffled file order (InstanceNumber and the z position say the order)."""
+    import pydicom
+
+    source = pydicom.dcmread(REPO / "data" / "medical" / "dicom" / "CT_small.dcm")
+    folder.mkdir(parents=True)
+    for k in (2, 0, 3, 1)[:n_slices]:
+        ds = pydicom.dcmread(REPO / "data" / "medical" / "dicom" / "CT_small.dcm")
+        ds.InstanceNumber = k + 1
+        ds.ImagePositionPatient = [*source.ImagePositionPatient[:2], float(source.ImagePositionPatient[2]) + 5 * k]
+        ds.PixelData = (source.pixel_array.astype(np.int16) + 100 * k).tobytes()
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.save_as(folder / f"file_{(3 * k + 1) % n_slices}.dcm")
+    return source.pixel_array.astype(np.float64)
+
+
+def test_a_dicom_series_folder_is_a_volume_in_slice_order(tmp_path):
+    first = write_series(tmp_path / "image" / "ct")
+    (tmp_path / "label").mkdir()
+    nib.save(nib.Nifti1Image(np.zeros((128, 128, 4), np.uint8), np.eye(4)), tmp_path / "label" / "ct.nii.gz")
+    (pair,) = read_pairs(tmp_path, "image", "label", [0, 1])
+    assert pair.name == "ct" and pair.image.shape == (1, 128, 128, 4)
+    raw = load(tmp_path / "image" / "ct")[0].double()  # before intensity scaling: slice k is the first + 100 k
+    means = [float(raw[..., k].mean()) for k in range(4)]
+    assert np.allclose(np.diff(means), 100.0) and abs(means[0] - (first.mean() - 1024)) < 1e-6  # rescale -1024
+
+
+def test_volumes_train_on_their_slices_with_a_2d_patch(tmp_path):
+    write_series(tmp_path / "image" / "ct")
+    write_series(tmp_path / "image" / "ct2")
+    (tmp_path / "label").mkdir()
+    for name in ("ct", "ct2"):
+        nib.save(nib.Nifti1Image(np.ones((128, 128, 4), np.uint8), np.eye(4)), tmp_path / "label" / f"{name}.nii.gz")
+    data = SegmentationData(root=str(tmp_path), patch_size=[32, 32], batch_size=2)
+    assert [p.name for p in data.pairs][:5] == ["ct_z000", "ct_z001", "ct_z002", "ct_z003", "ct2_z000"]
+    assert {tuple(p.image.shape) for p in data.pairs} == {(1, 128, 128)}
+    data.setup("fit")
+    images, masks = next(iter(data.train_dataloader()))
+    assert images.shape == (2, 1, 32, 32) and masks.shape == (2, 1, 32, 32)
