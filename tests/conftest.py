@@ -1,6 +1,10 @@
-import matplotlib
-import pytest
-import torch
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP, as `import ssmkit` does
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 matplotlib.use("Agg")
 

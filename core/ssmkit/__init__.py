@@ -2,13 +2,20 @@
 
 `import ssmkit` is cheap: it imports no torch. The model-building names below load on first use, so
 `ssmkit.plugins` (plugin discovery) stays torch-free.
+
+Imported before torch (as the `ssmkit` command does), it sets `OMP_WAIT_POLICY=PASSIVE` unless the environment
+says otherwise: OpenMP threads that spin while waiting (the default) starve each other and everything else on a
+busy machine; see the README's "Threads" choice for the measurement.
 """
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch (or numba) loads OpenMP
 
 try:
     __version__ = version("ssmkit")
