@@ -40,9 +40,12 @@ class Block(nn.Module):
         self.mlp_norm = RMSNorm(d_model) if self.mlp is not None else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None, cu_seqlens: Tensor | None = None) -> Tensor:
-        packed = {} if cu_seqlens is None else {"cu_seqlens": cu_seqlens}
-        return self._mlp_residual(x + self.dropout(self.mixer(self.norm(x), lengths=lengths, **packed)))
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, cu_seqlens: Tensor | None = None, resets: Tensor | None = None
+    ) -> Tensor:
+        given = {"cu_seqlens": cu_seqlens, "resets": resets}
+        extra = {name: value for name, value in given.items() if value is not None}
+        return self._mlp_residual(x + self.dropout(self.mixer(self.norm(x), lengths=lengths, **extra)))
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         y, state = self.mixer.step(self.norm(x_t), state)
@@ -178,12 +181,20 @@ class SequenceBackbone(nn.Module):
                 )
         return self.embedding(inputs)
 
-    def forward(self, inputs: Tensor, *, lengths: Tensor | None = None, cu_seqlens: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        inputs: Tensor,
+        *,
+        lengths: Tensor | None = None,
+        cu_seqlens: Tensor | None = None,
+        resets: Tensor | None = None,
+    ) -> Tensor:
         """inputs: tokens (B, L) or features (B, L, d_input) -> hidden states (B, L, d_model). `cu_seqlens: (N + 1,)`:
-        the single row holds N sequences end to end, none of which sees another (`ssmkit.layers.packing`)."""
+        the single row holds N sequences end to end, none of which sees another (`ssmkit.layers.packing`).
+        `resets: (B, L)` bool restarts every layer's state where true (mixers with `takes_resets`: S5, LRU)."""
         h = self._embed_sequence(inputs)
         for block in self.layers:
-            h = block(h, lengths=lengths, cu_seqlens=cu_seqlens)
+            h = block(h, lengths=lengths, cu_seqlens=cu_seqlens, resets=resets)
         return self.norm_f(h)
 
     def prefill(self, inputs: Tensor) -> tuple[Tensor, list[State]]:

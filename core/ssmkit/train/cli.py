@@ -278,9 +278,10 @@ def _trainer_defaults(
                 save_last=True,
                 filename="best-{epoch}-{step}",
                 auto_insert_metric_name=False,
+                enable_version_counter=False,  # both callbacks write the one last.ckpt (never last-v1.ckpt)
             ),
             # last.ckpt also every LAST_EVERY of training, so a killed run loses at most that much work
-            ModelCheckpoint(save_top_k=0, save_last=True, train_time_interval=LAST_EVERY),
+            ModelCheckpoint(save_top_k=0, save_last=True, train_time_interval=LAST_EVERY, enable_version_counter=False),
             progress_bar(),
             Throughput(),
             EpochSummary(),

@@ -173,3 +173,12 @@ def test_a_packed_row_equals_each_sequence_alone(mixer):
     packed = backbone(tokens, cu_seqlens=torch.tensor(bounds))
     alone = torch.cat([backbone(tokens[:, a:b]) for a, b in zip(bounds, bounds[1:], strict=False)], dim=1)
     torch.testing.assert_close(packed, alone, atol=1e-9, rtol=1e-7)
+
+
+def test_resets_reach_every_layer():
+    """A reset at t makes the backbone's outputs from t on those of the sequence started at t."""
+    torch.manual_seed(0)
+    backbone = SequenceBackbone(d_model=16, n_layers=2, mixer="s5", mlp_ratio=2.0, d_input=3).double()
+    x, resets = torch.randn(2, 10, 3, dtype=torch.float64), torch.zeros(2, 10, dtype=torch.bool)
+    resets[:, 6] = True
+    torch.testing.assert_close(backbone(x, resets=resets)[:, 6:], backbone(x[:, 6:]), atol=1e-9, rtol=1e-7)

@@ -1,6 +1,7 @@
 """The training commands end to end, in-process, on the quick configs."""
 
 import csv
+from datetime import timedelta
 
 import pytest
 import torch
@@ -48,7 +49,17 @@ def test_resume_last_continues_the_same_run_and_keeps_its_history(tmp_path):
     epochs = {r["epoch"] for r in rows(run / "version_0" / "metrics.csv") if r.get("val/loss")}
     assert epochs == {"0", "1"}
     ckpt = torch.load(run / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 8
+    assert ckpt["global_step"] == 8  # the run's end: written by the timed save at the end of training
+
+
+def test_the_timed_checkpoint_is_the_last_one_resume_reads(tmp_path, monkeypatch):
+    """The every-minute checkpoint and the validation one write the same last.ckpt: a run killed mid-epoch
+    resumes from its latest step, never from an older last.ckpt beside a last-v1.ckpt."""
+    monkeypatch.setattr("ssmkit.train.cli.LAST_EVERY", timedelta(0))  # a timed save after every step
+    assert fit(tmp_path, "selective_copy", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "0") == 0
+    checkpoints = tmp_path / "synthetic" / "selective_copy" / "version_0" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if p.name.startswith("last")) == ["last.ckpt"]
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 3
 
 
 def test_resume_last_without_a_run_is_an_error(tmp_path, capsys):
@@ -199,7 +210,8 @@ def test_help_shows_what_the_run_would_use(capsys):
     assert exit_info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "--trainer.max_epochs MAX_EPOCHS" in out and "(type: Optional[int], default: 2)" in out
-    assert "--data.n_train N_TRAIN (type: int, default: 32000)" in out
+    assert "--data.n_train N_TRAIN generated training samples. (type: int, default: 32000)" in out
+    assert "--model.backbone.mixer MIXER the sequence mixer" in out and "(type: str, default: mamba)" in out
 
 
 @pytest.mark.parametrize(
