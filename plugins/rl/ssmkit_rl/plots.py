@@ -1,0 +1,37 @@
+"""The RL pictures: learning curves (return against environment steps) and an episode as a GIF."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ssmkit.train.plots import save_figure
+
+
+def plot_learning_curves(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], out: Path, title: str = ""
+) -> Path:
+    """curves: label -> (environment steps, mean episode return), drawn on one axis."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, (steps, returns) in curves.items():
+        ax.plot(steps, returns, label=label, marker="o" if len(steps) < 30 else None)
+    ax.set(xlabel="environment steps", ylabel="mean episode return", title=title)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, out)
+
+
+def write_gif(frames: Sequence[np.ndarray], path: Path, fps: int = 25) -> Path:
+    """frames: (H, W, 3) uint8 images -> an animated GIF looping forever."""
+    if not frames:
+        raise ValueError("no frames to write")
+    images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return path
