@@ -31,6 +31,10 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     assert [r["mixer"] for r in packed] == ["s5", "lru", "mamba", "attention"]
     assert all(r["tokens"] < r["padded_tokens"] and r["packed_tokens_per_s"] > 0 for r in packed)
     assert "## Packed batches" in table
+    peer = out["transformers"]
+    assert [r["model"] for r in peer] == ["mamba", "mamba2"]
+    assert all(r["ssmkit_train_s"] > 0 and r["transformers_decode_s"] > 0 for r in peer)
+    assert "## Beside transformers" in table
 
 
 def test_scoreboard_quick_writes_the_mixer_by_task_table(tmp_path):

@@ -1,7 +1,7 @@
 """The benchmark suite behind `ssmkit bench`: every registered backend of each op timed side by side in one run,
 forward and forward+backward, beside installed outside implementations (`PEERS`), with the machine's floors on
-top; then the one-block scaling table (`scaling.py`), decoding throughput (`generation.py`) and packed beside padded
-batches (`packing.py`). Writes
+top; then the one-block scaling table (`scaling.py`), decoding throughput (`generation.py`), packed beside padded
+batches (`packing.py`) and transformers' Mamba / Mamba-2 on the same weights (`transformers_peer.py`). Writes
 `results.json`, `results.md` and `scaling.png` to the output folder.
 
 A backend in the dispatch table (`ssmkit.ops.dispatch.BACKENDS`) shows up here automatically. For each row it records
@@ -35,7 +35,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ssmkit.bench import generation, packing, scaling
+from ssmkit.bench import generation, packing, scaling, transformers_peer
 from ssmkit.bench.measure import MAX_CALL_S, Work, floor, machine_floors, measure_calls, predicted_s
 from ssmkit.bench.ssd_minimal import ssd_scan_minimal
 from ssmkit.ops import dispatch, fft_conv, linear_scan, selective_scan, ssd_scan
@@ -315,6 +315,7 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
     block_rows = scaling.run(quick)
     decoding = generation.run(quick)
     packed = packing.run(quick)
+    peer = transformers_peer.run(quick)
     out_dir.mkdir(parents=True, exist_ok=True)
     scaling.plot(block_rows, out_dir / "scaling.png")
     results = {
@@ -324,6 +325,7 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
         "scaling": block_rows,
         "generation": decoding,
         "packing": packed,
+        "transformers": peer,
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2))
     (out_dir / "results.md").write_text(
@@ -333,6 +335,7 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
                 scaling.markdown(block_rows),
                 generation.markdown(decoding),
                 packing.markdown(packed),
+                transformers_peer.markdown(peer),
             ]
         )
     )
