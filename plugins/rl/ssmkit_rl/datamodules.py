@@ -6,19 +6,27 @@ set of indices: "train" holds `updates_per_epoch` update indices (one batch = on
 optimisation epochs), and "val", "test", "predict" hold one index each (one batch = `eval_episodes` episodes on
 environments of their own). The environments are made here, seeded per split so that evaluation never reuses
 training episodes: train `seed + restart`, val `seed + 10^6`, test `seed + 2·10^6`, predict `seed + 3·10^6`.
+
+`PointRobotData` (task `meta_dt`): offline multi-task Point-Robot episodes (generated, seeded, or read from npz),
+each served with a prompt episode of the same goal; test / predict are one index each (online play on the
+held-out goals, start positions seeded with the same offsets).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import Env
 from gymnasium.vector import SyncVectorEnv
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
 from ssmkit.data import BaseDataModule
 from ssmkit_rl.envs import make_env, make_vector_env, resolve_env_id
+from ssmkit_rl.point_robot import OfflineData, generate, load_npz, save_npz
 
 SPLIT_SEED_OFFSET = {"train": 0, "val": 1_000_000, "test": 2_000_000, "predict": 3_000_000}
 
@@ -78,3 +86,122 @@ class EnvData(BaseDataModule):
     def make_env(self) -> Env:
         """One environment, to read its spaces and metadata."""
         return make_env(self.env_id, **self.env_kwargs)
+
+
+class TaskEpisodes(Dataset):
+    """Episodes of an `OfflineData`, each with a prompt episode: another episode of the same goal in this split,
+    drawn afresh per item (torch's global RNG, seeded by the run's seed). An item is 8 tensors: observations
+    (T, 2), actions (T, 2), rewards (T,), next_observations (T, 2) of the episode, then the same of the prompt
+    episode."""
+
+    def __init__(self, data: OfflineData, episodes: np.ndarray) -> None:
+        self.steps = [
+            torch.as_tensor(x) for x in (data.observations, data.actions, data.rewards, data.next_observations)
+        ]
+        self.episodes = episodes
+        self.same_task = {int(t): episodes[data.tasks[episodes] == t] for t in np.unique(data.tasks[episodes])}
+        self.tasks = data.tasks
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        episode = int(self.episodes[i])
+        pool = self.same_task[int(self.tasks[episode])]
+        prompt = int(pool[torch.randint(len(pool), ()).item()])
+        return tuple(x[episode] for x in self.steps) + tuple(x[prompt] for x in self.steps)
+
+
+class PointRobotData(BaseDataModule):
+    def __init__(
+        self,
+        path: str | None = None,
+        n_goals: int = 50,
+        n_test_goals: int = 5,
+        episodes_per_goal: int = 40,
+        episode_length: int = 20,
+        random_fraction: float = 0.1,
+        aim_noise: float = 0.1,
+        max_explore_steps: int = 6,
+        val_fraction: float = 0.1,
+        eval_episodes: int = 10,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        """Offline multi-task Point-Robot episodes (`ssmkit_rl.point_robot`), generated and seeded here.
+
+        The "train" and "val" splits hold episodes of the training goals (`val_fraction` of each goal's episodes
+        in val); "test" and "predict" are one index each: those stages play `eval_episodes` episodes online on
+        each held-out goal.
+
+        Args:
+            path: an npz file (the layout in `ssmkit_rl.point_robot`): read when it exists, else the generated data
+                is written there. None: generate in memory.
+            n_goals: goals on the upper unit half circle.
+            n_test_goals: held-out goals (no offline data; evaluated online).
+            episodes_per_goal: behaviour-policy episodes per training goal.
+            episode_length: steps per episode.
+            random_fraction: the share of all-random episodes.
+            aim_noise: the behaviour policy's error about the goal (std per axis).
+            max_explore_steps: the most random steps a behaviour episode opens with.
+            val_fraction: the share of each training goal's episodes held out for validation.
+            eval_episodes: online episodes per held-out goal in test / predict.
+            batch_size: episodes per batch.
+            num_workers: loader processes.
+            seed: the goals, the offline data and the evaluation episodes' start positions.
+        """
+        super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.path = Path(path) if path else None
+        self.settings = {
+            "n_goals": n_goals,
+            "n_test_goals": n_test_goals,
+            "episodes_per_goal": episodes_per_goal,
+            "episode_length": episode_length,
+            "random_fraction": random_fraction,
+            "aim_noise": aim_noise,
+            "max_explore_steps": max_explore_steps,
+            "seed": seed,
+        }
+        self.val_fraction, self.eval_episodes = val_fraction, eval_episodes
+        self._offline: OfflineData | None = None
+
+    @property
+    def offline(self) -> OfflineData:
+        """The offline data: read from `path`, or generated (and written to `path` when given)."""
+        if self._offline is None:
+            if self.path is not None and self.path.is_file():
+                self._offline = load_npz(self.path)
+                rank_zero_info(f"Point-Robot data read from {self.path}")
+            else:
+                self._offline = generate(**self.settings)
+                if self.path is not None:
+                    rank_zero_info(f"Point-Robot data written to {save_npz(self._offline, self.path)}")
+        return self._offline
+
+    @property
+    def episode_length(self) -> int:
+        return self.offline.episode_length
+
+    def build(self, stage: str) -> dict[str, Dataset]:
+        data = self.offline
+        rng = np.random.default_rng(self.seed)
+        val = np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(data.tasks == t))[
+                    : max(1, round(self.val_fraction * np.sum(data.tasks == t)))
+                ]
+                for t in np.unique(data.tasks)
+            ]
+        )
+        train = np.setdiff1d(np.arange(len(data.tasks)), val)
+        return {
+            "train": TaskEpisodes(data, train),
+            "val": TaskEpisodes(data, np.sort(val)),
+            "test": Indices(1),
+            "predict": Indices(1),
+        }
+
+    def eval_seed(self, split: str) -> int:
+        """The seed of `split`'s online episodes (start positions)."""
+        return self.seed + SPLIT_SEED_OFFSET[split]

@@ -1,4 +1,4 @@
-"""The RL pictures: learning curves (return against environment steps) and an episode as a GIF."""
+"""The RL pictures: learning curves (return against environment steps), returns per task, an episode as a GIF."""
 
 from __future__ import annotations
 
@@ -35,3 +35,21 @@ def write_gif(frames: Sequence[np.ndarray], path: Path, fps: int = 25) -> Path:
     images = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
     images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     return path
+
+
+def plot_returns_by_task(
+    returns: Mapping[str, Sequence[float]], tasks: Sequence[str], out: Path, title: str = ""
+) -> Path:
+    """returns: label (a policy) -> mean episode return per task, drawn as grouped bars over `tasks`."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks) + 2), 4))
+    width = 0.8 / max(1, len(returns))
+    for i, (label, values) in enumerate(returns.items()):
+        ax.bar(np.arange(len(tasks)) + i * width, values, width, label=label)
+    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
+    ax.set(ylabel="mean episode return", title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out)

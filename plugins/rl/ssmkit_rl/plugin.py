@@ -4,7 +4,7 @@ from ssmkit.plugins import Plugin, Task
 
 plugin = Plugin(
     name="rl",
-    description="In-context reinforcement learning: S5-PPO with resettable scans on gymnasium and popgym",
+    description="In-context and offline meta-RL: S5-PPO with resettable scans; Meta-DT on an SSM decision backbone",
     requires_ssmkit=">=0.1,<0.2",
     tasks={
         "ppo": Task.in_package(
@@ -13,6 +13,13 @@ plugin = Plugin(
             "EnvData",
             "ppo",
             "PPO with GAE on vector environments; S5 / LRU memory over episode resets, MLP / GRU / LSTM baselines",
+        ),
+        "meta_dt": Task.in_package(
+            "ssmkit_rl",
+            "MetaDT",
+            "PointRobotData",
+            "meta_dt",
+            "Meta-DT offline meta-RL on Point-Robot goals: world-model context, self-guided prompt, SSM decision model",
         ),
     },
 )

@@ -1,4 +1,6 @@
-"""`PPO` (`rl.ppo`): proximal policy optimisation with GAE for an actor-critic with memory (`ssmkit_rl.agents`).
+"""The rl tasks: `PPO` (`rl.ppo`) and `MetaDT` (`rl.meta_dt`, documented on the class).
+
+`PPO` (`rl.ppo`): proximal policy optimisation with GAE for an actor-critic with memory (`ssmkit_rl.agents`).
 
 One training batch is one PPO update (manual optimisation):
 1. `collect`: `n_steps` steps of `n_envs` environments on the agent's recurrent `step` path (sampled actions);
@@ -37,9 +39,29 @@ from ssmkit.models import BackboneConfig
 from ssmkit.train.module import TaskModule
 from ssmkit.train.optim import param_groups, warmup_cosine
 from ssmkit_rl.agents import S5_MEMORY, ActorCritic, make_memory
-from ssmkit_rl.datamodules import EnvData
+from ssmkit_rl.datamodules import EnvData, PointRobotData
 from ssmkit_rl.envs import can_render, make_env
-from ssmkit_rl.plots import plot_learning_curves, write_gif
+from ssmkit_rl.meta_dt import (
+    DecisionModel,
+    Prompt,
+    Steps,
+    WorldModel,
+    few_shot_prompt,
+    play_meta_dt,
+    returns_to_go,
+    segment_returns,
+)
+from ssmkit_rl.plots import plot_learning_curves, plot_returns_by_task, write_gif
+from ssmkit_rl.point_robot import (
+    ACTION_DIM,
+    MAX_ACTION,
+    OBS_DIM,
+    PointRobot,
+    oracle_actions,
+    play,
+    random_actions,
+    render_frames,
+)
 from ssmkit_rl.ppo import gae, minibatch_rows, normalise, policy_loss, value_loss
 from ssmkit_rl.rollout import EnvRunner, Episodes, Rollout, collect, run_episodes
 from ssmkit_rl.spaces import ActionSpec, ObservationReader
@@ -334,3 +356,204 @@ class PPO(TaskModule):
         self.train_seconds = float(progress.get("train_seconds", 0.0))
         self.curve = [list(row) for row in progress.get("curve", [])]
         self.runner = None  # environments are made again on the next training step
+
+
+# ==== Meta-DT ================================================================================================
+
+META_DT_BACKBONE = BackboneConfig(d_model=64, n_layers=3, mixer="mamba", mixer_kwargs={"d_state": 16})
+EVAL_MODES = ("zero_shot", "few_shot", "oracle", "random")
+
+
+class MetaDT(TaskModule):
+    """`rl.meta_dt`: Meta-DT on offline multi-task Point-Robot data (`ssmkit_rl.meta_dt`).
+
+    A training batch is B episodes, each with a prompt episode of the same goal. The loss is the world model's
+    (reward + next-state squared error; its gradient alone trains the context encoder) plus the decision model's
+    action MSE (actions scaled to [-1, 1]) given z (detached). With probability `prompt_prob` a batch carries
+    prompts: the k-step segment of largest world-model error in each prompt episode; the others none, so one
+    model serves both the zero-shot and the few-shot mode. Logged: `<stage>/loss`, `<stage>/action_loss`,
+    `<stage>/world_loss`.
+
+    `test` and `predict` play online on the held-out goals, `data.eval_episodes` episodes each, and log
+    `<stage>/return_<mode>` for zero_shot (no prompt; z from the agent's own last h transitions), few_shot (the
+    prompt chosen by the world model from the zero-shot episode of the same start), oracle (the goal-aware
+    controller) and random, plus `<stage>/score_<mode>` = (R - random) / (oracle - random). They write
+    `<stage>_returns.csv` (test) / `episode_returns.csv` (predict) with one row per episode and a bar plot of the
+    mean per goal; predict also writes `episode.gif` (a few-shot episode) and prints the paths.
+    """
+
+    monitor = "val/loss"
+    monitor_mode = "min"
+    data_links = {"episode_length": "episode_length"}
+
+    def __init__(
+        self,
+        episode_length: int,
+        backbone: BackboneConfig = META_DT_BACKBONE,
+        context: bool = True,
+        z_dim: int = 16,
+        context_len: int = 4,
+        world_hidden: int = 64,
+        prompt_len: int = 5,
+        prompt_prob: float = 0.5,
+        return_scale: float = 10.0,
+        target_return: float | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 100,
+        min_lr_ratio: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        """Meta-DT: a context-aware world model and a return-conditioned decision model on `backbone`.
+
+        Args:
+            episode_length: steps per episode (taken from the data).
+            backbone: the decision model's causal backbone (mamba, s5, ...; attention is the Transformer baseline).
+            context: false gives the plain DT ablation: no world model, no task embedding, no prompt.
+            z_dim: the task embedding's width.
+            context_len: h, the most recent transitions the context encoder reads.
+            world_hidden: the context encoder's and decoders' width.
+            prompt_len: k, the prompt's steps.
+            prompt_prob: the share of training batches that carry prompts.
+            return_scale: returns-to-go are divided by it before embedding.
+            target_return: the return the policy is conditioned on when acting (None: the best offline episode's);
+                it then drops by each reward, capped at the offline data's largest return-to-go at each step.
+            lr: AdamW's peak learning rate.
+            weight_decay: AdamW's weight decay.
+            warmup_steps: linear warm-up, in optimiser steps.
+            min_lr_ratio: the cosine schedule's final share of lr.
+            betas: AdamW's betas.
+        """
+        super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
+        self.save_hyperparameters()
+        z = z_dim if context else 0
+        self.world_model = WorldModel(OBS_DIM, ACTION_DIM, z_dim, world_hidden, context_len) if context else None
+        self.policy = DecisionModel(OBS_DIM, ACTION_DIM, z, episode_length, backbone, return_scale)
+
+    # ---- training --------------------------------------------------------------------------------------------
+
+    def shared_step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
+        episodes, prompt_episodes = Steps(*batch[:4]), Steps(*batch[4:])
+        z, world_loss = None, torch.zeros((), device=episodes.rewards.device)
+        if self.world_model is not None:
+            z = self.world_model.embed(episodes)
+            world_loss = self.world_model.errors(episodes, z).mean()
+            z = z.detach()
+        prompt = self.training_prompt(prompt_episodes) if self.carries_prompt(stage) else None
+        actions = episodes.actions / MAX_ACTION
+        predicted = self.policy(returns_to_go(episodes.rewards), episodes.observations, z, actions, prompt)
+        action_loss = torch.nn.functional.mse_loss(predicted, actions)
+        loss = action_loss + world_loss
+        n = len(episodes.rewards)
+        self.log_dict(
+            {f"{stage}/action_loss": action_loss, f"{stage}/world_loss": world_loss},
+            on_step=stage == "train",
+            on_epoch=stage != "train",
+            batch_size=n,
+        )
+        self.log(
+            f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train", batch_size=n
+        )
+        return loss
+
+    def carries_prompt(self, stage: str) -> bool:
+        """Prompts in this batch: never without context; validation always; training with prompt_prob."""
+        if self.world_model is None:
+            return False
+        return stage != "train" or bool(torch.rand(()) < self.hparams.prompt_prob)
+
+    def training_prompt(self, prompt_episodes: Steps) -> Prompt:
+        """The k-step segment of largest world-model error in each prompt episode."""
+        self.world_model.eval()  # no-op today (no dropout); the selector reads the model as it acts
+        prompt = few_shot_prompt(self.world_model, prompt_episodes, self.hparams.prompt_len)
+        self.world_model.train(self.training)
+        return prompt
+
+    # ---- online evaluation -----------------------------------------------------------------------------------
+
+    def point_data(self) -> PointRobotData:
+        """The trainer's data module, or one with default settings (a module used alone)."""
+        data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return data if isinstance(data, PointRobotData) else PointRobotData()
+
+    def evaluate(self, split: str) -> tuple[dict[str, np.ndarray], np.ndarray, Steps]:
+        """Online play on the held-out goals: ({mode: returns (G * n,)}, each episode's task (G * n,), the
+        few-shot (zero-shot without context) episodes)."""
+        data = self.point_data()
+        offline = data.offline
+        tasks = np.repeat(offline.test_tasks, data.eval_episodes)
+        goals, length, seed = offline.goals[tasks], offline.episode_length, data.eval_seed(split)
+        rtg_cap = returns_to_go(torch.as_tensor(offline.rewards)).max(0).values  # (T,)
+        target = self.hparams.target_return
+        target = float(rtg_cap[0]) if target is None else target
+        env = PointRobot(goals, np.random.default_rng(seed))
+        zero = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap)
+        shown, returns = zero, {"zero_shot": segment_returns(zero)}
+        if self.world_model is not None:
+            prompt = few_shot_prompt(self.world_model, zero, self.hparams.prompt_len)
+            env = PointRobot(goals, np.random.default_rng(seed))
+            shown = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, prompt)
+            returns["few_shot"] = segment_returns(shown)
+        oracle_env, random_rng = PointRobot(goals, np.random.default_rng(seed)), np.random.default_rng(seed + 1)
+        returns["oracle"] = play(oracle_env, lambda p, t: oracle_actions(p, goals), length)[2].sum(1)
+        random_env = PointRobot(goals, np.random.default_rng(seed))
+        returns["random"] = play(random_env, lambda p, t: random_actions(len(p), random_rng), length)[2].sum(1)
+        return returns, tasks, shown
+
+    def report_returns(self, stage: str, returns: dict[str, np.ndarray], tasks: np.ndarray, name: str) -> None:
+        """Log `<stage>/return_<mode>` and `<stage>/score_<mode>`; write the per-episode CSV and the bar plot."""
+        means = {mode: float(np.mean(r)) for mode, r in returns.items()}
+        span = means["oracle"] - means["random"]
+        scores = {mode: (m - means["random"]) / span for mode, m in means.items() if mode not in ("oracle", "random")}
+        log = {f"{stage}/return_{m}": v for m, v in means.items()} | {
+            f"{stage}/score_{m}": v for m, v in scores.items()
+        }
+        if stage != "predict":  # Lightning's predict loop takes no logging
+            self.log_dict(log, batch_size=1)
+        goals = self.point_data().offline.goals
+        counts = np.zeros(len(tasks), dtype=np.int64)
+        for i in range(1, len(tasks)):
+            counts[i] = counts[i - 1] + 1 if tasks[i] == tasks[i - 1] else 0
+        rows = [
+            {
+                "goal": int(t),
+                "goal_x": float(goals[t, 0]),
+                "goal_y": float(goals[t, 1]),
+                "mode": mode,
+                "episode": int(e),
+            }
+            | {"return": float(r[i])}
+            for mode, r in returns.items()
+            for i, (t, e) in enumerate(zip(tasks, counts, strict=True))
+        ]
+        csv_path = self.write_rows(rows, f"{name}.csv")
+        order = list(dict.fromkeys(tasks.tolist()))
+        per_goal = {mode: [float(np.mean(r[tasks == t])) for t in order] for mode, r in returns.items()}
+        png = self.run_file(f"plots/{name}.png", required=stage == "predict")
+        if png is not None:
+            plot_returns_by_task(per_goal, [f"goal {t}" for t in order], png, self.label())
+        summary = ", ".join(f"{m} {v:.2f}" for m, v in means.items())
+        rank_zero_info(
+            f"{self.label()} on {len(order)} held-out goals: mean return {summary}; returns: {csv_path}, plot: {png}"
+        )
+
+    def label(self) -> str:
+        """ "Meta-DT mamba x3 (d_model 64)" or "DT ..." for tables and titles."""
+        config = self.policy.backbone.config
+        name = "Meta-DT" if self.world_model is not None else "DT"
+        return f"{name} {config.mixer} x{config.n_layers} (d_model {config.d_model})"
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        returns, tasks, _ = self.evaluate("test")
+        self.report_returns("test", returns, tasks, "test_returns")
+
+    def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """Online play on the held-out goals: episode_returns.csv, plots/episode_returns.png and episode.gif."""
+        returns, tasks, shown = self.evaluate("predict")
+        self.report_returns("predict", returns, tasks, "episode_returns")
+        path = self.run_file("episode.gif", required=True)
+        if path is not None:
+            positions = torch.cat([shown.observations[0], shown.next_observations[0, -1:]]).cpu().numpy()
+            write_gif(render_frames(positions, self.point_data().offline.goals[tasks[0]]), path, fps=5)
+            rank_zero_info(f"episode GIF (goal {tasks[0]}, return {returns[next(iter(returns))][0]:.2f}): {path}")
+        return torch.as_tensor(returns["few_shot" if "few_shot" in returns else "zero_shot"])

@@ -1,0 +1,264 @@
+"""Meta-DT (Wang et al., 2024, "Meta-DT: Offline Meta-RL as Conditional Sequence Modeling with World Model
+Disentanglement") on a causal sequence backbone: the context-aware world model, the return-conditioned decision
+model, the self-guided prompt, and online play on Point-Robot.
+
+- `WorldModel`: a GRU `ContextEncoder` reads the h most recent transitions (s, a, r, s') before step t
+  (`context_windows`; zeros before the episode start) into a task embedding z_t; a reward decoder and a next-state
+  decoder predict r_t and s'_t from (s_t, a_t, z_t). The encoder is trained only through these decoders.
+- `DecisionModel`: tokens (return-to-go, state + z, action) per step, each with a timestep embedding, interleaved
+  as R_0, s_0, a_0, R_1, ... and read by a causal `SequenceBackbone` (Mamba / S5 / attention, `BackboneConfig`);
+  the action a_t is predicted (tanh) from the hidden state at the s_t token. An optional prompt of k steps
+  (R, s, a, with embeddings of its own) goes before the sequence. `z_dim=0` is the plain DT (no context).
+- The self-guided prompt (`select_prompt`): from an episode of the task, the k-step segment whose world-model
+  prediction error is largest (starting at h or later, so that its z saw a full context).
+- `play_meta_dt`: N Point-Robot episodes at once, the whole prefix re-read at every step (T = 20).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ssmkit.models import BackboneConfig, SequenceBackbone
+from ssmkit_rl.point_robot import MAX_ACTION, PointRobot
+
+Tensor = torch.Tensor
+
+
+def context_windows(transitions: Tensor, h: int) -> Tensor:
+    """transitions (B, T, d) -> (B, T, h, d): row t holds transitions t-h .. t-1, zeros where t-i < 0."""
+    padded = nn.functional.pad(transitions, (0, 0, h, 0))  # (B, T + h, d)
+    return padded.unfold(1, h, 1)[:, : transitions.shape[1]].transpose(2, 3)
+
+
+def returns_to_go(rewards: Tensor) -> Tensor:
+    """rewards (B, T) -> (B, T): the sum of rewards from t to the end."""
+    return rewards.flip(1).cumsum(1).flip(1)
+
+
+@dataclass
+class Steps:
+    """Transitions of B episodes of T steps: observations, next_observations (B, T, d_obs), actions (B, T, d_act),
+    rewards (B, T)."""
+
+    observations: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_observations: Tensor
+
+    def transitions(self) -> Tensor:
+        """(B, T, 2 d_obs + d_act + 1): (s, a, r, s') per step."""
+        parts = (self.observations, self.actions, self.rewards[..., None], self.next_observations)
+        return torch.cat(parts, dim=-1)
+
+
+def gather_steps(x: Tensor, index: Tensor) -> Tensor:
+    """x (B, T, ...) and index (B, k) -> (B, k, ...)."""
+    return x[torch.arange(len(x), device=x.device)[:, None], index]
+
+
+class ContextEncoder(nn.Module):
+    def __init__(self, d_transition: int, z_dim: int, hidden: int) -> None:
+        """A GRU over h transitions -> a task embedding.
+
+        Args:
+            d_transition: the width of one transition (s, a, r, s').
+            z_dim: the task embedding's width.
+            hidden: the GRU's width.
+        """
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(d_transition, hidden), nn.ReLU())
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, z_dim)
+
+    def forward(self, windows: Tensor) -> Tensor:
+        """windows (..., h, d_transition) -> z (..., z_dim)."""
+        lead = windows.shape[:-2]
+        _, last = self.gru(self.embed(windows.reshape(-1, *windows.shape[-2:])))
+        return self.out(last[-1]).reshape(*lead, -1)
+
+
+def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, d_out)
+    )
+
+
+class WorldModel(nn.Module):
+    def __init__(self, obs_dim: int, action_dim: int, z_dim: int, hidden: int, context_len: int) -> None:
+        """The context encoder and its reward and next-state decoders.
+
+        Args:
+            obs_dim: the state's width.
+            action_dim: the action's width.
+            z_dim: the task embedding's width.
+            hidden: the encoder's and decoders' width.
+            context_len: h, the transitions the encoder reads.
+        """
+        super().__init__()
+        self.context_len = context_len
+        self.encoder = ContextEncoder(2 * obs_dim + action_dim + 1, z_dim, hidden)
+        self.reward = mlp(obs_dim + action_dim + z_dim, hidden, 1)
+        self.next_state = mlp(obs_dim + action_dim + z_dim, hidden, obs_dim)
+
+    def embed(self, steps: Steps) -> Tensor:
+        """z_t from transitions t-h .. t-1: (B, T, z_dim)."""
+        return self.encoder(context_windows(steps.transitions(), self.context_len))
+
+    def errors(self, steps: Steps, z: Tensor | None = None) -> Tensor:
+        """Squared prediction errors per step (B, T): (r - r^)^2 + |s' - s'^|^2, with z_t = embed(steps)."""
+        z = self.embed(steps) if z is None else z
+        inputs = torch.cat([steps.observations, steps.actions, z], dim=-1)
+        reward_error = (self.reward(inputs).squeeze(-1) - steps.rewards) ** 2
+        state_error = ((self.next_state(inputs) - steps.next_observations) ** 2).sum(-1)
+        return reward_error + state_error
+
+
+def select_prompt(errors: Tensor, k: int, first: int = 0) -> Tensor:
+    """errors (B, T) -> starts (B,): the start s in [first, T - k] of the k-step window with the largest summed
+    error (the earliest on ties)."""
+    first = min(first, errors.shape[1] - k)
+    sums = errors.unfold(1, k, 1).sum(-1)[:, first:]  # (B, T - k + 1 - first)
+    return sums.argmax(dim=1) + first
+
+
+@dataclass
+class Prompt:
+    """k steps of B prompts: returns_to_go (B, k), observations (B, k, d_obs), actions (B, k, d_act),
+    timesteps (B, k) long."""
+
+    returns_to_go: Tensor
+    observations: Tensor
+    actions: Tensor
+    timesteps: Tensor
+
+    @classmethod
+    def of(cls, steps: Steps, starts: Tensor, k: int) -> Prompt:
+        """The segments starts .. starts + k - 1 of `steps` (B, T), its returns-to-go counted to the episode end."""
+        index = starts[:, None] + torch.arange(k, device=starts.device)
+        rtg = gather_steps(returns_to_go(steps.rewards), index)
+        return cls(rtg, gather_steps(steps.observations, index), gather_steps(steps.actions, index), index)
+
+
+class TokenEmbedding(nn.Module):
+    """(return-to-go, state [+ z], action) and timesteps -> interleaved tokens (B, 3 T, d_model)."""
+
+    def __init__(self, d_state: int, action_dim: int, max_timestep: int, d_model: int) -> None:
+        super().__init__()
+        self.rtg = nn.Linear(1, d_model)
+        self.state = nn.Linear(d_state, d_model)
+        self.action = nn.Linear(action_dim, d_model)
+        self.time = nn.Embedding(max_timestep, d_model)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, rtg: Tensor, states: Tensor, actions: Tensor, timesteps: Tensor) -> Tensor:
+        """rtg (B, T), states (B, T, d_state), actions (B, T, d_act), timesteps (B, T) -> (B, 3 T, d_model)."""
+        time = self.time(timesteps)
+        tokens = torch.stack([self.rtg(rtg[..., None]), self.state(states), self.action(actions)], dim=2)
+        tokens = tokens + time[:, :, None]
+        return self.norm(tokens.flatten(1, 2))
+
+
+class DecisionModel(nn.Module):
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        z_dim: int,
+        max_timestep: int,
+        backbone: BackboneConfig,
+        return_scale: float,
+    ) -> None:
+        """The return-conditioned policy over (R, s + z, a) tokens, with an optional prompt.
+
+        Args:
+            obs_dim: the state's width.
+            action_dim: the action's width.
+            z_dim: the task embedding's width (0: a plain DT without context).
+            max_timestep: the episode length (timestep embeddings).
+            backbone: the causal sequence backbone's settings.
+            return_scale: returns-to-go are divided by it.
+        """
+        super().__init__()
+        self.z_dim, self.return_scale = z_dim, return_scale
+        self.backbone = SequenceBackbone(backbone)
+        d = self.backbone.d_model
+        self.tokens = TokenEmbedding(obs_dim + z_dim, action_dim, max_timestep, d)
+        self.prompt_tokens = TokenEmbedding(obs_dim, action_dim, max_timestep, d)
+        self.head = nn.Linear(d, action_dim)
+
+    def forward(
+        self, rtg: Tensor, states: Tensor, z: Tensor | None, actions: Tensor, prompt: Prompt | None = None
+    ) -> Tensor:
+        """rtg (B, T), states (B, T, d_obs), z (B, T, z_dim) or None, actions (B, T, d_act) scaled to [-1, 1]
+        -> predicted actions (B, T, d_act) in [-1, 1]; a_t is read at the s_t token, so it sees a_{<t} only."""
+        n_steps = rtg.shape[1]
+        timesteps = torch.arange(n_steps, device=rtg.device).expand(len(rtg), n_steps)
+        states = states if z is None or self.z_dim == 0 else torch.cat([states, z], dim=-1)
+        tokens = self.tokens(rtg / self.return_scale, states, actions, timesteps)
+        if prompt is not None:
+            p = self.prompt_tokens(
+                prompt.returns_to_go / self.return_scale,
+                prompt.observations,
+                prompt.actions / MAX_ACTION,
+                prompt.timesteps,
+            )
+            tokens = torch.cat([p, tokens], dim=1)
+        hidden = self.backbone(tokens)[:, -3 * n_steps :]
+        return torch.tanh(self.head(hidden[:, 1::3]))
+
+
+# ---- online play ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def play_meta_dt(
+    policy: DecisionModel,
+    world_model: WorldModel | None,
+    env: PointRobot,
+    target_return: float,
+    rtg_cap: Tensor,
+    prompt: Prompt | None = None,
+) -> Steps:
+    """One episode of T steps in each of env's N goals, acting with the policy on the whole prefix at every step
+    (z_t from the agent's own last h transitions; none without a world model) -> Steps (N, T).
+
+    The return-to-go starts at `target_return` and drops by each reward, capped at rtg_cap (T,), the largest
+    return-to-go of the offline data at each step: with rewards of -distance an agent that still has to find its
+    goal would otherwise ask for more than any episode got (even positive returns-to-go), far outside the data."""
+    episode_length = len(rtg_cap)
+    device = next(policy.parameters()).device
+    n, d_obs = env.goals.shape
+    obs = torch.zeros(n, episode_length, d_obs, device=device)
+    acts = torch.zeros(n, episode_length, policy.head.out_features, device=device)
+    rews = torch.zeros(n, episode_length, device=device)
+    nexts = torch.zeros_like(obs)
+    rtg = torch.zeros(n, episode_length, device=device)
+    obs[:, 0] = torch.as_tensor(env.reset(), device=device)
+    rtg[:, 0] = target_return
+    for t in range(episode_length):
+        s = slice(0, t + 1)
+        steps = Steps(obs[:, s], acts[:, s], rews[:, s], nexts[:, s])
+        z = world_model.embed(steps) if world_model is not None else None
+        action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / MAX_ACTION, prompt)[:, -1] * MAX_ACTION
+        following, reward = env.step(action.cpu().numpy())
+        acts[:, t], rews[:, t] = action, torch.as_tensor(reward, device=device)
+        nexts[:, t] = torch.as_tensor(following, device=device)
+        if t + 1 < episode_length:
+            obs[:, t + 1], rtg[:, t + 1] = nexts[:, t], torch.clamp(rtg[:, t] - rews[:, t], max=float(rtg_cap[t + 1]))
+    return Steps(obs, acts, rews, nexts)
+
+
+def few_shot_prompt(world_model: WorldModel, explored: Steps, k: int) -> Prompt:
+    """The self-guided prompt: in each explored episode (N, T), the k-step segment of largest world-model error."""
+    with torch.no_grad():
+        starts = select_prompt(world_model.errors(explored), k, first=world_model.context_len)
+    return Prompt.of(explored, starts, k)
+
+
+def segment_returns(steps: Steps) -> np.ndarray:
+    """(N,) episode returns."""
+    return steps.rewards.sum(1).cpu().numpy()

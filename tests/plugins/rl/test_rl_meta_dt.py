@@ -1,0 +1,105 @@
+"""Meta-DT: the context encoder's window, the self-guided prompt selector, npz errors, shapes."""
+
+import numpy as np
+import pytest
+import torch
+
+from ssmkit.data import DataError
+from ssmkit.models import BackboneConfig
+from ssmkit_rl.datamodules import PointRobotData
+from ssmkit_rl.meta_dt import DecisionModel, Prompt, Steps, WorldModel, context_windows, play_meta_dt, select_prompt
+from ssmkit_rl.point_robot import NPZ_KEYS, PointRobot, generate, load_npz, save_npz
+from ssmkit_rl.tasks import MetaDT
+
+TINY = BackboneConfig(d_model=16, n_layers=1, mixer="mamba", mixer_kwargs={"d_state": 4})
+
+
+def random_steps(b: int = 3, t: int = 12) -> Steps:
+    g = torch.Generator().manual_seed(0)
+    return Steps(*(torch.randn(b, t, *d, generator=g) for d in ((2,), (2,), (), (2,))))
+
+
+def test_context_windows_hold_the_h_transitions_before_each_step():
+    x = torch.arange(1, 6, dtype=torch.float32).reshape(1, 5, 1)
+    windows = context_windows(x, 3)[0, :, :, 0]
+    assert windows.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 4]]
+
+
+def changed(steps: Steps, t: int) -> Steps:
+    """A copy of steps with every part of transition t moved."""
+    parts = [x.clone() for x in (steps.observations, steps.actions, steps.rewards, steps.next_observations)]
+    for x in parts:
+        x[:, t] += 5.0
+    return Steps(*parts)
+
+
+def test_the_encoder_sees_only_the_past_h_transitions():
+    torch.manual_seed(0)
+    h, t = 4, 9
+    model = WorldModel(2, 2, z_dim=8, hidden=16, context_len=h)
+    steps = random_steps()
+    z = model.embed(steps)[:, t]
+    for older in range(t - h):  # before the window
+        assert torch.equal(model.embed(changed(steps, older))[:, t], z)
+    assert torch.equal(model.embed(changed(steps, t))[:, t], z)  # step t itself is not known when acting at t
+    for inside in range(t - h, t):
+        assert not torch.allclose(model.embed(changed(steps, inside))[:, t], z)
+
+
+def test_the_prompt_selector_picks_the_largest_error_segment():
+    errors = torch.tensor([[0.0, 0, 0, 1, 1, 1, 0, 0, 0, 0], [5.0, 0, 0, 0, 0, 0, 0, 2, 2, 0]])
+    assert select_prompt(errors, 3).tolist() == [3, 0]
+    assert select_prompt(errors, 3, first=2).tolist() == [3, 6]  # windows from step 2: [7, 8] + 2 at 6 beats 0
+    steps = random_steps(2, 10)
+    prompt = Prompt.of(steps, torch.tensor([3, 6]), 3)
+    assert torch.equal(prompt.observations[1], steps.observations[1, 6:9])
+    assert prompt.timesteps.tolist() == [[3, 4, 5], [6, 7, 8]]
+    assert torch.allclose(prompt.returns_to_go[0, 0], steps.rewards[0, 3:].sum())
+
+
+@pytest.mark.parametrize("z_dim", [0, 4])
+def test_shapes_and_causality_of_the_decision_model(z_dim):
+    torch.manual_seed(0)
+    model = DecisionModel(2, 2, z_dim, max_timestep=12, backbone=TINY, return_scale=10.0)
+    s = random_steps(3, 12)
+    z = torch.randn(3, 12, z_dim) if z_dim else None
+    prompt = Prompt.of(s, torch.tensor([0, 2, 5]), 4)
+    out = model(s.rewards, s.observations, z, s.actions, prompt)
+    assert out.shape == (3, 12, 2) and out.abs().max() <= 1
+    later = s.actions.clone()
+    later[:, 6:] = 9.0  # actions from step 6 on cannot change the prediction of a_0 .. a_6
+    assert torch.allclose(model(s.rewards, s.observations, z, later, prompt)[:, :7], out[:, :7], atol=1e-5)
+
+
+def test_online_play_and_the_task_loss():
+    torch.manual_seed(0)
+    task = MetaDT(episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, prompt_len=2)
+    env = PointRobot(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.random.default_rng(0))
+    steps = play_meta_dt(task.policy, task.world_model, env, -5.0, torch.full((6,), -1.0))
+    assert steps.actions.shape == (2, 6, 2) and steps.actions.abs().max() <= 0.1 + 1e-6
+    assert torch.allclose(steps.observations[:, 1:], steps.next_observations[:, :-1])
+    data = PointRobotData(n_goals=4, n_test_goals=1, episodes_per_goal=3, episode_length=6, batch_size=4)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    assert [tuple(x.shape) for x in batch[:4]] == [(4, 6, 2), (4, 6, 2), (4, 6), (4, 6, 2)]
+    assert torch.isfinite(task.shared_step(batch, "val"))
+
+
+def test_npz_round_trip_and_named_errors(tmp_path):
+    data = generate(n_goals=4, n_test_goals=1, episodes_per_goal=2, episode_length=5)
+    path = save_npz(data, tmp_path / "point.npz")
+    back = load_npz(path)
+    assert np.array_equal(back.rewards, data.rewards) and back.episode_length == 5
+    arrays = dict(np.load(path))
+    np.savez(tmp_path / "missing.npz", **{k: v for k, v in arrays.items() if k != "rewards"})
+    with pytest.raises(DataError, match=r"missing.npz: missing key\(s\) \['rewards'\]"):
+        load_npz(tmp_path / "missing.npz")
+    ragged = dict(arrays, episode_lengths=np.array([5, 5, 4, 6, 5, 5]))
+    np.savez(tmp_path / "ragged.npz", **ragged)
+    with pytest.raises(DataError, match="ragged.npz: key episode_lengths: ragged episodes \\(episode 2 has 4"):
+        load_npz(tmp_path / "ragged.npz")
+    short = dict(arrays, actions=arrays["actions"][:-1])
+    np.savez(tmp_path / "short.npz", **short)
+    with pytest.raises(DataError, match="short.npz: key actions: 29 rows"):
+        load_npz(tmp_path / "short.npz")
+    assert set(NPZ_KEYS) == set(arrays)
