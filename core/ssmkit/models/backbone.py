@@ -51,8 +51,8 @@ class Block(nn.Module):
         y, state = self.mixer.step(self.norm(x_t), state)
         return self._mlp_residual(x_t + self.dropout(y)), state
 
-    def prefill(self, x: Tensor) -> tuple[Tensor, State]:
-        y, state = self.mixer.prefill(self.norm(x))
+    def prefill(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        y, state = self.mixer.prefill(self.norm(x), state)
         return self._mlp_residual(x + self.dropout(y)), state
 
     def _mlp_residual(self, x: Tensor) -> Tensor:
@@ -197,14 +197,16 @@ class SequenceBackbone(nn.Module):
             h = block(h, lengths=lengths, cu_seqlens=cu_seqlens, resets=resets)
         return self.norm_f(h)
 
-    def prefill(self, inputs: Tensor) -> tuple[Tensor, list[State]]:
+    def prefill(self, inputs: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
         """Reads a prompt in one call: inputs as in `forward` -> (hidden states (B, L, d_model), the per-layer state
-        after the last position, ready for `step`)."""
+        after the last position, ready for `step`). Given the per-layer `state` of an earlier prefill, the inputs
+        continue that sequence (chunked prefill)."""
         if not self.causal:
             raise NotImplementedError("a bidirectional backbone has no recurrent state")
-        h, state = self._embed_sequence(inputs), []
-        for block in self.layers:
-            h, layer_state = block.prefill(h)
+        h, layer_states = self._embed_sequence(inputs), state or [None] * len(self.layers)
+        state = []
+        for block, layer_state in zip(self.layers, layer_states, strict=True):
+            h, layer_state = block.prefill(h, layer_state)
             state.append(layer_state)
         return self.norm_f(h), state
 

@@ -26,9 +26,14 @@ class TokenDecoder:
     def allocate_state(self, batch_size: int, device=None, dtype=None) -> list[State]:
         return self.backbone.allocate_state(batch_size, device, dtype)
 
-    def prefill_logits(self, prompt: Tensor) -> tuple[Tensor, list[State]]:
-        """prompt: (B, T) -> (logits at the last position (B, V), the state after it), in one parallel pass."""
-        h, state = self.backbone.prefill(prompt)
+    def prefill_logits(self, prompt: Tensor, chunk_size: int | None = None) -> tuple[Tensor, list[State]]:
+        """prompt: (B, T) -> (logits at the last position (B, V), the state after it), in one parallel pass, or in
+        chunks of `chunk_size` tokens, each read from the previous chunk's state (memory bounded by the chunk)."""
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        state = None
+        for chunk in prompt.split(chunk_size or max(prompt.shape[1], 1), dim=1):
+            h, state = self.backbone.prefill(chunk, state)
         return self.lm_head(h[:, -1]), state
 
     def step_logits(self, tokens_t: Tensor, state: list[State]) -> tuple[Tensor, list[State]]:

@@ -151,6 +151,17 @@ class MixerContract:
             y_rest, _ = step_through(mixer.step, x, state, start=split)
             torch.testing.assert_close(torch.cat([y_prompt, y_rest], 1), y, atol=self.step_atol, rtol=0)
 
+    def test_chunked_prefill_equals_one_pass(self) -> None:
+        """A prompt read in chunks, each from the previous chunk's state, gives the one-pass outputs and a state
+        that steps on as the one-pass state does."""
+        mixer, x, y = self._causal_reference()
+        y_one, state_one = mixer.prefill(x)
+        y_a, state = mixer.prefill(x[:, :5])
+        y_b, state = mixer.prefill(x[:, 5:], state)
+        torch.testing.assert_close(torch.cat([y_a, y_b], dim=1), y_one, atol=1e-9, rtol=1e-7)
+        x_next = self.inputs(length=1)[:, 0]
+        torch.testing.assert_close(mixer.step(x_next, state)[0], mixer.step(x_next, state_one)[0], atol=1e-9, rtol=1e-7)
+
     def test_causal_future_does_not_change_past(self) -> None:
         mixer = self.make()
         if not mixer.causal:

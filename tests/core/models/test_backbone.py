@@ -182,3 +182,21 @@ def test_resets_reach_every_layer():
     x, resets = torch.randn(2, 10, 3, dtype=torch.float64), torch.zeros(2, 10, dtype=torch.bool)
     resets[:, 6] = True
     torch.testing.assert_close(backbone(x, resets=resets)[:, 6:], backbone(x[:, 6:]), atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("mixer", ["mamba", "mamba2", "attention", "s4d"])
+def test_chunked_prefill_equals_one_pass(mixer):
+    """A language model reads a prompt in chunks of 4 (each from the previous chunk's state): the same last logits,
+    and the same next step."""
+    from ssmkit.models.lm import LanguageModel
+    from ssmkit.registry import mixer_class
+
+    torch.manual_seed(0)
+    lm = LanguageModel(11, 16, 2, mixer=mixer, mixer_kwargs=mixer_class(mixer).tiny_kwargs).double().eval()
+    prompt, token = torch.randint(0, 11, (2, 13)), torch.tensor([3, 4])
+    logits_one, state_one = lm.prefill_logits(prompt)
+    logits_chunked, state_chunked = lm.prefill_logits(prompt, chunk_size=4)
+    torch.testing.assert_close(logits_chunked, logits_one, atol=1e-9, rtol=1e-7)
+    torch.testing.assert_close(lm.step_logits(token, state_chunked)[0], lm.step_logits(token, state_one)[0])
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        lm.prefill_logits(prompt, chunk_size=0)
