@@ -118,7 +118,8 @@ class Attention(Mixer):
         else:
             state = self.allocate_state(batch, x.device, x.dtype)
             kept = torch.arange(max(0, seq_len - local), seq_len, device=x.device)
-            state["k"][:, :, kept % local], state["v"][:, :, kept % local] = k[:, :, kept], v[:, :, kept]
+            state["k"][:, :, kept % local] = k[:, :, kept].to(state["k"].dtype)  # bf16 keys under autocast
+            state["v"][:, :, kept % local] = v[:, :, kept].to(state["v"].dtype)
         state["length"] = torch.full((batch,), seq_len, dtype=torch.long, device=x.device)
         return y, state
 
@@ -154,7 +155,9 @@ class Attention(Mixer):
             visible = torch.minimum(length + 1, torch.full_like(length, local)) if self.window else slot + 1
         q, k, v = self._heads(x_t[:, None, :], length[:, None])  # (B, H, 1, d_head)
         batch = torch.arange(x_t.shape[0], device=x_t.device)[rows]
-        k_cache[batch, :, slot[rows]], v_cache[batch, :, slot[rows]] = k[rows, :, 0], v[rows, :, 0]
+        # the cache keeps its dtype (float32 under autocast when the state was allocated from float32 parameters)
+        k_cache[batch, :, slot[rows]] = k[rows, :, 0].to(k_cache.dtype)
+        v_cache[batch, :, slot[rows]] = v[rows, :, 0].to(v_cache.dtype)
         width = int(visible.max())
         mask = (torch.arange(width, device=x_t.device)[None, :] < visible[:, None])[:, None, None, :]
         y = F.scaled_dot_product_attention(q, k_cache[:, :, :width], v_cache[:, :, :width], attn_mask=mask)

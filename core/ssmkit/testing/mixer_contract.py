@@ -121,6 +121,21 @@ class MixerContract:
         for got, want in zip(compiled_grads, [x.grad] + [p.grad for p in mixer.parameters()], strict=True):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
+    def test_runs_under_bf16_autocast(self) -> None:
+        """Under torch.autocast(bfloat16) forward, prefill and step run and stay within 5% of float32 (the scans keep
+        their recurrent state in float32 / complex64: it is allocated from the float32 parameters)."""
+        mixer, x = self.make(torch.float32), self.inputs(dtype=torch.float32)
+        reference = mixer(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = mixer(x)
+            if mixer.causal:
+                _, state = mixer.prefill(x[:, :-1])
+                y_last, _ = mixer.step(x[:, -1], state)
+        assert float((y.float() - reference).norm() / reference.norm()) < 0.05
+        if mixer.causal:
+            error = float((y_last.float() - reference[:, -1]).norm() / reference[:, -1].norm())
+            assert error < 0.05, f"{self.mixer_name}: step after prefill under autocast off by {error:.3f}"
+
     def test_gradients_reach_every_parameter(self) -> None:
         mixer, x = self.make(), self.inputs().requires_grad_()
         mixer(x).square().sum().backward()
