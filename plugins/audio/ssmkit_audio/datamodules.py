@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,10 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
-from ssmkit.data import BaseDataModule, DataError, PadCollate, group_split, stratified_split
+from ssmkit.data import BaseDataModule, DataError, PadCollate, group_split, stratified_split, time_split
 from ssmkit_audio import mulaw, readers
-from ssmkit_audio.synthetic import N_DIGITS, synthetic_digits
+from ssmkit_audio.degrade import Degradation, DegradationRange, compression_level
+from ssmkit_audio.synthetic import N_DIGITS, synthetic_digits, synthetic_music
 
 Tensor = torch.Tensor
 Sample = tuple[Tensor, int]
@@ -144,32 +146,12 @@ class SpokenDigitsData(BaseDataModule):
         return self.read(paths, str(self.root)), labels, speakers, [p.name for p in paths]
 
     def predict_files(self) -> list[Path]:
-        path = Path(self.predict_path)
-        if path.is_dir():
-            files = readers.audio_files(path)
-            if not files:
-                raise DataError(f"no {' / '.join(readers.AUDIO_SUFFIXES)} files", source=path)
-            return files
-        if not path.is_file():
-            raise DataError("no such file or folder", source=path)
-        return [path]
+        return predict_files(self.predict_path)
 
     def read(self, paths: list[Path], source: str) -> list[Tensor]:
         """Decode, convert (one warning per kind of conversion), cut and normalise the clips of `paths`."""
-        clips = [readers.read_clip(p, self.sample_rate, self.wrong_rate, self.stereo) for p in paths]
-        rates = Counter(c.resampled_from for c in clips if c.resampled_from is not None)
-        if rates:
-            warnings.warn(
-                f"{source}: resampled {sum(rates.values())} clip(s) to {self.sample_rate} Hz "
-                f"(from {dict(rates)} Hz; wrong_rate='refuse' stops instead)",
-                stacklevel=2,
-            )
-        mixed = sum(c.mixed for c in clips)
-        if mixed:
-            warnings.warn(
-                f"{source}: mixed {mixed} multi-channel clip(s) to mono (stereo='refuse' stops instead)", stacklevel=2
-            )
-        return self.prepare([torch.from_numpy(c.samples) for c in clips], source)
+        waveforms = read_waveforms(paths, self.sample_rate, self.wrong_rate, self.stereo, source)
+        return self.prepare(waveforms, source)
 
     def prepare(self, waveforms: list[Tensor], source: str) -> list[Tensor]:
         """Cut each clip to `max_length` samples and (with `normalize`) scale it to peak 1 (silence stays silent)."""
@@ -200,6 +182,38 @@ class SpokenDigitsData(BaseDataModule):
         train, val = stratified_split(labels, self.val_fraction, self.seed)
         rank_zero_info(f"{source}: {len(known) or 'unknown'} speaker(s): a stratified {self.val_fraction} is val")
         return {"train": train, "val": val}
+
+
+def read_waveforms(paths: list[Path], sample_rate: int, wrong_rate: str, stereo: str, source: str) -> list[Tensor]:
+    """Decode the files of `paths` to mono (L_i,) float32 at `sample_rate` (`readers.read_clip`), with one warning
+    per kind of conversion (resampling, mixing to mono) for the whole list."""
+    clips = [readers.read_clip(p, sample_rate, wrong_rate, stereo) for p in paths]
+    rates = Counter(c.resampled_from for c in clips if c.resampled_from is not None)
+    if rates:
+        warnings.warn(
+            f"{source}: resampled {sum(rates.values())} clip(s) to {sample_rate} Hz "
+            f"(from {dict(rates)} Hz; wrong_rate='refuse' stops instead)",
+            stacklevel=3,
+        )
+    mixed = sum(c.mixed for c in clips)
+    if mixed:
+        warnings.warn(
+            f"{source}: mixed {mixed} multi-channel clip(s) to mono (stereo='refuse' stops instead)", stacklevel=3
+        )
+    return [torch.from_numpy(c.samples) for c in clips]
+
+
+def predict_files(path: str | Path) -> list[Path]:
+    """The audio files of a folder (sorted), or the one file `path`; DataError when there are none."""
+    path = Path(path)
+    if path.is_dir():
+        files = readers.audio_files(path)
+        if not files:
+            raise DataError(f"no {' / '.join(readers.AUDIO_SUFFIXES)} files", source=path)
+        return files
+    if not path.is_file():
+        raise DataError("no such file or folder", source=path)
+    return [path]
 
 
 class MuLawWindowsData(SpokenDigitsData):
@@ -278,3 +292,198 @@ def index_of(name: str) -> int | None:
     """The index of an FSDD-style name `<label>_<speaker>_<index>.<ext>`, else None."""
     fields = Path(name).stem.split("_")
     return int(fields[2]) if len(fields) == 3 and fields[2].isdigit() else None
+
+
+class DegradedCrops(Dataset):
+    """Training pairs degraded afresh at every draw: a random crop of `clip` samples from one of the recordings
+    (each at least `clip` long, picked in proportion to its length), degraded by a random `Degradation`.
+    A sample is `(degraded (clip,), clean (clip,))` float32."""
+
+    def __init__(
+        self,
+        recordings: list[np.ndarray],
+        clip: int,
+        n_items: int,
+        degradations: DegradationRange,
+        sample_rate: int,
+        seed: int,
+    ) -> None:
+        self.recordings, self.clip, self.n_items = recordings, clip, n_items
+        self.degradations, self.sample_rate = degradations, sample_rate
+        lengths = np.array([len(r) - clip + 1 for r in recordings], dtype=float)
+        self.weights = lengths / lengths.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def state_dict(self) -> dict[str, Any]:
+        """The draws' generator state: `StatefulDataLoader` saves it in checkpoints, so a resumed run draws on."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        recording = self.recordings[self.rng.choice(len(self.recordings), p=self.weights)]
+        start = int(self.rng.integers(len(recording) - self.clip + 1))
+        degradation = self.degradations.draw(self.rng, self.sample_rate)
+        degraded, clean = degradation.apply(recording[start : start + self.clip], self.sample_rate)
+        return torch.from_numpy(degraded), torch.from_numpy(clean)
+
+
+class RestorationData(BaseDataModule):
+    """`audio.restore`'s data: (degraded, clean) clips of music, degraded on the fly for training.
+
+    Recordings: `root=None` gives the bundled synthetic music (`synthetic.synthetic_music`, `n_synthetic` clips of
+    `clip_seconds`; whole clips are split train / val / test); `root` a folder of audio files (those matching one
+    of the `include` patterns, e.g. `Kevin_MacLeod_*`), read as `audio.classify` reads them (resampled / mixed to
+    mono with one warning, or refused; unreadable and truncated files are a `DataError`), each split in time:
+    the first part trains, then `val_fraction`, and the last `test_fraction` of every recording is the test part
+    (`ssmkit.data.time_split`), so test music is never heard in training. Val and test parts are cut into
+    non-overlapping clips of `clip_seconds`.
+
+    Degradation (`degrade.py`): training crops are drawn at random positions of the train parts at every step,
+    scaled to a random peak, low-passed with probability `lowpass_prob` (cut-off uniform in `lowpass_hz`) and
+    coded as MP3 at a bitrate uniform in `kbps` (a real soundfile / LAME round trip); val and test clips are coded
+    once, at `eval_kbps` with no low-pass, at peak `eval_peak`. Batches are `(degraded (B, L), lengths (B,),
+    clean (B, L))` (`PadCollate`). `predict` restores whole files (`predict_path`: a file or a folder; samples
+    `(waveform (L_i,), index)`), or without one the test clips' degraded versions."""
+
+    collate_fn = PadCollate(0.0)
+
+    def __init__(
+        self,
+        root: str | None = None,
+        include: list[str] | None = None,
+        sample_rate: int = 22050,
+        wrong_rate: str = "resample",
+        stereo: str = "mix",
+        clip_seconds: float = 2.0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        n_synthetic: int = 200,
+        kbps: tuple[float, float] = (16.0, 64.0),
+        lowpass_prob: float = 0.5,
+        lowpass_hz: tuple[float, float] = (4000.0, 10000.0),
+        eval_kbps: float = 32.0,
+        eval_peak: float = 0.7,
+        predict_path: str | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        """Degraded / clean music clips from a folder or the synthetic generator (see the class doc).
+
+        Args:
+            root: a folder of WAV / FLAC / OGG / MP3 recordings (None: the bundled synthetic music).
+            include: file-name patterns (fnmatch) of the recordings of `root` to use (None: every audio file).
+            sample_rate: the rate in Hz every recording is brought to (and the model's); an MPEG rate (8 000 to
+                48 000 Hz: 22 050 by default) so that MP3 can code it.
+            wrong_rate: a file at another rate: "resample" (with one warning) or "refuse".
+            stereo: a multi-channel file: "mix" (to mono, with one warning) or "refuse".
+            clip_seconds: length of a training crop and of a val / test clip.
+            val_fraction: the share of each recording (of the synthetic clips) after the train part for validation.
+            test_fraction: the share at the end of each recording (of the synthetic clips) for test.
+            n_synthetic: synthetic music clips to generate (root None).
+            kbps: the range of MP3 bitrates of training pairs (uniform; LAME snaps to its table).
+            lowpass_prob: the probability that a training clip is also low-passed before coding.
+            lowpass_hz: the range of that low-pass's cut-off in Hz (uniform).
+            eval_kbps: the MP3 bitrate of the val and test clips.
+            eval_peak: the peak level of the val and test clips (training peaks are drawn in 0.3-0.95).
+            predict_path: an audio file or a folder of files to restore whole (None: the test clips' degraded ones).
+            batch_size: samples per batch.
+            num_workers: loader processes (0: load in the main process).
+            seed: the data's own randomness (synthetic music, crops, degradations), apart from the training seed.
+        """
+        super().__init__(batch_size, num_workers, seed)
+        if wrong_rate not in readers.WRONG_RATE or stereo not in readers.STEREO:
+            raise ValueError(f"wrong_rate must be one of {readers.WRONG_RATE} and stereo one of {readers.STEREO}")
+        compression_level(eval_kbps, sample_rate)  # a ValueError for a rate MP3 cannot code
+        self.root, self.include, self.sample_rate = root, include, sample_rate
+        self.wrong_rate, self.stereo, self.clip_seconds = wrong_rate, stereo, clip_seconds
+        self.val_fraction, self.test_fraction, self.n_synthetic = val_fraction, test_fraction, n_synthetic
+        self.degradations = DegradationRange((0.3, 0.95), tuple(kbps), lowpass_prob, tuple(lowpass_hz))
+        self.eval_degradation = Degradation(eval_peak, eval_kbps)
+        self.predict_path = predict_path
+        self.names: dict[str, list[str]] = {}
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples per training crop and val / test clip."""
+        return int(self.clip_seconds * self.sample_rate)
+
+    def item_names(self, split: str) -> list[str]:
+        """Names of the items of the split that serves `split`: `<file stem>@<start>s`, `synthetic_<i>`, or the
+        predicted files' names."""
+        return self.names[self.serving_split(split)[0]]
+
+    def build(self, stage: str) -> dict[str, Dataset]:
+        if stage == "predict":
+            return {"predict": self.predict_set()}
+        if "train" in self.datasets:
+            return {}
+        parts = self.recording_parts()
+        datasets: dict[str, Dataset] = {"train": self.train_set([part for part, _, _ in parts["train"]])}
+        for split in ("val", "test"):
+            clips = [clip for part, name, offset in parts[split] for clip in self.cut(part, name, offset)]
+            pairs = [self.eval_degradation.apply(c.numpy(), self.sample_rate) for c, _ in clips]
+            datasets[split] = [(torch.from_numpy(d), torch.from_numpy(c)) for d, c in pairs]
+            self.names[split] = [name for _, name in clips]
+        return datasets
+
+    def predict_set(self) -> list[tuple[Tensor, int]]:
+        """Whole files of `predict_path` (or the degraded test clips), as (waveform (L_i,), index)."""
+        if self.predict_path is None:
+            self.setup("test")
+            self.names["predict"] = list(self.names["test"])
+            return [(degraded, i) for i, (degraded, _) in enumerate(self.datasets["test"])]
+        paths = predict_files(self.predict_path)
+        self.names["predict"] = [p.name for p in paths]
+        waveforms = read_waveforms(paths, self.sample_rate, self.wrong_rate, self.stereo, str(self.predict_path))
+        return [(w, i) for i, w in enumerate(waveforms)]
+
+    def recording_parts(self) -> dict[str, list[tuple[Tensor, str, int]]]:
+        """{split: [(part (L,), recording name, the part's first sample in the recording)]}: synthetic clips go
+        whole to one split each, recordings are split in time."""
+        if self.root is None:
+            clips = synthetic_music(self.n_synthetic, self.clip_seconds, self.sample_rate, self.seed)
+            cuts = time_split(len(clips), self.val_fraction, self.test_fraction, "synthetic music")
+            named = [(torch.from_numpy(c), f"synthetic_{i}", 0) for i, c in enumerate(clips)]
+            return {split: named[cut] for split, cut in cuts.items()}
+        paths = self.recording_files()
+        waveforms = read_waveforms(paths, self.sample_rate, self.wrong_rate, self.stereo, str(self.root))
+        parts: dict[str, list[tuple[Tensor, str, int]]] = {"train": [], "val": [], "test": []}
+        for path, w in zip(paths, waveforms, strict=True):
+            for split, cut in time_split(len(w), self.val_fraction, self.test_fraction, str(path)).items():
+                parts[split].append((w[cut], path.name.split(".")[0], cut.start))
+        return parts
+
+    def recording_files(self) -> list[Path]:
+        """The audio files of `root` matching `include` (all of them without patterns)."""
+        root = Path(self.root)
+        if not root.is_dir():
+            raise DataError("not a folder of audio files", source=root)
+        files = readers.audio_files(root)
+        if self.include is not None:
+            files = [f for f in files if any(fnmatch(f.name, pattern) for pattern in self.include)]
+        if not files:
+            raise DataError(f"no audio files match {self.include}", source=root)
+        return files
+
+    def cut(self, part: Tensor, name: str, offset: int) -> list[tuple[Tensor, str]]:
+        """A part (L,) starting at sample `offset` of its recording -> its non-overlapping clips of `clip_samples`
+        from its start, named `<name>@<start in the recording>s`."""
+        n, rate = self.clip_samples, self.sample_rate
+        return [(part[s : s + n], f"{name}@{(offset + s) / rate:.1f}s") for s in range(0, len(part) - n + 1, n)]
+
+    def train_set(self, parts: list[Tensor]) -> DegradedCrops:
+        """Random degraded crops of the train parts at least a clip long, as many per epoch as whole clips fit."""
+        n = self.clip_samples
+        long = [p.numpy() for p in parts if len(p) >= n]
+        if not long:
+            raise DataError(
+                f"no train part holds a clip of {self.clip_seconds} s", source=str(self.root or "synthetic")
+            )
+        n_items = sum(len(p) // n for p in long)
+        return DegradedCrops(long, n, n_items, self.degradations, self.sample_rate, self.seed)

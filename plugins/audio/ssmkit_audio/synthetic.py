@@ -1,4 +1,14 @@
-"""Synthetic digit-like utterances: the audio plugin's bundled default, so `classify` runs on a fresh machine.
+"""The audio plugin's bundled defaults, so every task runs on a fresh machine: synthetic digit-like utterances
+(`synthetic_digits`, for `classify` and `generate`) and synthetic music (`synthetic_music`, for `restore`).
+
+Music: each clip has 2-4 voices in one key. A voice plays a melody of notes (scale degrees of a major or minor
+scale in its own register, each half, one or two beats long at a clip tempo of 80-160 bpm); a note is a harmonic
+series up to the Nyquist frequency, `a_k = k^(-tilt) * (odd/even colour)` with a little inharmonicity and vibrato,
+under an attack-decay-sustain-release envelope. With probability 0.7 a clip adds hi-hat-like ticks (high-passed
+noise bursts with 20-60 ms decay) on every half beat, so the top octave holds both harmonic and noise content, as
+music does.
+
+Digits:
 
 Each of the ten classes is a fixed "word" (drawn once from `PATTERN_SEED`): two voiced segments whose first two
 formants glide between class-specific targets (F1 250-900 Hz, F2 800-2400 Hz, like vowels and diphthongs), and,
@@ -119,3 +129,75 @@ def synthetic_digits(
     speakers = (np.arange(n_clips) // N_DIGITS) % n_speakers
     clips = [utterance(patterns[c], people[s], rng, sample_rate) for c, s in zip(labels, speakers, strict=True)]
     return clips, labels, [f"spk{s}" for s in speakers]
+
+
+MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
+MINOR = np.array([0, 2, 3, 5, 7, 8, 10])
+
+
+def synthetic_music(n_clips: int, seconds: float = 2.0, sample_rate: int = 22050, seed: int = 0) -> list[np.ndarray]:
+    """`n_clips` clips of synthetic music (see the module doc), each (seconds * sample_rate,) float32, peak 0.5."""
+    rng = np.random.default_rng(seed)
+    return [music_clip(rng, int(seconds * sample_rate), sample_rate) for _ in range(n_clips)]
+
+
+def music_clip(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """One clip (n,) float32 of 2-4 voices and optional ticks, peak 0.5."""
+    key, scale = int(rng.integers(12)), MAJOR if rng.random() < 0.5 else MINOR
+    beat = 60 / rng.uniform(80, 160)  # seconds per beat
+    mix = np.zeros(n)
+    for _ in range(int(rng.integers(2, 5))):
+        mix += rng.uniform(0.4, 1.0) * voice(rng, n, sample_rate, key, scale, beat)
+    if rng.random() < 0.7:
+        mix += ticks(rng, n, sample_rate, beat) * rng.uniform(0.05, 0.3) * np.abs(mix).max()
+    return (mix / max(np.abs(mix).max(), 1e-9) * 0.5).astype(np.float32)
+
+
+def voice(rng: np.random.Generator, n: int, sample_rate: int, key: int, scale: np.ndarray, beat: float) -> np.ndarray:
+    """A melody (n,) of one timbre in one register."""
+    low = int(rng.integers(36, 72))  # MIDI note of the register's bottom
+    tilt, odd = rng.uniform(0.6, 1.6), rng.uniform(0.3, 1.0)  # spectral slope; <1: the even partials softer
+    out, start = np.zeros(n), 0
+    while start < n:
+        length = min(int(beat * rng.choice([0.5, 1.0, 2.0]) * sample_rate), n - start)
+        degree = int(rng.integers(len(scale) * 2))
+        midi = low + key % 12 + scale[degree % len(scale)] + 12 * (degree // len(scale))
+        f0 = 440.0 * 2 ** ((midi - 69) / 12)
+        out[start : start + length] = note(rng, f0, length, sample_rate, tilt, odd)
+        start += length
+    return out
+
+
+def note(rng: np.random.Generator, f0: float, n: int, sample_rate: int, tilt: float, odd: float) -> np.ndarray:
+    """A harmonic note (n,): partials k f0 sqrt(1 + B k^2) below Nyquist, amplitudes k^-tilt (even ones x odd),
+    5-6 Hz vibrato, and an ADSR envelope."""
+    t = np.arange(n) / sample_rate
+    inharmonic = rng.uniform(0, 2e-4)
+    vibrato = 1 + rng.uniform(0, 0.004) * np.sin(2 * np.pi * rng.uniform(5, 6) * t)
+    k = np.arange(1, max(2, int(sample_rate / 2 / f0)))
+    k = k[k * f0 * np.sqrt(1 + inharmonic * k**2) < sample_rate / 2 * 0.98]
+    amplitude = k ** (-tilt) * np.where(k % 2 == 0, odd, 1.0)
+    phase = 2 * np.pi * np.cumsum(f0 * vibrato) / sample_rate  # (n,)
+    stretch = k * np.sqrt(1 + inharmonic * k**2)
+    partials = np.sin(stretch[:, None] * phase[None] + rng.uniform(0, 2 * np.pi, (len(k), 1)))
+    return (amplitude[:, None] * partials).sum(0) * adsr(rng, n, sample_rate)
+
+
+def adsr(rng: np.random.Generator, n: int, sample_rate: int) -> np.ndarray:
+    """Attack 5-40 ms, decay 50-200 ms to a sustain of 0.3-0.8, release 30-150 ms; (n,)."""
+    attack, decay, release = (int(rng.uniform(*r) * sample_rate) for r in ((0.005, 0.04), (0.05, 0.2), (0.03, 0.15)))
+    sustain = rng.uniform(0.3, 0.8)
+    points = [0, min(attack, n), min(attack + decay, n), max(n - release, min(attack + decay, n)), n]
+    return np.interp(np.arange(n), points, [0, 1, sustain, sustain, 0])
+
+
+def ticks(rng: np.random.Generator, n: int, sample_rate: int, beat: float) -> np.ndarray:
+    """Hi-hat-like ticks on every half beat: high-passed noise with a 20-60 ms exponential decay; (n,), peak ~1."""
+    out = np.zeros(n)
+    decay = rng.uniform(0.02, 0.06)
+    size = min(n, int(5 * decay * sample_rate))
+    burst = np.diff(rng.normal(size=size + 1)) * np.exp(-np.arange(size) / (decay * sample_rate)) / 2
+    for start in range(0, n, max(1, int(beat / 2 * sample_rate))):
+        stop = min(n, start + size)
+        out[start:stop] += burst[: stop - start]
+    return out

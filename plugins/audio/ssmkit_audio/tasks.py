@@ -21,16 +21,19 @@ from typing import Any
 import soundfile as sf
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from torchmetrics.functional.audio import scale_invariant_signal_noise_ratio
 
 from ssmkit.data import pad_sequences
 from ssmkit.models import DEFAULT_BACKBONE, BackboneConfig, ClassificationHead
 from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
 from ssmkit_audio import mulaw
-from ssmkit_audio.datamodules import MuLawWindowsData, SpokenDigitsData
+from ssmkit_audio.apollo import NETWORKS, BandRestorer, DualPathSSM, RoformerConv, restore_in_chunks
+from ssmkit_audio.datamodules import MuLawWindowsData, RestorationData, SpokenDigitsData
 from ssmkit_audio.models import LogMel, LogMelCNN, StagedSSM
 from ssmkit_audio.plots import plot_clips
 from ssmkit_audio.sashimi import SashimiLM
+from ssmkit_audio.spectral import codec_cutoff, lsd, mrstft_loss
 from ssmkit_audio.wavenet import WaveNetLM, matched_channels, n_parameters
 
 Tensor = torch.Tensor
@@ -300,3 +303,215 @@ class WaveformGenerator(TaskModule):
             where = png.parent.parent / "generated"
             rank_zero_info(f"generated {len(batch)} clip(s) of {n} samples ({speed:.0f} samples/s): {where}, {png}")
         return waveforms
+
+
+class AudioRestorer(TaskModule):
+    """`audio.restore`: Apollo-style band-split restoration of MP3-degraded / low-passed music (`apollo.py`).
+
+    - `model: ssm` (default): `DualPathSSM`, `backbone.n_layers` layers of a bidirectional `backbone.mixer` block
+      along time then across bands, width `backbone.d_model`;
+    - `model: roformer`: the anchor's `RoformerConv` (RoPE attention across bands + convolution stack along time),
+      `backbone.n_layers` layers, its width chosen so the whole restorer's parameter count is the closest to the
+      SSM restorer the same settings build (`roformer_width: null`), or set by hand.
+
+    Loss: the multi-resolution STFT loss (`spectral.mrstft_loss`, sizes `stft_sizes`) + `wave_weight` x the
+    waveform L1 (- `si_snr_weight` x the output's SI-SNR in dB, off by default). No adversarial term (Apollo's
+    multi-frequency discriminator GAN is not built). Val / test log `<stage>/si_snr` of the output and
+    `<stage>/si_snr_input` of the degraded input (torchmetrics), `<stage>/lsd_high` and `<stage>/lsd_high_input`
+    (log-spectral distance above each clip's codec cut-off, `spectral.codec_cutoff`), and test `test/rtf`
+    (seconds of compute per second of audio).
+    `write_report` writes `report_clips` clips of the split (degraded, restored, clean WAVs in `clips/`, their
+    spectrograms in `plots/<stage>_restored.png`); `predict` restores whole files in overlapping chunks of
+    `chunk_seconds` (`apollo.restore_in_chunks`) and writes `restored/<name>.wav` and
+    `plots/predict_<name>.png` (before / after), printing where."""
+
+    data_links = {"sample_rate": "sample_rate", "clip_samples": "clip_samples"}
+
+    def __init__(
+        self,
+        sample_rate: int,
+        clip_samples: int,
+        model: str = "ssm",
+        backbone: BackboneConfig = DEFAULT_BACKBONE,
+        n_fft: int = 512,
+        hop: int = 256,
+        band_splits_hz: list[float] | None = None,
+        band_widths_hz: list[float] | None = None,
+        residual: bool = True,
+        roformer_heads: int = 4,
+        roformer_width: int | None = None,
+        stft_sizes: list[int] | None = None,
+        wave_weight: float = 1.0,
+        si_snr_weight: float = 0.0,
+        chunk_seconds: float = 4.0,
+        overlap_seconds: float = 0.5,
+        report_clips: int = 3,
+        **kwargs: Any,
+    ) -> None:
+        """A band-split restorer with the SSM or the Roformer band-sequence network (see the class doc).
+
+        Args:
+            sample_rate: the audio's rate in Hz (the command line takes it from the data).
+            clip_samples: samples per training clip, the time axis' l_max (the command line takes it from the data).
+            model: "ssm" (`DualPathSSM`, the default) or "roformer" (the anchor's `RoformerConv`, the baseline).
+            backbone: the SSM's settings (mixer, width = the band features' D, n_layers = dual-path layers); the
+                Roformer takes n_layers and the parameter count to match from it.
+            n_fft: STFT size in samples (hop `hop`, Hann window).
+            hop: STFT hop in samples.
+            band_splits_hz: frequencies where the band width changes (None: 1000, 4000, 8000).
+            band_widths_hz: band width in Hz below the first split, between splits, above the last (None: 100,
+                250, 500, 1000).
+            residual: add the input spectrum to the mapped one (False: Apollo's pure direct mapping).
+            roformer_heads: attention heads of the Roformer.
+            roformer_width: the Roformer's width (None: matched to the SSM restorer's parameter count).
+            stft_sizes: the STFT sizes of the multi-resolution loss (None: 256, 512, 1024).
+            wave_weight: weight of the waveform L1 term (0: spectral loss only).
+            si_snr_weight: weight of the negative SI-SNR (in dB) of the output as a loss term (0: none).
+            chunk_seconds: predict restores files in chunks of this length.
+            overlap_seconds: overlap of neighbouring chunks (cross-faded).
+            report_clips: clips written (WAV + spectrograms) by the fit and test reports.
+        """
+        super().__init__(**kwargs)
+        self.save_hyperparameters()
+        if model not in NETWORKS:
+            raise ValueError(f"model must be one of {NETWORKS}, got {model!r}")
+        self.sample_rate, self.stft_sizes = sample_rate, tuple(stft_sizes or (256, 512, 1024))
+        layout = dict(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop=hop,
+            splits_hz=list(band_splits_hz or (1000, 4000, 8000)),
+            widths_hz=list(band_widths_hz or (100, 250, 500, 1000)),
+            residual=residual,
+        )
+        config = BackboneConfig.of(backbone)
+        n_frames = clip_samples // hop + 1
+        ssm = BandRestorer(**layout, d_model=config.d_model, network=lambda k: DualPathSSM(config, k, n_frames))
+        if model == "ssm":
+            self.restorer = ssm
+        else:
+            width = roformer_width or matched_width(n_parameters(ssm), layout, config.n_layers, roformer_heads)
+            self.restorer = roformer_restorer(layout, width, config.n_layers, roformer_heads)
+        rank_zero_info(f"audio.restore: {model}, {len(self.restorer.widths)} bands, {n_parameters(self):,} parameters")
+
+    def forward(self, degraded: Tensor) -> Tensor:
+        """degraded (B, L) -> restored (B, L)."""
+        return self.restorer(degraded)
+
+    def shared_step(self, batch: tuple[Tensor, Tensor, Tensor], stage: str) -> Tensor:
+        degraded, lengths, clean = batch
+        start = time.perf_counter()
+        restored = self(degraded)
+        elapsed = time.perf_counter() - start
+        restored = restored * (torch.arange(restored.shape[-1], device=lengths.device) < lengths[:, None])
+        loss = self.loss(restored, clean)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(clean))
+        if stage != "train":
+            self.log_quality(restored.detach(), degraded, clean, stage)
+        if stage == "test":
+            rtf = elapsed / (float(lengths.sum()) / self.sample_rate)
+            self.log("test/rtf", rtf, on_step=False, on_epoch=True, batch_size=len(clean))
+        return loss
+
+    def loss(self, restored: Tensor, clean: Tensor) -> Tensor:
+        """restored, clean (B, L) -> MR-STFT loss + wave_weight * L1 - si_snr_weight * SI-SNR (dB)."""
+        loss = (
+            mrstft_loss(restored, clean, self.stft_sizes) + self.hparams.wave_weight * (restored - clean).abs().mean()
+        )
+        if self.hparams.si_snr_weight:
+            loss = loss - self.hparams.si_snr_weight * scale_invariant_signal_noise_ratio(restored, clean).mean()
+        return loss
+
+    def log_quality(self, restored: Tensor, degraded: Tensor, clean: Tensor, stage: str) -> None:
+        """SI-SNR of the output and of the input, and the LSD above the codec cut-off of both (epoch means)."""
+        n = len(clean)
+        si_out = scale_invariant_signal_noise_ratio(restored, clean).mean()
+        si_in = scale_invariant_signal_noise_ratio(degraded, clean).mean()
+        self.log(f"{stage}/si_snr", si_out, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log(f"{stage}/si_snr_input", si_in, on_step=False, on_epoch=True, batch_size=n)
+        cutoff = codec_cutoff(clean, degraded)
+        lsd_out, lsd_in = lsd(clean, restored, cutoff), lsd(clean, degraded, cutoff)
+        cut = ~lsd_in.isnan()
+        if cut.any():
+            n_cut = int(cut.sum())
+            self.log(f"{stage}/lsd_high", lsd_out[cut].mean(), on_step=False, on_epoch=True, batch_size=n_cut)
+            self.log(f"{stage}/lsd_high_input", lsd_in[cut].mean(), on_step=False, on_epoch=True, batch_size=n_cut)
+
+    def batch_tokens(self, batch: tuple[Tensor, Tensor, Tensor]) -> int:
+        """Samples in a batch (throughput in samples per second)."""
+        return int(batch[1].sum())
+
+    @torch.no_grad()
+    def restore(self, waveform: Tensor) -> Tensor:
+        """A whole recording (L,) -> restored (L,), in overlapping chunks of `chunk_seconds` (bounded memory)."""
+        was_training = self.training
+        self.eval()
+        chunk = round(self.hparams.chunk_seconds * self.sample_rate)
+        overlap = round(self.hparams.overlap_seconds * self.sample_rate)
+        restored = restore_in_chunks(self, waveform.to(self.device), chunk, overlap)
+        self.train(was_training)
+        return restored
+
+    def write_report(self, stage: str) -> None:
+        png = self.run_file(f"plots/{stage}_restored.png")
+        data = getattr(self.trainer, "datamodule", None)
+        if png is None or self.hparams.report_clips < 1 or not isinstance(data, RestorationData):
+            return
+        served, dataset = data.serving_split(stage)
+        shown = torch.linspace(0, len(dataset) - 1, self.hparams.report_clips).long().unique().tolist()
+        waveforms, titles = [], []
+        for i in shown:
+            degraded, clean = dataset[i]
+            restored = self.restore(degraded).cpu()
+            name = data.item_names(served)[i]
+            name = name if len(name) <= 40 else "..." + name[-37:]
+            for kind, w in (("degraded", degraded), ("restored", restored), ("clean", clean)):
+                sf.write(self.run_file(f"clips/{stage}_{i}_{kind}.wav"), w.numpy(), self.sample_rate, "PCM_16")
+            si = [float(scale_invariant_signal_noise_ratio(w, clean)) for w in (degraded, restored)]
+            waveforms += [degraded, restored, clean]
+            titles += [f"{name}: degraded, SI-SNR {si[0]:.1f} dB", f"restored, SI-SNR {si[1]:.1f} dB", "clean"]
+        plot_clips(waveforms, self.sample_rate, titles, png)
+        rank_zero_info(f"{stage} restored clips: {png.parent.parent / 'clips'} and {png}")
+
+    def predict_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> list[Tensor]:
+        """batch: (waveforms (B, L) padded, lengths (B,), indices (B,)) -> the restored recordings [(L_i,)], each
+        written as `restored/<name>.wav` with its before / after spectrograms `plots/predict_<name>.png`."""
+        waveforms, lengths, indices = batch
+        data = getattr(self.trainer, "datamodule", None)
+        names = data.item_names("predict") if isinstance(data, RestorationData) else None
+        restored = []
+        for w, length, index in zip(waveforms, lengths.tolist(), indices.tolist(), strict=True):
+            start = time.perf_counter()
+            y = self.restore(w[:length]).cpu()
+            rtf = (time.perf_counter() - start) / (length / self.sample_rate)
+            stem = Path(names[index]).stem if names else f"{batch_idx}_{index}"
+            self.write_restored(w[:length].cpu(), y, stem, rtf)
+            restored.append(y)
+        return restored
+
+    def write_restored(self, before: Tensor, after: Tensor, stem: str, rtf: float) -> None:
+        """The restored recording as `restored/<stem>.wav` and before / after spectrograms; prints the paths."""
+        wav = self.run_file(f"restored/{stem}.wav", required=True)
+        if wav is None:
+            return
+        sf.write(wav, after.clamp(-1, 1).numpy(), self.sample_rate, "PCM_16")
+        png = self.run_file(f"plots/predict_{stem}.png", required=True)
+        plot_clips([before, after], self.sample_rate, [f"{stem}: before", f"{stem}: restored"], png)
+        seconds = len(after) / self.sample_rate
+        rank_zero_info(f"restored {stem} ({seconds:.1f} s, real-time factor {rtf:.3f}): {wav} and {png}")
+
+
+def roformer_restorer(layout: dict[str, Any], width: int, n_layers: int, n_heads: int) -> BandRestorer:
+    """The band-split restorer with the anchor's Roformer + convolution network of `width` and `n_layers`."""
+    return BandRestorer(**layout, d_model=width, network=lambda k: RoformerConv(width, n_layers, n_heads))
+
+
+def matched_width(target: int, layout: dict[str, Any], n_layers: int, n_heads: int) -> int:
+    """The Roformer width (a multiple of n_heads) whose restorer's parameter count is the closest to `target`."""
+    widths = range(n_heads, 1025, n_heads)
+    counts = {}
+    for width in widths:
+        counts[width] = n_parameters(roformer_restorer(layout, width, n_layers, n_heads))
+        if counts[width] > target:
+            break
+    return min(counts, key=lambda w: abs(counts[w] - target))
