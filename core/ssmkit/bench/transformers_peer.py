@@ -19,7 +19,7 @@ from ssmkit.train.plots import markdown_table
 # 4 layers, d_model 256: the generation bench's size
 SHAPES = {
     "quick": {"hidden_size": 32, "num_hidden_layers": 2, "batch": 2, "length": 64, "prompt": 16, "new": 8},
-    "full": {"hidden_size": 256, "num_hidden_layers": 4, "batch": 8, "length": 512, "prompt": 256, "new": 64},
+    "full": {"hidden_size": 256, "num_hidden_layers": 4, "batch": 4, "length": 256, "prompt": 256, "new": 64},
 }
 
 
