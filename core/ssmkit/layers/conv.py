@@ -25,6 +25,13 @@ def causal_conv_step(conv: nn.Conv1d, window: Tensor, x_t: Tensor) -> tuple[Tens
     return (y if conv.bias is None else y + conv.bias), window
 
 
+def causal_conv_from(conv: nn.Conv1d, window: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """x: (B, C, L) continuing after `window` (B, C, K), the last K inputs before it (zeros at a sequence's start)
+    -> (y (B, C, L), the window after x): `causal_conv` over the whole sequence, read in pieces."""
+    full = torch.cat([window[..., 1:], x], dim=-1)
+    return conv(full), causal_conv_window(full, conv.kernel_size[0])
+
+
 def causal_conv_window(x: Tensor, kernel_size: int) -> Tensor:
     """The recurrent state after reading x: (B, C, L): its last K inputs, zero-padded on the left: (B, C, K)."""
     return F.pad(x, (max(0, kernel_size - x.shape[-1]), 0))[..., -kernel_size:].contiguous()

@@ -46,6 +46,14 @@ class DiagonalRecurrence(Mixer):
         h = linear_scan(lam.expand_as(bu), bu, resets=resets)
         return self._readout(h, x, C)
 
+    def _prefill_from(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One parallel scan from the state's h (a chunk of a prompt, or the whole prompt from zeros)."""
+        lam, B, C = self._dynamics()
+        bu = torch.einsum("blh,ph->blp", x.to(B.dtype), B)
+        h = linear_scan(lam.expand_as(bu), bu, state["h"])
+        state["h"] = h[:, -1]
+        return self._readout(h, x, C), state
+
     def _readout(self, h: Tensor, u: Tensor, C: Tensor) -> Tensor:
         return self.output(project(h, C, u.dtype) + self.D * u)
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_step, causal_conv_window
+from ssmkit.layers.conv import causal_conv, causal_conv_from, causal_conv_step
 from ssmkit.layers.dt_init import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.norms import GatedRMSNorm
@@ -103,18 +103,23 @@ class Mamba2(Mixer):
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
         return self._mix(u)[0]
 
-    def _prefill(self, u: Tensor) -> tuple[Tensor, State]:
-        return self._mix(u, self.allocate_state(u.shape[0], u.device, u.dtype))
+    def _prefill_from(self, u: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._mix(u, state)
 
     def _mix(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State | None]:
-        """u: (B, L, D) -> (B, L, D); with a (fresh) `state`, also fills it with the state after the last position."""
+        """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it and the
+        state is updated to the one after the last position."""
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
         conv_in = xBC.transpose(1, 2)  # (B, conv_dim, L)
-        x, B, C = self._split(F.silu(causal_conv(self.conv1d, conv_in).transpose(1, 2)))
+        if state is None:
+            conv_out, window = causal_conv(self.conv1d, conv_in), None
+        else:
+            conv_out, window = causal_conv_from(self.conv1d, state["conv"].to(conv_in.dtype), conv_in)
+        x, B, C = self._split(F.silu(conv_out.transpose(1, 2)))
         y = self._scan(x, dt, B, C, None if state is None else state["ssm"])
         if state is not None:
             y, ssm = y
-            state.update(conv=causal_conv_window(conv_in, self.d_conv), ssm=ssm)
+            state.update(conv=window, ssm=ssm)
         return self.out_proj(self.norm(y.flatten(-2), z)), state
 
     def allocate_state(

@@ -149,13 +149,13 @@ class Mixer(nn.Module):
         """Reads a prompt in one call: x (B, L, D) -> (y, state) with y equal to `forward(x)` and `state` the state
         after the last position, ready for `step`. Given a `state` (from an earlier prefill or step), x continues
         that sequence: a long prompt read in chunks gives the one-pass outputs with memory bounded by the chunk.
-        Mixers with a parallel form override `_prefill`; the default, and any prefill from a given state, steps."""
+        Mixers with a parallel form override `_prefill` / `_prefill_from` (a given state); the default steps."""
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         self._check_dtype("x", x)
         x = self._to_compute(x)
-        y, state = self._prefill(x) if state is None else self._steps(x, state)
+        y, state = self._prefill(x) if state is None else self._prefill_from(x, state)
         self._debug_check(y, "prefill", x)
         return self._to_io(y), state
 
@@ -171,7 +171,12 @@ class Mixer(nn.Module):
         raise NotImplementedError
 
     def _prefill(self, x: Tensor) -> tuple[Tensor, State]:
-        return self._steps(x, self.allocate_state(x.shape[0], x.device, x.dtype))
+        return self._prefill_from(x, self.allocate_state(x.shape[0], x.device, x.dtype))
+
+    def _prefill_from(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """x (B, L, D) continuing from `state` -> (y, the state after the last step). Mixers whose parallel path takes
+        an initial state override this; the default steps."""
+        return self._steps(x, state)
 
     def _steps(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """x (B, L, D) read one step at a time from `state` -> (y (B, L, D), the state after the last step)."""
