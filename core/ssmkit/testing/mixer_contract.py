@@ -136,6 +136,25 @@ class MixerContract:
             error = float((y_last.float() - reference[:, -1]).norm() / reference[:, -1].norm())
             assert error < 0.05, f"{self.mixer_name}: step after prefill under autocast off by {error:.3f}"
 
+    def test_reruns_are_bit_identical(self) -> None:
+        """Deterministic mode (`torch.use_deterministic_algorithms`, what `--trainer.deterministic true` sets): the
+        same inputs give the same bits, outputs and every gradient (the numba kernels' reductions have a fixed
+        order), so a rerun of a seeded run repeats exactly."""
+        mixer, x = self.make(torch.float32), self.inputs(dtype=torch.float32)
+        was = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            runs = []
+            for _ in range(2):
+                mixer.zero_grad()
+                x_run = x.clone().requires_grad_()
+                y = mixer(x_run)
+                y.square().sum().backward()
+                runs.append([y.detach(), x_run.grad] + [p.grad for p in mixer.parameters()])
+        finally:
+            torch.use_deterministic_algorithms(was)
+        assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True)), f"{self.mixer_name}: bits differ on rerun"
+
     def test_gradients_reach_every_parameter(self) -> None:
         mixer, x = self.make(), self.inputs().requires_grad_()
         mixer(x).square().sum().backward()
