@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from ssmkit_kernels.cpu.threads import with_torch_threads
 from ssmkit_kernels.scan_api import linear_scan_backend
 
 Tensor = torch.Tensor
@@ -39,6 +40,7 @@ def _task(task, n_blocks, dim):
     return bi, c0, min(c0 + _BLOCK, dim)
 
 
+@with_torch_threads
 @njit(parallel=True, **_JIT)
 def _forward_kernel(a, b, h0, keep, h):
     """h: (B, L, D) <- the scan of a, b: (B, L, D) from h0: (B, D), with keep: (B, L) (0 at a reset)."""
@@ -54,6 +56,7 @@ def _forward_kernel(a, b, h0, keep, h):
             h[bi, t, c0:c1] = state
 
 
+@with_torch_threads
 @njit(parallel=True, **_JIT)
 def _backward_kernel(a, h0, keep, h, dh, da, db, dh0):
     """da, db: (B, L, D) and dh0: (B, D) from the output gradient dh: (B, L, D), by the reverse recurrence."""

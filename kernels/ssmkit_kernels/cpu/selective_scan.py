@@ -32,6 +32,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from ssmkit_kernels.cpu.threads import with_torch_threads
 from ssmkit_kernels.scan_api import selective_scan_backend, selective_state_update_backend, working_dtype
 
 Tensor = torch.Tensor
@@ -186,6 +187,7 @@ def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, 
                     hs[t - t0 + 1, k, c] = hk
 
 
+@with_torch_threads
 @njit(parallel=True, **_JIT)
 def _forward_kernel(
     u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, out, last, checkpoints, save
@@ -215,6 +217,7 @@ def _forward_kernel(
         last[bi, c0 : c0 + cw] = h.T
 
 
+@with_torch_threads
 @njit(parallel=True, **_JIT)
 def _backward_kernel(
     u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, checkpoints, dout, dlast,
@@ -313,7 +316,7 @@ def _block_size(batch: int, dim: int, groups: list[int]) -> int:
     `_MAX_BLOCK`, the largest that still gives each thread two tasks."""
     base = math.gcd(dim, *(dim // g for g in groups))
     sizes = [s for s in range(min(base, _MAX_BLOCK), 0, -1) if base % s == 0]
-    return next((s for s in sizes if batch * (dim // s) >= 2 * numba.get_num_threads()), sizes[-1])
+    return next((s for s in sizes if batch * (dim // s) >= 2 * torch.get_num_threads()), sizes[-1])
 
 
 def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw: int) -> tuple[Tensor, ...]:
