@@ -17,6 +17,7 @@ from torch import nn
 from ssmkit.layers.gated_output import GatedOutput
 from ssmkit.layers.mixer import Mixer, State
 from ssmkit.ops import linear_scan
+from ssmkit.ops.sequence_parallel import current_split, linear_scan_sequence_parallel
 
 Tensor = torch.Tensor
 
@@ -29,6 +30,7 @@ def project(h: Tensor, C: Tensor, dtype: torch.dtype) -> Tensor:
 class DiagonalRecurrence(Mixer):
     takes_resets = True
     computes_in_float32 = True  # complex diagonal scan
+    sequence_parallel = True  # state passing between ranks: ssmkit.ops.sequence_parallel
 
     def __init__(self, d_model: int, dropout: float = 0.0) -> None:
         super().__init__(d_model)
@@ -43,7 +45,11 @@ class DiagonalRecurrence(Mixer):
         """x (B, L, D), resets (B, L) bool -> (B, L, D)."""
         lam, B, C = self._dynamics()
         bu = torch.einsum("blh,ph->blp", x.to(B.dtype), B)
-        h = linear_scan(lam.expand_as(bu), bu, resets=resets)
+        split = current_split()
+        if split is None:
+            h = linear_scan(lam.expand_as(bu), bu, resets=resets)
+        else:
+            h = linear_scan_sequence_parallel(lam.expand_as(bu), bu, resets, split.group)
         return self._readout(h, x, C)
 
     def _prefill_from(self, x: Tensor, state: State) -> tuple[Tensor, State]:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ssmkit.layers.packing import check_cu_seqlens, pack, sequence_starts, unpack
+from ssmkit.ops.sequence_parallel import current_split
 from ssmkit.shapes import check_lengths, check_shape
 
 Tensor = torch.Tensor
@@ -68,6 +69,8 @@ class Mixer(nn.Module):
     - `takes_resets`: `forward(x, resets=...)` accepts `resets: (B, L)` bool, restarting the state.
     - `tiny_kwargs`: small hyper-parameters for CPU tests: `create_mixer(name, d, **cls.tiny_kwargs)`.
     - `tags_dynamics`: it tags SSM dynamics parameters / kernels for the optimiser groups (`no_weight_decay`).
+    - `sequence_parallel`: inside `ssmkit.ops.sequence_parallel.sequence_parallel(...)` (each rank holds a chunk of
+      the sequence) it passes its state between ranks; the others refuse by name there.
     - `computes_in_float32`: its kernels need float32 (complex arithmetic, FFTs, matrix solves, cdist). Moved to
       float16 / bfloat16 (`mixer.to(torch.bfloat16)`, `.half()`, Lightning's "bf16-true"), it keeps its parameters
       and state in float32, takes and returns the dtype it was moved to (`io_dtype`) and computes in float32 in
@@ -81,6 +84,7 @@ class Mixer(nn.Module):
     tiny_kwargs: ClassVar[dict[str, Any]] = {}
     tags_dynamics: ClassVar[bool] = True
     computes_in_float32: ClassVar[bool] = False
+    sequence_parallel: ClassVar[bool] = False
     io_dtype: torch.dtype | None = None  # set when a float32-computing mixer is moved to a reduced dtype
 
     def __init__(self, d_model: int) -> None:
@@ -115,6 +119,11 @@ class Mixer(nn.Module):
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         if cu_seqlens is not None:
             return self._forward_packed(x, cu_seqlens, lengths, **extra)
+        if current_split() is not None and not (self.sequence_parallel and self.causal):
+            raise ValueError(
+                f"{type(self).__name__} cannot read a sequence split across ranks (sequence_parallel is False, or it "
+                "is bidirectional); mixers that can: the causal linear recurrences (s5, lru)"
+            )
         self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
         x = self._to_compute(x)

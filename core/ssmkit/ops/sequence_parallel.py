@@ -14,12 +14,46 @@ backward is autograd's, through an all-gather whose backward sums the gathered g
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 
 from ssmkit.ops.linear_scan import linear_scan
 
 Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class SequenceSplit:
+    """The sequence is split across the ranks of `group` (None: the default group), one contiguous chunk each."""
+
+    group: dist.ProcessGroup | None = None
+
+
+_SPLITS: list[SequenceSplit] = []
+
+
+@contextmanager
+def sequence_parallel(group: dist.ProcessGroup | None = None) -> Iterator[SequenceSplit]:
+    """Inside, a model's inputs on each rank are that rank's contiguous chunk of the sequence (rank order): mixers
+    with `sequence_parallel` pass their state between ranks; any other mixer refuses by name (its result would be
+    wrong). Per-position layers (embeddings, norms, MLPs) need nothing. Parameter gradients come out per rank:
+    all-reduce them (DDP does) to get the single-process gradients."""
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("sequence_parallel needs an initialised process group (dist.init_process_group)")
+    _SPLITS.append(SequenceSplit(group))
+    try:
+        yield _SPLITS[-1]
+    finally:
+        _SPLITS.pop()
+
+
+def current_split() -> SequenceSplit | None:
+    """The innermost active `sequence_parallel` split, or None."""
+    return _SPLITS[-1] if _SPLITS else None
 
 
 class _AllGather(torch.autograd.Function):

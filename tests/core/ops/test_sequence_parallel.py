@@ -57,3 +57,60 @@ def test_state_passing_equals_one_process(tmp_path, world, complex_values):
     loss(h, weights).backward()
     for key, want in (("h", h.detach()), ("da", a.grad), ("db", b.grad)):
         torch.testing.assert_close(torch.cat([p[key] for p in parts], dim=1), want, atol=1e-10, rtol=1e-9)
+
+
+def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: str) -> None:
+    from ssmkit.models import SequenceBackbone
+    from ssmkit.ops.sequence_parallel import sequence_parallel
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        backbone = SequenceBackbone(d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3).double()
+        x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        part = slice(rank * LENGTH // world, (rank + 1) * LENGTH // world)
+        try:
+            with sequence_parallel():
+                h = backbone(x[:, part])
+        except ValueError as exc:
+            torch.save({"error": str(exc)}, f"{out_dir}/{rank}.pt")
+            return
+        h.square().sum().backward()
+        grads = [p.grad for p in backbone.parameters()]
+        for grad in grads:  # each rank holds its chunk's share of the parameter gradients
+            dist.all_reduce(grad)
+        torch.save({"h": h.detach(), "grads": grads}, f"{out_dir}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mixer", ["s5", "lru"])
+def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
+    from ssmkit.models import SequenceBackbone
+
+    mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), mixer), nprocs=2)
+    parts = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(2)]
+    torch.manual_seed(0)
+    backbone = SequenceBackbone(d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3).double()
+    x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    h = backbone(x)
+    h.square().sum().backward()
+    torch.testing.assert_close(torch.cat([p["h"] for p in parts], dim=1), h.detach(), atol=1e-10, rtol=1e-9)
+    for got, p in zip(parts[0]["grads"], backbone.parameters(), strict=True):
+        torch.testing.assert_close(got, p.grad, atol=1e-10, rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_mixer_without_state_passing_refuses_a_split_sequence(tmp_path):
+    mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), "mamba"), nprocs=2)
+    error = torch.load(tmp_path / "0.pt", weights_only=True)["error"]
+    assert "Mamba cannot read a sequence split across ranks" in error
+
+
+def test_a_split_needs_a_process_group():
+    from ssmkit.ops.sequence_parallel import sequence_parallel
+
+    with pytest.raises(RuntimeError, match="needs an initialised process group"):
+        with sequence_parallel():
+            pass
