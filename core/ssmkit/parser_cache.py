@@ -21,6 +21,7 @@ import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import metadata, util
 from pathlib import Path
 
@@ -68,13 +69,13 @@ class ParserCache:
 
     def load(self) -> ParserFacts | None:
         try:
-            entry = json.loads(self.path().read_text())
+            entry = json.loads(self.path.read_text())
             return ParserFacts(entry["help"], frozenset(entry["keys"]), frozenset(entry["open_keys"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def store(self, facts: ParserFacts) -> None:
-        path = self.path()
+        path = self.path
         entry = {"help": facts.help, "keys": sorted(facts.keys), "open_keys": sorted(facts.open_keys)}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,9 @@ class ParserCache:
         except OSError:
             pass
 
+    @cached_property
     def path(self) -> Path:
+        """The entry's file (the fingerprint walks the packages' files once per command)."""
         root = os.environ.get("SSMKIT_CACHE_DIR") or Path.home() / ".cache" / "ssmkit"
         width = shutil.get_terminal_size().columns  # help is wrapped to the terminal
         name = f"{self.verb}-{self.spec}{'-quick' if self.quick else ''}-{width}-{fingerprint(self.packages)}.json"
