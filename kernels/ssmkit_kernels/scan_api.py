@@ -61,9 +61,9 @@ def _per_channel(p: Tensor, ndim: int, channel_dim: int) -> Tensor:
 
 
 def selective_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
-    """A `selective_scan` backend from `scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> (y, last_state)`
-    (every argument given; A in the working dtype): the signature of `ssmkit.ops.selective_scan_ref`, y alone unless
-    `return_last_state`."""
+    """A `selective_scan` backend from `scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state) -> (y,
+    last_state)` (every argument given; A in the working dtype, initial_state too or None): the signature of
+    `ssmkit.ops.selective_scan_ref`, y alone unless `return_last_state`."""
 
     def selective_scan(
         u: Tensor,
@@ -76,8 +76,11 @@ def selective_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
         delta_bias: Tensor | None = None,
         delta_softplus: bool = False,
         return_last_state: bool = False,
+        initial_state: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        y, last = scan(u, delta, A.to(working_dtype(u.dtype)), B, C, D, z, delta_bias, delta_softplus)
+        work = working_dtype(u.dtype)
+        h0 = None if initial_state is None else initial_state.to(work)
+        y, last = scan(u, delta, A.to(work), B, C, D, z, delta_bias, delta_softplus, h0)
         return (y, last) if return_last_state else y
 
     return _named_as(scan, selective_scan)

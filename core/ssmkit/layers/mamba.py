@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_step, causal_conv_window
+from ssmkit.layers.conv import causal_conv, causal_conv_from, causal_conv_step
 from ssmkit.layers.dt_init import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import selective_scan, selective_state_update
@@ -64,20 +64,26 @@ class Mamba(Mixer):
         no_weight_decay(self.A_log, self.D, self.dt_proj.bias)
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
-        return self.out_proj(self.ssm(x, z))
+        return self._mix(u)[0]
 
-    def _prefill(self, u: Tensor) -> tuple[Tensor, State]:
-        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
-        y, last = self.ssm(x, z, return_last_state=True)
-        ssm_dtype = torch.promote_types(u.dtype, torch.float32)
-        state = {"conv": causal_conv_window(x.transpose(1, 2), self.d_conv), "ssm": last.to(ssm_dtype).contiguous()}
-        return self.out_proj(y), state
+    def _prefill_from(self, u: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._mix(u, state)
 
-    def ssm(self, x: Tensor, z: Tensor, return_last_state: bool = False) -> Tensor | tuple[Tensor, Tensor]:
-        """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E)
-        [, the scan's last state (B, E, N)]."""
-        x = F.silu(causal_conv(self.conv1d, x.transpose(1, 2)))  # (B, E, L)
+    def _mix(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State | None]:
+        """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it in one
+        parallel scan and the state is updated to the one after the last position."""
+        x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
+        return self.out_proj(self.ssm(x, z, state)), state
+
+    def ssm(self, x: Tensor, z: Tensor, state: State | None = None) -> Tensor:
+        """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E). With
+        a `state` the conv and the scan continue from it, and it is updated in place."""
+        conv_in = x.transpose(1, 2)  # (B, E, L)
+        if state is None:
+            x = F.silu(causal_conv(self.conv1d, conv_in))
+        else:
+            x, window = causal_conv_from(self.conv1d, state["conv"].to(conv_in.dtype), conv_in)
+            x = F.silu(x)
         dt, B, C = self._project(x.transpose(1, 2))  # (B, L, R), (B, L, N), (B, L, N)
         out = selective_scan(
             x,
@@ -89,9 +95,13 @@ class Mamba(Mixer):
             z=z.transpose(1, 2),
             delta_bias=self.dt_proj.bias,
             delta_softplus=True,
-            return_last_state=return_last_state,
+            return_last_state=state is not None,
+            initial_state=None if state is None else state["ssm"],
         )
-        return (out[0].transpose(1, 2), out[1]) if return_last_state else out.transpose(1, 2)
+        if state is None:
+            return out.transpose(1, 2)
+        state.update(conv=window, ssm=out[1].to(state["ssm"].dtype))
+        return out[0].transpose(1, 2)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)

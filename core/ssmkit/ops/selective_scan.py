@@ -10,7 +10,11 @@ stays float64) and the output is cast back to `u.dtype`. Only real A is supporte
 
 Shapes (b batch, d channels, l length, n state, g groups):
     u, delta, z: (b, d, l)   A: (d, n)   B, C: (d, n) time-invariant, (b, n, l) or (b, g, n, l)
-    D, delta_bias: (d,)      returns y (b, d, l) [, last_state (b, d, n)]
+    D, delta_bias: (d,)      initial_state: (b, d, n)      returns y (b, d, l) [, last_state (b, d, n)]
+
+`initial_state` (ssmkit's addition; mamba_ssm's selective scan has none) is h_{-1}, zeros when None: a sequence
+read in pieces (chunked prefill, a sequence split across ranks) continues from the state the previous piece left,
+and gradients flow to it.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ def selective_scan(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
+    initial_state: Tensor | None = None,
     *,
     backend: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Selective scan over `l`; see the module docstring for shapes. `backend` forces an implementation."""
-    _check_scan_args(u, delta, A, B, C, D, z, delta_bias)
+    _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
     fn = resolve("selective_scan", u.device.type, backend)
-    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
 
 
 def selective_state_update(
@@ -87,13 +92,14 @@ def selective_scan_ref(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     return_last_state: bool = False,
+    initial_state: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The spec: a plain loop over time. Steps with `unbind` so autograd stays O(l·d·n)."""
     dtype_in, work = u.dtype, working_dtype(u.dtype)
     u, delta, A = u.to(work), step_size(delta, delta_bias, delta_softplus, work, channel_dim=1), A.to(work)
     batch, dim, _ = u.shape
     Bs, Cs = _per_step(B, dim, work), _per_step(C, dim, work)
-    h = u.new_zeros(batch, dim, A.shape[1])
+    h = u.new_zeros(batch, dim, A.shape[1]) if initial_state is None else initial_state.to(work)
     ys = []
     for t, (u_t, dt_t) in enumerate(zip(u.unbind(-1), delta.unbind(-1), strict=True)):
         h = torch.exp(dt_t[..., None] * A) * h + (dt_t * u_t)[..., None] * Bs(t)
@@ -136,7 +142,7 @@ def _per_step(M: Tensor, dim: int, work: torch.dtype):
     return lambda t: steps[t]
 
 
-def _check_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
+def _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state) -> None:
     check_shape("u", u, "(b, d, l)", None, None, None)
     b, d, length = u.shape
     check_shape("delta", delta, "(b, d, l)", b, d, length)
@@ -158,12 +164,15 @@ def _check_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
     for name, t in (("D", D), ("delta_bias", delta_bias)):
         if t is not None:
             check_shape(name, t, "(d,)", d)
+    if initial_state is not None:
+        check_shape("initial_state", initial_state, "(b, d, n)", b, d, n)
 
 
 @example_inputs("selective_scan")
 def selective_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
     """Every optional input (delta_bias past softplus's threshold of 20 on one channel: its linear branch), B per
-    step, C grouped, the last state; then time-invariant B, C per step, nothing optional, no softplus."""
+    step, C grouped, the last state, an initial state; then time-invariant B, C per step, nothing optional, no
+    softplus."""
     b, d, length, n = 2, 4, 13, 3
     u, delta, z = (torch.randn(b, d, length, generator=g, dtype=dtype) for _ in range(3))
     A = -2 * torch.rand(d, n, generator=g, dtype=dtype)
@@ -171,10 +180,11 @@ def selective_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tupl
     D, bias = torch.randn(d, generator=g, dtype=dtype), torch.randn(d, generator=g, dtype=dtype)
     bias[0] = 25.0
     full = [t.requires_grad_() for t in (u, delta.abs(), A, B, C, D, z, bias)]
+    h0 = torch.randn(b, d, n, generator=g, dtype=dtype).requires_grad_()
     u, delta = torch.randn(1, 3, 9, generator=g, dtype=dtype), torch.rand(1, 3, 9, generator=g, dtype=dtype)
     A, B = -torch.rand(3, n, generator=g, dtype=dtype), torch.randn(3, n, generator=g, dtype=dtype)
     plain = [t.requires_grad_() for t in (u, delta, A, B, torch.randn(1, n, 9, generator=g, dtype=dtype))]
-    return [(*full, True, True), (*plain, None, None, None, False, False)]
+    return [(*full, True, True, h0), (*plain, None, None, None, False, False)]
 
 
 @example_inputs("selective_state_update")

@@ -13,7 +13,8 @@ scans with an (n, cw) state whose inner loops run over the block's contiguous ch
 LLVM vectorises, exponentials included (a float32 polynomial exp; see below). The forward keeps the state every
 `chunk` (>= n) steps; the backward recomputes one chunk at a time from those checkpoints (states and decays in an
 L2-sized scratch) and runs the adjoint recurrence backwards through it,
-    g_t = dy_t C_t + exp(dt_{t+1} A) g_{t+1},    g after the last step = d(last_state).
+    g_t = dy_t C_t + exp(dt_{t+1} A) g_{t+1},    g after the last step = d(last_state),
+and what it leaves before the first step is the gradient of the initial state h_{-1}.
 Nothing of size (b, l, d, n) exists: extra memory is dt, x (b, d, l) and the checkpoints (b, d, l / chunk, n).
 Gradients shared between channels (dB, dC of the variable layouts) go to one partial per channel block (a block
 never straddles a group), those shared between batch rows (dA, dD, d delta_bias, time-invariant dB, dC) to one
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import torch
 from llvmlite import ir
@@ -190,15 +190,15 @@ def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, 
 @with_torch_threads
 @njit(parallel=True, **_JIT)
 def _forward_kernel(
-    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, out, last, checkpoints, save
+    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, h0, dt, x, out, last, checkpoints, save
 ):
-    """out: (b, d, l) gated outputs; last: (b, d, n); dt, x: (b, d / cw, l, cw) filled for the backward; with `save`,
-    checkpoints[bi, j, i]: (n, cw) = the state before chunk i."""
+    """h0: (b, d, n) the initial state; out: (b, d, l) gated outputs; last: (b, d, n); dt, x: (b, d / cw, l, cw)
+    filled for the backward; with `save`, checkpoints[bi, j, i]: (n, cw) = the state before chunk i."""
     batch, blocks, length, cw = dt.shape
     for task in prange(batch * blocks):
         bi, j, c0, gb, gc, Bt, Ct = _task(task, dt, B, C, b_var, c_var)
         _prepare(bi, j, u, delta, bias, softplus, dt, x)
-        h = np.zeros(Bt.shape, dt.dtype)
+        h = h0[bi, c0 : c0 + cw].T.copy()
         ys = np.empty((chunk, cw), dt.dtype)
         unused = np.empty((1, 1, 1), dt.dtype)
         for i in range((length + chunk - 1) // chunk):
@@ -221,10 +221,10 @@ def _forward_kernel(
 @njit(parallel=True, **_JIT)
 def _backward_kernel(
     u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, checkpoints, dout, dlast,
-    du, ddelta, dz, dA, dB, dC, dD, dbias,
+    du, ddelta, dz, dA, dB, dC, dD, dbias, dh0,
 ):  # fmt: skip
-    """Reverse pass, chunk by chunk from the checkpoints. Fills du, ddelta, dz: (b, d, l) and the partials
-    dA: (b, d, n), dD, dbias: (b, d) per batch row, dB / dC: (b, d / cw, l, n) per block when variable,
+    """Reverse pass, chunk by chunk from the checkpoints. Fills du, ddelta, dz: (b, d, l), dh0: (b, d, n) and the
+    partials dA: (b, d, n), dD, dbias: (b, d) per batch row, dB / dC: (b, d / cw, l, n) per block when variable,
     (b, 1, d, n) when time-invariant. Each task writes only its own rows: no races.
     """
     batch, blocks, length, cw = dt.shape
@@ -296,6 +296,7 @@ def _backward_kernel(
                     ddelta[bi, d, t] = grad
                     dbias_acc[c] += grad
         dA[bi, c0 : c0 + cw] = dA_acc.T
+        dh0[bi, c0 : c0 + cw] = g.T
         if not b_var:
             dB[bi, 0, c0 : c0 + cw] = dB_acc.T
         if not c_var:
@@ -362,7 +363,7 @@ class SelectiveScanFn(torch.autograd.Function):
     """Autograd wrapper: returns (y, last_state); the backward also propagates a gradient of last_state."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
         (batch, dim, length), n = u.shape, A.shape[1]
         b_var, c_var, has_z = B.dim() > 2, C.dim() > 2, z is not None
         cw = _block_size(batch, dim, [M.shape[1] if M.dim() == 4 else 1 for M in (B, C) if M.dim() > 2])
@@ -371,18 +372,19 @@ class SelectiveScanFn(torch.autograd.Function):
         work = ins[0]
         dt, x = (work.new_empty(batch, dim // cw, length, cw) for _ in range(2))
         out, last = torch.empty_like(work), work.new_empty(batch, dim, n)
+        h0 = _work(initial_state, work.dtype, batch, dim, n)
         checkpoints = work.new_empty((batch, dim // cw, -(-length // chunk), n, cw) if save else (1, 1, 1, 1, 1))
         flags = (delta_softplus, has_z, b_var, c_var, chunk)
-        _forward_kernel(*_np(*ins), *flags, *_np(dt, x, out, last, checkpoints), save)
+        _forward_kernel(*_np(*ins), *flags, *_np(h0, dt, x, out, last, checkpoints), save)
         ctx.save_for_backward(*ins, dt, x, checkpoints)
         ctx.flags = flags
-        ctx.originals = (u, delta, A, B, C, D, z, delta_bias)
+        ctx.originals = (u, delta, A, B, C, D, z, delta_bias, initial_state)
         return out.to(u.dtype), last
 
     @staticmethod
     def backward(ctx, dout, dlast):
         *ins, dt, x, checkpoints = ctx.saved_tensors
-        u, delta, A, B, C, D, z, delta_bias = ctx.originals
+        u, delta, A, B, C, D, z, delta_bias, initial_state = ctx.originals
         b_var, c_var = ctx.flags[2:4]
         (batch, dim, length), n, work = u.shape, A.shape[1], ins[0].dtype
         du, ddelta, dz = (torch.empty(batch, dim, length, dtype=work) for _ in range(3))
@@ -391,9 +393,10 @@ class SelectiveScanFn(torch.autograd.Function):
             dt.new_empty((batch, dt.shape[1], length, n) if var else (batch, 1, dim, n)) for var in (b_var, c_var)
         )
         dD, dbias = torch.empty(batch, dim, dtype=work), torch.empty(batch, dim, dtype=work)
+        dh0 = torch.empty(batch, dim, n, dtype=work)
         _backward_kernel(
             *_np(*ins), *ctx.flags, *_np(dt, x, checkpoints, dout.to(work).contiguous(), dlast.to(work).contiguous()),
-            *_np(du, ddelta, dz, dA, dB, dC, dD, dbias),
+            *_np(du, ddelta, dz, dA, dB, dC, dD, dbias, dh0),
         )  # fmt: skip
         return (
             du.to(u.dtype),
@@ -405,13 +408,14 @@ class SelectiveScanFn(torch.autograd.Function):
             None if z is None else dz.to(z.dtype),
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype),
             None,
+            None if initial_state is None else dh0.to(initial_state.dtype),
         )
 
 
 @selective_scan_backend
-def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
     """The fused CPU selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
-    return SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state)
 
 
 # ---------------------------------------------------------------------------------------------------------------

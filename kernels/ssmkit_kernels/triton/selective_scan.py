@@ -8,15 +8,16 @@ with delta_t = softplus(delta_t + delta_bias) when `delta_softplus`. Shapes (b b
 n state, g groups): u, delta, z (b, d, l); A (d, n); B, C (d, n), (b, n, l) or (b, g, n, l); D, delta_bias (d,).
 
 Blocking: one program per (batch row, block of BLOCK_D channels) holds the (BLOCK_D, n) state in float32 (float64
-for double inputs) and walks l in chunks of BLOCK_L steps. In a chunk, `tl.associative_scan` over the
-(BLOCK_D, BLOCK_N, BLOCK_L) tile of pairs (exp(delta A), delta B u) gives every state from the one carried in;
-softplus, the D skip and the silu(z) gate are fused. The forward saves only the state entering each chunk
-(b, d, ceil(l / BLOCK_L), n). The backward walks the chunks last to first: it recomputes the chunk's states from
-the saved one, runs the reverse scan for the adjoint g_t = dy_t C_t + exp(delta_{t+1} A) g_{t+1} (carried
-between chunks as g at the chunk's first step; the last one starts from d(last_state)), and forms every
-gradient from h_t, h_{t-1} (the chunk's states moved one step with `tl.gather`) and g_t. Gradients summed over batch
-rows (dA, dD, d delta_bias, time-invariant dB, dC) are written per row and summed in torch; variable dB, dC are
-summed over the block's channels (a block never straddles a group) and added with `tl.atomic_add`.
+for double inputs), starting from `initial_state` (zeros without one), and walks l in chunks of BLOCK_L steps. In a
+chunk, `tl.associative_scan` over the (BLOCK_D, BLOCK_N, BLOCK_L) tile of pairs (exp(delta A), delta B u) gives
+every state from the one carried in; softplus, the D skip and the silu(z) gate are fused. The forward saves only the
+state entering each chunk (b, d, ceil(l / BLOCK_L), n). The backward walks the chunks last to first: it recomputes
+the chunk's states from the saved one, runs the reverse scan for the adjoint g_t = dy_t C_t + exp(delta_{t+1} A)
+g_{t+1} (carried between chunks as g at the chunk's first step; the last one starts from d(last_state)), and forms
+every gradient from h_t, h_{t-1} (the chunk's states moved one step with `tl.gather`) and g_t; the initial state's
+is g_0 exp(delta_0 A). Gradients summed over batch rows (dA, dD, d delta_bias, time-invariant dB, dC) are written
+per row and summed in torch; variable dB, dC are summed over the block's channels (a block never straddles a group)
+and added with `tl.atomic_add`.
 """
 
 from __future__ import annotations
@@ -103,14 +104,16 @@ def _time_tile(row, d, t, dim, length):
 @triton.autotune(configs=warp_configs(), key=["BLOCK_D", "BLOCK_N", "BLOCK_L"])
 @triton.jit
 def _selective_scan_fwd(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr, last_ptr, states_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, h0_ptr, y_ptr, last_ptr, states_ptr,
     dim, n, length, sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr,
     SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):  # fmt: skip
     row, d, k, state_mask, A, D, bias = _block(A_ptr, D_ptr, bias_ptr, dim, n, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
     chunks = tl.cdiv(length, BLOCK_L)
     h = tl.zeros((BLOCK_D, BLOCK_N), A.dtype)
+    if HAS_H0:
+        h = tl.load(h0_ptr + (row * dim + d[:, None]) * n + k[None, :], state_mask, 0.0).to(A.dtype)
     for c in range(chunks):
         if SAVE_STATES:
             tl.store(states_ptr + ((row * dim + d[:, None]) * chunks + c) * n + k[None, :], h, state_mask)
@@ -139,9 +142,9 @@ def _selective_scan_fwd(
 @triton.jit
 def _selective_scan_bwd(
     u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, states_ptr, dy_ptr, dlast_ptr,
-    du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr,
+    du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, dh0_ptr,
     dim, n, length, sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC,
-    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr,
     B_VARIES: tl.constexpr, C_VARIES: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):  # fmt: skip
@@ -151,6 +154,7 @@ def _selective_scan_bwd(
     dA = tl.zeros((BLOCK_D, BLOCK_N), A.dtype)
     dB, dC = tl.zeros((BLOCK_D, BLOCK_N), A.dtype), tl.zeros((BLOCK_D, BLOCK_N), A.dtype)
     dD, dbias = tl.zeros((BLOCK_D,), A.dtype), tl.zeros((BLOCK_D,), A.dtype)
+    dh0 = tl.zeros((BLOCK_D, BLOCK_N), A.dtype)  # g_0 exp(dt_0 A): the gradient of the initial state
     chunks = tl.cdiv(length, BLOCK_L)
     for i in range(chunks):
         c = chunks - 1 - i
@@ -198,7 +202,11 @@ def _selective_scan_bwd(
             _add_to_group(dC_ptr, tl.sum(dC_t, 0), row, d, k, t, n, length, sCb, sCg, sCn, sCl, gC)
         else:
             dC += tl.sum(dC_t, 2)
+        if HAS_H0:  # the last chunk walked (the first in time) leaves it
+            dh0 = tl.sum(tl.where(tl.arange(0, BLOCK_L)[None, None, :] == 0, g * decay, 0.0), 2)
         g = tl.sum(tl.where(tl.arange(0, BLOCK_L)[None, None, :] == 0, g, 0.0), 2)
+    if HAS_H0:
+        tl.store(dh0_ptr + state_offs, dh0, state_mask)
     tl.store(dA_ptr + state_offs, dA, state_mask)
     if not B_VARIES:
         tl.store(dB_ptr + state_offs, dB, state_mask)
@@ -268,49 +276,51 @@ class SelectiveScanFn(torch.autograd.Function):
     """(y, last_state) = selective_scan(...); A in the working dtype, the rest in any float dtype."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool) -> tuple[Tensor, Tensor]:
-        u, delta, z = (None if t is None else t.contiguous() for t in (u, delta, z))
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, h0) -> tuple[Tensor, Tensor]:
+        u, delta, z, h0 = (None if t is None else t.contiguous() for t in (u, delta, z, h0))
         (b, dim, length), n = u.shape, A.shape[1]
         (B4, sB, gB, _), (C4, sC, gC, _), meta = _plan(B, C, dim, n)
         save = any(ctx.needs_input_grad)
         y, last = torch.empty_like(u), u.new_empty(b, dim, n, dtype=A.dtype)
         states = u.new_empty(b, dim, triton.cdiv(length, meta["BLOCK_L"]), n, dtype=A.dtype) if save else None
         _selective_scan_fwd[_grid(b, dim)](
-            u, delta, A, B4, C4, D, z, delta_bias, y, last, states, dim, n, length, *sB, gB, *sC, gC,
-            **_flags(D, z, delta_bias, delta_softplus), SAVE_STATES=save, **meta,
+            u, delta, A, B4, C4, D, z, delta_bias, h0, y, last, states, dim, n, length, *sB, gB, *sC, gC,
+            **_flags(D, z, delta_bias, delta_softplus), HAS_H0=h0 is not None, SAVE_STATES=save, **meta,
         )  # fmt: skip
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, states)
         ctx.delta_softplus = delta_softplus
         return y, last
 
     @staticmethod
     def backward(ctx, dy: Tensor, dlast: Tensor):
-        u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, h0, states = ctx.saved_tensors
         (b, dim, length), n = u.shape, A.shape[1]
         (B4, sB, gB, b_varies), (C4, sC, gC, c_varies), meta = _plan(B, C, dim, n)
         du, ddelta, dz = torch.empty_like(u), torch.empty_like(delta), None if z is None else torch.empty_like(z)
         per_row = A.new_empty(b, dim, n)
         dA, dD, dbias = torch.empty_like(per_row), A.new_empty(b, dim), A.new_empty(b, dim)
+        dh0 = None if h0 is None else torch.empty_like(h0)
         dB, dC = (
             torch.zeros_like(M, dtype=A.dtype) if v else torch.empty_like(per_row)
             for M, v in ((B4, b_varies), (C4, c_varies))
         )
         _selective_scan_bwd[_grid(b, dim)](
             u, delta, A, B4, C4, D, z, delta_bias, states, dy.contiguous(), dlast.contiguous(),
-            du, ddelta, dA, dB, dC, dD, dz, dbias, dim, n, length, *sB, gB, *sC, gC,
-            **_flags(D, z, delta_bias, ctx.delta_softplus), B_VARIES=b_varies, C_VARIES=c_varies, **meta,
+            du, ddelta, dA, dB, dC, dD, dz, dbias, dh0, dim, n, length, *sB, gB, *sC, gC,
+            **_flags(D, z, delta_bias, ctx.delta_softplus), HAS_H0=h0 is not None,
+            B_VARIES=b_varies, C_VARIES=c_varies, **meta,
         )  # fmt: skip
         dB, dC = (_bc_grad(g, M, v) for g, M, v in ((dB, B, b_varies), (dC, C, c_varies)))
         dD, dbias = (None if p is None else g.sum(0).to(p.dtype) for g, p in ((dD, D), (dbias, delta_bias)))
-        return du, ddelta, dA.sum(0), dB, dC, dD, dz, dbias, None
+        return du, ddelta, dA.sum(0), dB, dC, dD, dz, dbias, None, dh0
 
 
 @selective_scan_backend
-def selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+def selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
     """The chunked Triton selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
     D, delta_bias = (None if t is None else t.contiguous() for t in (D, delta_bias))
     with on_device(u):
-        return SelectiveScanFn.apply(u, delta, A.contiguous(), B, C, D, z, delta_bias, delta_softplus)
+        return SelectiveScanFn.apply(u, delta, A.contiguous(), B, C, D, z, delta_bias, delta_softplus, initial_state)
 
 
 def _bc_layout(M: Tensor, dim: int) -> tuple[Tensor, tuple[int, ...], int, bool]:

@@ -43,6 +43,7 @@ class Pair:
     name: str
     image: Tensor  # (C, *S) float in [0, 1]
     mask: Tensor | None  # (1, *S) int64 class indices; None for prediction
+    volume: str | None = None  # the volume a 2D slice was cut from (`slices`); None for a whole image
 
 
 def image_name(path: Path) -> str | None:
@@ -76,7 +77,7 @@ def slices(pairs: list[Pair]) -> list[Pair]:
             continue
         for k in range(pair.image.shape[-1]):
             mask = None if pair.mask is None else pair.mask[..., k]
-            flat.append(Pair(f"{pair.name}_z{k:03d}", pair.image[..., k], mask))
+            flat.append(Pair(f"{pair.name}_z{k:03d}", pair.image[..., k], mask, volume=pair.name))
     return flat
 
 
@@ -157,6 +158,10 @@ class PairDataset(Dataset):
 
     def names(self) -> list[str]:
         return [pair.name for pair in self.pairs]
+
+    def volumes(self) -> list[str | None]:
+        """Per item, the volume it is a slice of (None: a whole image)."""
+        return [pair.volume for pair in self.pairs]
 
 
 class SegmentationData(BaseDataModule):
@@ -260,3 +265,7 @@ class SegmentationData(BaseDataModule):
 
     def item_names(self, split: str) -> list[str]:
         return self.serving_split(split)[1].names()
+
+    def item_volumes(self, split: str) -> list[str | None]:
+        """Per item of `split`, the volume it is a slice of (None: a whole image)."""
+        return self.serving_split(split)[1].volumes()

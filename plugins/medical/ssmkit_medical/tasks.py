@@ -137,6 +137,8 @@ class Segmenter(TaskModule):
             predicted = logits.argmax(1, keepdim=True)
             with warnings.catch_warnings():  # HD95 of a class absent from a mask or prediction: nan / inf, logged
                 warnings.filterwarnings("ignore", message=".*this may result in nan/inf distance")
+                # MONAI 1.6's HD95 passes its own deprecated argument to get_mask_edges: not the user's to fix
+                warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
                 for metric in self.seg_metrics.values():
                     metric(self.one_hot(predicted), self.one_hot(masks))
             self.keep(images, masks, predicted)
@@ -210,12 +212,24 @@ class Segmenter(TaskModule):
         if folder is None or not self.predicted:
             return
         data = getattr(self.trainer, "datamodule", None)
-        names = data.item_names("predict") if hasattr(data, "item_names") else None
         values = np.asarray(getattr(data, "label_values", range(self.n_classes)))
-        for i, mask in enumerate(self.predicted):
-            write_mask(folder.parent / (names[i] if names else str(i)), values[mask])
+        masks = {str(i): mask for i, mask in enumerate(self.predicted)}
+        if hasattr(data, "item_names"):
+            masks = stack_volumes(data.item_names("predict"), data.item_volumes("predict"), self.predicted)
+        for name, mask in masks.items():
+            write_mask(folder.parent / name, values[mask])
         plot_overlays(*(list(part) for part in zip(*self.kept, strict=True)), self.class_names(), folder)
         rank_zero_info(f"predicted masks of {len(self.predicted)} image(s): {folder.parent}")
+
+
+def stack_volumes(names: list[str], volumes: list[str | None], masks: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Predicted masks by name, the 2D slices of a volume (in slice order) stacked back into it (H, W, D)."""
+    whole = {name: mask for name, volume, mask in zip(names, volumes, masks, strict=True) if volume is None}
+    stacks: dict[str, list[np.ndarray]] = {}
+    for volume, mask in zip(volumes, masks, strict=True):
+        if volume is not None:
+            stacks.setdefault(volume, []).append(mask)
+    return whole | {volume: np.stack(parts, axis=-1) for volume, parts in stacks.items()}
 
 
 def write_mask(stem: Path, mask: np.ndarray) -> Path:

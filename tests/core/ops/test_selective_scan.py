@@ -78,6 +78,23 @@ def test_last_state_and_step_continue_the_scan():
     torch.testing.assert_close(y_last, y_full[..., 11])
 
 
+@pytest.mark.parametrize("backend", backends()["selective_scan"]["available"])
+def test_a_scan_read_in_two_pieces_equals_one_scan_with_gradients(backend):
+    """The second piece starts from the first's last state (`initial_state`); the gradients of the whole sequence's
+    inputs reach the first piece through that state."""
+    u, delta, A, B, C = (t.requires_grad_() for t in rand_args(L=12))
+    y_full = selective_scan(u, delta, A, B, C, backend=backend)
+    y_head, state = selective_scan(
+        u[..., :7], delta[..., :7], A, B[..., :7], C[..., :7], return_last_state=True, backend=backend
+    )
+    y_tail = selective_scan(u[..., 7:], delta[..., 7:], A, B[..., 7:], C[..., 7:], initial_state=state, backend=backend)
+    torch.testing.assert_close(torch.cat([y_head, y_tail], -1), y_full)
+    weights = torch.randn(y_full.shape, dtype=D64)
+    pieces = torch.autograd.grad((torch.cat([y_head, y_tail], -1) * weights).sum(), (u, delta, A, B))
+    for got, want in zip(pieces, torch.autograd.grad((y_full * weights).sum(), (u, delta, A, B)), strict=True):
+        torch.testing.assert_close(got, want)
+
+
 def test_gradients_flow_to_every_input():
     args = [t.requires_grad_() for t in rand_args(dtype=torch.float32)]
     D = torch.randn(3, requires_grad=True)

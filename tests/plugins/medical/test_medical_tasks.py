@@ -3,13 +3,14 @@
 import csv
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ssmkit.train.cli import run_task
-from ssmkit_medical.tasks import MedicalClassifier, Segmenter
+from ssmkit_medical.tasks import MedicalClassifier, Segmenter, stack_volumes
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +37,25 @@ def test_segment_reports_dice_and_overlays_and_writes_masks_of_a_folder(runs, tm
     rows = list(csv.DictReader(open(run_dir / "val_metrics.csv")))
     assert [r["class"] for r in rows] == ["liver", "kidney"] and {"dice", "iou", "hd95"} <= set(rows[0])
     Image.fromarray(np.full((40, 36), 90, np.uint8)).save(tmp_path / "scan.png")  # larger than the 32 px window
+    volume = np.random.default_rng(0).uniform(0, 255, (40, 36, 3)).astype(np.float32)  # read as 3 slices
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), tmp_path / "vol.nii.gz")
     args = ["--ckpt_path", "last", "--data.predict_root", str(tmp_path)]
     run_task("predict", "medical.segment", args, runs_dir=runs, quick=True)
-    mask = np.asarray(Image.open(run_dir / "predict" / "predictions" / "scan.png"))
+    predictions = run_dir / "predict" / "predictions"
+    mask = np.asarray(Image.open(predictions / "scan.png"))
     assert mask.shape == (40, 36) and set(np.unique(mask)) <= {0, 1, 2}
-    assert (run_dir / "predict" / "predictions" / "overlays.png").is_file()
+    stacked = np.asarray(nib.load(predictions / "vol.nii.gz").dataobj)  # the slices' masks back in one volume
+    assert stacked.shape == (40, 36, 3) and set(np.unique(stacked)) <= {0, 1, 2}
+    assert sorted(p.name for p in predictions.iterdir()) == ["overlays.png", "scan.png", "vol.nii.gz"]
+
+
+def test_sliced_predictions_stack_back_into_their_volumes_in_slice_order():
+    masks = [np.full((2, 2), k) for k in range(5)]
+    names = ["a_z000", "a_z001", "img", "b_z000", "a_z002"]
+    stacked = stack_volumes(names, ["a", "a", None, "b", "a"], masks)
+    assert sorted(stacked) == ["a", "b", "img"]
+    assert stacked["a"].shape == (2, 2, 3) and list(stacked["a"][0, 0]) == [0, 1, 4]
+    assert stacked["img"].shape == (2, 2) and stacked["b"].shape == (2, 2, 1)
 
 
 @pytest.mark.parametrize("name", ["dynunet", "unet"])
