@@ -1,7 +1,8 @@
 """Short causal depthwise convolution (Mamba's `conv1d`, Hyena's and H3's short filters) in its two modes.
 
 The convolution is a depthwise `nn.Conv1d(C, C, K, groups=C)` applied causally: y_t depends on x_{t-K+1..t}.
-The recurrent mode keeps the last K inputs as state `(B, C, K)`.
+The recurrent mode keeps the last K inputs as state `(B, C, K)`; split across ranks, a chunk reads the K inputs
+before it from the previous rank (`causal_conv_continued`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ssmkit.ops.sequence_parallel import conv_halo, current_split
 
 Tensor = torch.Tensor
 
@@ -30,6 +33,18 @@ def causal_conv_from(conv: nn.Conv1d, window: Tensor, x: Tensor) -> tuple[Tensor
     -> (y (B, C, L), the window after x): `causal_conv` over the whole sequence, read in pieces."""
     full = torch.cat([window[..., 1:], x], dim=-1)
     return conv(full), causal_conv_window(full, conv.kernel_size[0])
+
+
+def causal_conv_continued(conv: nn.Conv1d, x: Tensor, window: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """x: (B, C, L) -> (y (B, C, L), the window after x or None): `causal_conv` continuing after `window` (a
+    recurrent state's, then the new window is returned), else, inside `sequence_parallel`, after the previous rank's
+    last inputs (`conv_halo`), else from zeros."""
+    if window is not None:
+        return causal_conv_from(conv, window.to(x.dtype), x)
+    split = current_split()
+    if split is not None:
+        return causal_conv_from(conv, conv_halo(x, conv.kernel_size[0], split.group), x)[0], None
+    return causal_conv(conv, x), None
 
 
 def causal_conv_window(x: Tensor, kernel_size: int) -> Tensor:

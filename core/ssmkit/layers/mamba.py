@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_from, causal_conv_step
+from ssmkit.layers.conv import causal_conv_continued, causal_conv_step
 from ssmkit.layers.dt_init import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import selective_scan, selective_state_update
+from ssmkit.ops.sequence_parallel import current_split, selective_scan_sequence_parallel
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
@@ -30,6 +31,7 @@ Tensor = torch.Tensor
 
 @register_mixer("mamba")
 class Mamba(Mixer):
+    sequence_parallel = True  # conv halo and state passing between ranks: ssmkit.ops.sequence_parallel
     tiny_kwargs = {"d_state": 4, "d_conv": 3, "expand": 2}
 
     def __init__(
@@ -77,31 +79,21 @@ class Mamba(Mixer):
 
     def ssm(self, x: Tensor, z: Tensor, state: State | None = None) -> Tensor:
         """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E). With
-        a `state` the conv and the scan continue from it, and it is updated in place."""
-        conv_in = x.transpose(1, 2)  # (B, E, L)
-        if state is None:
-            x = F.silu(causal_conv(self.conv1d, conv_in))
-        else:
-            x, window = causal_conv_from(self.conv1d, state["conv"].to(conv_in.dtype), conv_in)
-            x = F.silu(x)
+        a `state` the conv and the scan continue from it, and it is updated in place; inside `sequence_parallel`
+        they continue from the ranks before (`ssmkit.ops.sequence_parallel`)."""
+        x, window = causal_conv_continued(self.conv1d, x.transpose(1, 2), None if state is None else state["conv"])
+        x, split = F.silu(x), current_split()  # (B, E, L)
         dt, B, C = self._project(x.transpose(1, 2))  # (B, L, R), (B, L, N), (B, L, N)
-        out = selective_scan(
-            x,
-            (dt @ self.dt_proj.weight.T).transpose(1, 2),
-            -torch.exp(self.A_log),
-            B.transpose(1, 2),
-            C.transpose(1, 2),
-            self.D,
-            z=z.transpose(1, 2),
-            delta_bias=self.dt_proj.bias,
-            delta_softplus=True,
-            return_last_state=state is not None,
-            initial_state=None if state is None else state["ssm"],
-        )
-        if state is None:
-            return out.transpose(1, 2)
-        state.update(conv=window, ssm=out[1].to(state["ssm"].dtype))
-        return out[0].transpose(1, 2)
+        A, delta = -torch.exp(self.A_log), (dt @ self.dt_proj.weight.T).transpose(1, 2)
+        args = (x, delta, A, B.transpose(1, 2), C.transpose(1, 2), self.D, z.transpose(1, 2), self.dt_proj.bias, True)
+        if state is not None:
+            y, last = selective_scan(*args, return_last_state=True, initial_state=state["ssm"])
+            state.update(conv=window, ssm=last.to(state["ssm"].dtype))
+        elif split is not None:
+            y = selective_scan_sequence_parallel(*args, group=split.group)
+        else:
+            y = selective_scan(*args)
+        return y.transpose(1, 2)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)

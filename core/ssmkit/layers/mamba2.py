@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssmkit.layers.conv import causal_conv, causal_conv_from, causal_conv_step
+from ssmkit.layers.conv import causal_conv_continued, causal_conv_step
 from ssmkit.layers.dt_init import dt_bias_init
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.norms import GatedRMSNorm
 from ssmkit.ops import ssd_scan
+from ssmkit.ops.sequence_parallel import current_split, ssd_scan_sequence_parallel
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
@@ -53,6 +54,7 @@ def ssd_head_parameters(
 
 @register_mixer("mamba2")
 class Mamba2(Mixer):
+    sequence_parallel = True  # conv halo and state passing between ranks: ssmkit.ops.sequence_parallel
     tiny_kwargs = {"d_state": 4, "d_conv": 3, "expand": 2, "headdim": 4, "chunk_size": 4}
 
     def __init__(
@@ -108,15 +110,20 @@ class Mamba2(Mixer):
 
     def _mix(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State | None]:
         """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it and the
-        state is updated to the one after the last position."""
+        state is updated to the one after the last position; inside `sequence_parallel` the conv and the scan
+        continue from the ranks before (`ssmkit.ops.sequence_parallel`)."""
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
-        conv_in = xBC.transpose(1, 2)  # (B, conv_dim, L)
-        if state is None:
-            conv_out, window = causal_conv(self.conv1d, conv_in), None
-        else:
-            conv_out, window = causal_conv_from(self.conv1d, state["conv"].to(conv_in.dtype), conv_in)
+        window = None if state is None else state["conv"]
+        conv_out, window = causal_conv_continued(self.conv1d, xBC.transpose(1, 2), window)  # (B, conv_dim, L)
         x, B, C = self._split(F.silu(conv_out.transpose(1, 2)))
-        y = self._scan(x, dt, B, C, None if state is None else state["ssm"])
+        split = current_split()
+        if split is not None and state is None:
+            A = -torch.exp(self.A_log)
+            y = ssd_scan_sequence_parallel(
+                x, dt, A, B, C, self.chunk_size, self.D, dt_bias=self.dt_bias, dt_softplus=True, group=split.group
+            )
+        else:
+            y = self._scan(x, dt, B, C, None if state is None else state["ssm"])
         if state is not None:
             y, ssm = y
             state.update(conv=window, ssm=ssm)

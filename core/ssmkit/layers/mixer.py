@@ -120,9 +120,12 @@ class Mixer(nn.Module):
         if cu_seqlens is not None:
             return self._forward_packed(x, cu_seqlens, lengths, **extra)
         if current_split() is not None and not (self.sequence_parallel and self.causal):
+            from ssmkit.registry import list_mixers, mixer_class
+
+            able = [n for n in list_mixers() if mixer_class(n).sequence_parallel and mixer_class(n).causal]
             raise ValueError(
                 f"{type(self).__name__} cannot read a sequence split across ranks (sequence_parallel is False, or it "
-                "is bidirectional); mixers that can: the causal linear recurrences (s5, lru)"
+                f"is bidirectional); mixers that can: {', '.join(able)}"
             )
         self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
@@ -161,6 +164,8 @@ class Mixer(nn.Module):
         Mixers with a parallel form override `_prefill` / `_prefill_from` (a given state); the default steps."""
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
+        if current_split() is not None:
+            raise ValueError("prefill reads a whole prompt on one rank: call it outside sequence_parallel")
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         self._check_dtype("x", x)
         x = self._to_compute(x)

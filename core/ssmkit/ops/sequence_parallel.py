@@ -1,15 +1,18 @@
-"""Sequence (context) parallelism by state passing, LASP-2 style, for the linear recurrence under S5 and LRU.
+"""Sequence (context) parallelism by state passing, LASP-2 style, for the scans under S5 / LRU (`linear_scan`),
+Mamba (`selective_scan`) and Mamba-2 (`ssd_scan`), and the short causal convolution before the last two.
 
-The sequence is split into contiguous chunks, one per rank of a process group. Each rank scans its chunk from a
-zero state with the local fast path (`linear_scan`), then ONE all-gather exchanges every rank's (total decay a,
-final state S) pair -- (B, D) each, independent of the sequence length -- and each rank combines the pairs of the
-ranks before it into the state entering its chunk,
+The sequence is split into contiguous chunks, one per rank of a process group (`shard_sequence`). Each rank scans
+its chunk from a zero state with the local fast path, then ONE all-gather exchanges every rank's (total decay a,
+final state S) pair -- the state's size, independent of the sequence length -- and each rank combines the pairs of
+the ranks before it into the state entering its chunk,
 
-    S_in(r) = sum_{q < r} (prod_{q < p < r} a_p) S_q,
+    S_in(r) = sum_{q < r} (prod_{q < p < r} a_p) S_q.
 
-and corrects its outputs: h_t += (prod_{s <= t} a_s keep_s) S_in. The result equals the single-process scan; the
-backward is autograd's, through an all-gather whose backward sums the gathered gradients over the group
-(all-reduce) and keeps the rank's own slice, so it runs on gloo (CPU) as on nccl.
+The linear scan then corrects its outputs, h_t += (prod_{s <= t} a_s keep_s) S_in; the selective and SSD scans run
+their chunk again from S_in (their `initial_state(s)`), so the kernels need no correction term. A causal
+convolution of kernel K reads the previous rank's last K inputs (its halo), gathered the same way. The results
+equal the single-process ones; the backward is autograd's, through an all-gather whose backward sums the gathered
+gradients over the group (all-reduce) and keeps the rank's own slice, so it runs on gloo (CPU) as on nccl.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import torch
 import torch.distributed as dist
 
 from ssmkit.ops.linear_scan import linear_scan
+from ssmkit.ops.selective_scan import selective_scan
+from ssmkit.ops.ssd_scan import ssd_scan
+from ssmkit_kernels.scan_api import step_size, working_dtype
 
 Tensor = torch.Tensor
 
@@ -73,6 +79,45 @@ class _AllGather(torch.autograd.Function):
         return grad[dist.get_rank(ctx.group)], None
 
 
+def shard_sequence(x: Tensor, group: dist.ProcessGroup | None = None, dim: int = 1) -> Tensor:
+    """This rank's contiguous chunk of `x` along `dim` (the sequence), rank order. The length must be a multiple of
+    the world size (pad the sequence, with `lengths` marking the padding, or pick a length that divides): uneven
+    chunks are refused rather than guessed."""
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    length = x.shape[dim]
+    if length % world:
+        raise ValueError(
+            f"a sequence of {length} positions does not split evenly over {world} ranks: pad it to a multiple of "
+            f"{world} (e.g. {-(-length // world) * world}) and mark the padding with `lengths`"
+        )
+    return x.narrow(dim, rank * (length // world), length // world)
+
+
+def entering_state(total: Tensor, last: Tensor, group: dist.ProcessGroup | None = None) -> Tensor:
+    """The state entering this rank's chunk from every rank's (total decay, final state from zero), both shaped like
+    the state: S_in(r) = sum_{q < r} (prod_{q < p < r} total_p) last_q, zeros on rank 0. One all-gather."""
+    pairs = _AllGather.apply(torch.stack([total.to(last.dtype), last]), group)  # (world, 2, *state)
+    # every rank's output depends on the gathered pairs (rank 0's through the selection), so every rank runs the
+    # all-gather's backward collective
+    entering = [torch.zeros_like(last)]
+    for decay, state in pairs[:-1]:
+        entering.append(decay * entering[-1] + state)
+    return torch.stack(entering)[dist.get_rank(group)]
+
+
+def conv_halo(x: Tensor, kernel_size: int, group: dist.ProcessGroup | None = None) -> Tensor:
+    """x: (B, C, L_rank) this rank's inputs of a causal convolution -> (B, C, K) the K inputs before them: the previous
+    rank's last K (zeros on rank 0), the `window` of `ssmkit.layers.conv.causal_conv_from`."""
+    if x.shape[-1] < kernel_size:
+        raise ValueError(
+            f"each rank's chunk ({x.shape[-1]} positions) must be at least the convolution's kernel ({kernel_size}): "
+            "use fewer ranks or a longer sequence"
+        )
+    tails = _AllGather.apply(x[..., -kernel_size:], group)  # (world, B, C, K)
+    rank = dist.get_rank(group)
+    return torch.stack([torch.zeros_like(tails[0]), *tails[:-1]])[rank]
+
+
 def linear_scan_sequence_parallel(
     a: Tensor, b: Tensor, resets: Tensor | None = None, group: dist.ProcessGroup | None = None
 ) -> Tensor:
@@ -83,11 +128,51 @@ def linear_scan_sequence_parallel(
     h_local = linear_scan(a, b, resets=resets)
     decay = a if resets is None else a * (~resets)[..., None].to(a.real.dtype)
     running = torch.cumprod(decay, dim=1)  # (B, L, D): prod_{s <= t} a_s keep_s
-    pairs = _AllGather.apply(torch.stack([running[:, -1], h_local[:, -1]]), group)  # (world, 2, B, D)
-    # the entering state of every rank, then this rank's: each rank's output depends on the gathered pairs (rank 0's
-    # through the selection), so every rank runs the all-gather's backward collective
-    entering = [torch.zeros_like(h_local[:, 0])]
-    for total, last in pairs[:-1]:
-        entering.append(total * entering[-1] + last)
-    state_in = torch.stack(entering)[dist.get_rank(group)]
-    return h_local + running * state_in[:, None]
+    return h_local + running * entering_state(running[:, -1], h_local[:, -1], group)[:, None]
+
+
+def selective_scan_sequence_parallel(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    delta_bias: Tensor | None = None,
+    delta_softplus: bool = False,
+    group: dist.ProcessGroup | None = None,
+) -> Tensor:
+    """`ssmkit.ops.selective_scan` (same arguments and shapes, this rank's positions along l) over a sequence split
+    across `group`: equal to the same positions of one scan over the whole sequence. Two scans of the chunk: from
+    zero for (total decay exp(A sum_t dt_t), last state), then from the entering state."""
+    _, last = selective_scan(u, delta, A, B, C, delta_bias=delta_bias, delta_softplus=delta_softplus,
+                             return_last_state=True)  # fmt: skip
+    dt = step_size(delta, delta_bias, delta_softplus, working_dtype(u.dtype), channel_dim=1)  # (b, d, l)
+    total = torch.exp(A.to(dt.dtype) * dt.sum(-1)[..., None])  # (b, d, n)
+    h0 = entering_state(total, last, group)
+    return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state=h0)
+
+
+def ssd_scan_sequence_parallel(
+    x: Tensor,
+    dt: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    chunk_size: int = 64,
+    D: Tensor | None = None,
+    z: Tensor | None = None,
+    dt_bias: Tensor | None = None,
+    dt_softplus: bool = False,
+    group: dist.ProcessGroup | None = None,
+) -> Tensor:
+    """`ssmkit.ops.ssd_scan` (same arguments and shapes, this rank's positions along l) over a sequence split across
+    `group`: equal to the same positions of one scan over the whole sequence. Two scans of the chunk: from zero for
+    (total decay exp(A_h sum_t dt_t) per head, final state), then from the entering state."""
+    _, last = ssd_scan(x, dt, A, B, C, chunk_size, dt_bias=dt_bias, dt_softplus=dt_softplus,
+                       return_final_states=True)  # fmt: skip
+    steps = step_size(dt, dt_bias, dt_softplus, working_dtype(x.dtype))  # (b, l, h)
+    total = torch.exp(A.to(steps.dtype) * steps.sum(1))[..., None, None].expand_as(last)  # (b, h, p, n)
+    h0 = entering_state(total, last, group)
+    return ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states=h0, dt_softplus=dt_softplus)

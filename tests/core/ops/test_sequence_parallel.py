@@ -1,13 +1,20 @@
-"""State-passing sequence parallelism for the linear scan: 2 and 4 CPU processes (gloo) give the single-process
-outputs and gradients, with resets (one right at a rank boundary) and complex values as S5 has."""
+"""State-passing sequence parallelism: 2 and 4 CPU processes (gloo) give the single-process outputs and gradients,
+for the linear scan (resets, one right at a rank boundary; complex values as S5 has), the selective scan and the SSD
+scan (every optional input), and whole backbones of S5, LRU, Mamba and Mamba-2 (conv halo included)."""
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ssmkit.ops import selective_scan, ssd_scan
 from ssmkit.ops.linear_scan import linear_scan
-from ssmkit.ops.sequence_parallel import linear_scan_sequence_parallel
+from ssmkit.ops.sequence_parallel import (
+    linear_scan_sequence_parallel,
+    selective_scan_sequence_parallel,
+    shard_sequence,
+    ssd_scan_sequence_parallel,
+)
 
 LENGTH = 24
 
@@ -59,6 +66,76 @@ def test_state_passing_equals_one_process(tmp_path, world, complex_values):
         torch.testing.assert_close(torch.cat([p[key] for p in parts], dim=1), want, atol=1e-10, rtol=1e-9)
 
 
+def scan_inputs(op: str) -> tuple[list[torch.Tensor], list[int | None], dict]:
+    """The op's inputs in float64 (every optional one; B per step, C grouped for the selective scan), the dim of
+    each that runs along the sequence (None: not split), the keyword arguments."""
+    g = torch.Generator().manual_seed(2)
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)  # noqa: E731
+    if op == "selective":
+        b, d, n = 2, 4, 3
+        args = [r(b, d, LENGTH), r(b, d, LENGTH), -torch.rand(d, n, generator=g, dtype=torch.float64), r(b, n, LENGTH),
+                r(b, 2, n, LENGTH), r(d), r(b, d, LENGTH), r(d)]  # fmt: skip
+        return args, [2, 2, None, 2, 3, None, 2, None], {"delta_softplus": True}
+    b, h, p, n = 2, 2, 3, 4
+    args = [r(b, LENGTH, h, p), r(b, LENGTH, h), -torch.rand(h, generator=g, dtype=torch.float64), r(b, LENGTH, 1, n),
+            r(b, LENGTH, 1, n), r(h), r(b, LENGTH, h, p), r(h)]  # fmt: skip
+    return args, [1, 1, None, 1, 1, None, 1, None], {"dt_softplus": True, "chunk_size": 4}
+
+
+def one_process_scan(op: str, args: list[torch.Tensor], kwargs: dict) -> torch.Tensor:
+    if op == "selective":
+        return selective_scan(*args, **kwargs)
+    x, dt, A, B, C, D, z, bias = args
+    return ssd_scan(x, dt, A, B, C, D=D, z=z, dt_bias=bias, **kwargs)
+
+
+def scan_worker(rank: int, world: int, init_file: str, out_dir: str, op: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        args, dims, kwargs = scan_inputs(op)
+        args = [
+            (a if dim is None else shard_sequence(a, dim=dim)).clone().requires_grad_()
+            for a, dim in zip(args, dims, strict=True)
+        ]
+        if op == "selective":
+            y = selective_scan_sequence_parallel(*args, **kwargs)
+        else:
+            x, dt, A, B, C, D, z, bias = args
+            y = ssd_scan_sequence_parallel(x, dt, A, B, C, D=D, z=z, dt_bias=bias, **kwargs)
+        weights = shard_sequence(torch.randn(y.shape[:1] + (LENGTH,) + y.shape[2:] if op == "ssd" else
+                                             y.shape[:2] + (LENGTH,), generator=torch.Generator().manual_seed(3),
+                                             dtype=torch.float64), dim=1 if op == "ssd" else 2)  # fmt: skip
+        (y * weights).sum().backward()
+        torch.save({"y": y.detach(), "grads": [a.grad for a in args]}, f"{out_dir}/{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [2, 4])
+@pytest.mark.parametrize("op", ["selective", "ssd"])
+def test_gated_scans_on_a_split_sequence_equal_one_process(tmp_path, world, op):
+    mp.spawn(scan_worker, (world, str(tmp_path / "init"), str(tmp_path), op), nprocs=world)
+    parts = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(world)]
+    args, dims, kwargs = scan_inputs(op)
+    args = [a.requires_grad_() for a in args]
+    y = one_process_scan(op, args, kwargs)
+    seq_dim = 1 if op == "ssd" else 2
+    weights = torch.randn(y.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    (y * weights).sum().backward()
+    torch.testing.assert_close(torch.cat([p["y"] for p in parts], dim=seq_dim), y.detach(), atol=1e-10, rtol=1e-9)
+    for i, (arg, dim) in enumerate(zip(args, dims, strict=True)):
+        got = [p["grads"][i] for p in parts]
+        got = sum(got) if dim is None else torch.cat(got, dim=dim)  # shared inputs: the ranks' shares add up
+        torch.testing.assert_close(got, arg.grad, atol=1e-10, rtol=1e-9)
+
+
+def tiny(mixer: str) -> dict:
+    from ssmkit.registry import mixer_class
+
+    return dict(mixer_class(mixer).tiny_kwargs)
+
+
 def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: str) -> None:
     from ssmkit.models import SequenceBackbone
     from ssmkit.ops.sequence_parallel import sequence_parallel
@@ -66,12 +143,17 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.manual_seed(0)
-        backbone = SequenceBackbone(d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3).double()
+        backbone = SequenceBackbone(
+            d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(mixer)
+        ).double()
         x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-        part = slice(rank * LENGTH // world, (rank + 1) * LENGTH // world)
+        try:
+            shard_sequence(x[:, 1:])  # 23 positions do not split over 2 ranks
+        except ValueError as exc:
+            uneven = str(exc)
         try:
             with sequence_parallel():
-                h = backbone(x[:, part])
+                h = backbone(shard_sequence(x))
         except ValueError as exc:
             torch.save({"error": str(exc)}, f"{out_dir}/{rank}.pt")
             return
@@ -79,33 +161,36 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
         grads = [p.grad for p in backbone.parameters()]
         for grad in grads:  # each rank holds its chunk's share of the parameter gradients
             dist.all_reduce(grad)
-        torch.save({"h": h.detach(), "grads": grads}, f"{out_dir}/{rank}.pt")
+        torch.save({"h": h.detach(), "grads": grads, "uneven": uneven}, f"{out_dir}/{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mixer", ["s5", "lru"])
+@pytest.mark.parametrize("mixer", ["s5", "lru", "mamba", "mamba2"])
 def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
     from ssmkit.models import SequenceBackbone
 
     mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), mixer), nprocs=2)
     parts = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(2)]
     torch.manual_seed(0)
-    backbone = SequenceBackbone(d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3).double()
+    backbone = SequenceBackbone(
+        d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(mixer)
+    ).double()
     x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     h = backbone(x)
     h.square().sum().backward()
     torch.testing.assert_close(torch.cat([p["h"] for p in parts], dim=1), h.detach(), atol=1e-10, rtol=1e-9)
     for got, p in zip(parts[0]["grads"], backbone.parameters(), strict=True):
         torch.testing.assert_close(got, p.grad, atol=1e-10, rtol=1e-9)
+    assert "23 positions does not split evenly over 2 ranks: pad it to a multiple of 2" in parts[0]["uneven"]
 
 
 @pytest.mark.slow
 def test_a_mixer_without_state_passing_refuses_a_split_sequence(tmp_path):
-    mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), "mamba"), nprocs=2)
+    mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), "hyena"), nprocs=2)
     error = torch.load(tmp_path / "0.pt", weights_only=True)["error"]
-    assert "Mamba cannot read a sequence split across ranks" in error
+    assert "Hyena cannot read a sequence split across ranks" in error and "mamba2" in error
 
 
 def test_a_split_needs_a_process_group():
