@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from ssmkit.train.plots import markdown_table
-from ssmkit_rl.plots import plot_learning_curves
+from ssmkit_rl.plots import plot_learning_curves, plot_trial_returns
 
 
 def label(config: dict) -> str:
@@ -54,6 +54,33 @@ def summary(run: Path, last: int, threshold: float) -> tuple[str, list, tuple[li
     return name, row, (steps, returns)
 
 
+def trial_returns(run: Path) -> dict[str, list[float]]:
+    """source -> mean return per trial, from a meta-RL run's trial_returns.csv ({} without one)."""
+    path = run / "trial_returns.csv"
+    if not path.is_file():
+        return {}
+    out: dict[str, list[float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            out.setdefault(row["source"], []).append(float(row["return"]))
+    return out
+
+
+def trials_table(runs: list[Path]) -> dict[str, list[float]]:
+    """Print per-trial returns of the meta-RL runs and plot their greedy validation returns per trial."""
+    rows, lines = [], {}
+    for run in runs:
+        name = label(yaml.safe_load((run / "config.yaml").read_text()))
+        for source, returns in trial_returns(run).items():
+            rows.append([name, source, *(f"{r:.1f}" for r in returns), f"{returns[-1] - returns[0]:+.1f}"])
+            if source.startswith("val"):
+                lines[name] = returns
+    if rows:
+        n = max(len(r) for r in rows) - 3
+        print(markdown_table(["agent", "episodes", *(f"trial {k + 1}" for k in range(n)), "last - first"], rows))
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
@@ -61,6 +88,7 @@ def main() -> None:
     parser.add_argument("--title", default="RepeatPreviousEasy, PPO")
     parser.add_argument("--last", type=int, default=5)
     parser.add_argument("--threshold", type=float, default=0.8)
+    parser.add_argument("--trials-out", type=Path, default=Path("trial_returns.png"))
     args = parser.parse_args()
     rows, curves = [], {}
     for run in args.runs:
@@ -78,6 +106,9 @@ def main() -> None:
     ]
     print(markdown_table(header, rows))
     print(plot_learning_curves(curves, args.out, args.title))
+    lines = trials_table(args.runs)
+    if lines:
+        print(plot_trial_returns(lines, args.trials_out, f"{args.title}: greedy return per trial"))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ optimisation epochs), and "val", "test", "predict" hold one index each (one batc
 environments of their own). The environments are made here, seeded per split so that evaluation never reuses
 training episodes: train `seed + restart`, val `seed + 10^6`, test `seed + 2·10^6`, predict `seed + 3·10^6`.
 
-`PointRobotData` (task `meta_dt`): offline multi-task Point-Robot episodes (generated, seeded, or read from npz),
-each served with a prompt episode of the same goal; test / predict are one index each (online play on the
-held-out goals, start positions seeded with the same offsets).
+`MetaDTData` (task `meta_dt`): offline multi-task episodes of a domain (Point-Robot goals, CartPole / Pendulum
+with varied physics; generated and seeded, or read from npz or a Minari dataset), each served with a prompt
+episode of the same task; test / predict are one index each (online play on the held-out tasks, starts seeded
+with the same offsets).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from gymnasium.vector import SyncVectorEnv
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
 
-from ssmkit.data import BaseDataModule
+from ssmkit.data import BaseDataModule, DataError
 from ssmkit_rl.envs import make_env, make_vector_env, resolve_env_id
-from ssmkit_rl.point_robot import OfflineData, generate, load_npz, save_npz
+from ssmkit_rl.offline import OfflineData, generate, load_offline, save_offline
+from ssmkit_rl.offline import domain as offline_domain
 
 SPLIT_SEED_OFFSET = {"train": 0, "val": 1_000_000, "test": 2_000_000, "predict": 3_000_000}
 
@@ -89,10 +91,10 @@ class EnvData(BaseDataModule):
 
 
 class TaskEpisodes(Dataset):
-    """Episodes of an `OfflineData`, each with a prompt episode: another episode of the same goal in this split,
+    """Episodes of an `OfflineData`, each with a prompt episode: another episode of the same task in this split,
     drawn afresh per item (torch's global RNG, seeded by the run's seed). An item is 8 tensors: observations
-    (T, 2), actions (T, 2), rewards (T,), next_observations (T, 2) of the episode, then the same of the prompt
-    episode."""
+    (T, d_obs), actions (T, d_act), rewards (T,), next_observations (T, d_obs) of the episode, then the same of the
+    prompt episode."""
 
     def __init__(self, data: OfflineData, episodes: np.ndarray) -> None:
         self.steps = [
@@ -112,13 +114,14 @@ class TaskEpisodes(Dataset):
         return tuple(x[episode] for x in self.steps) + tuple(x[prompt] for x in self.steps)
 
 
-class PointRobotData(BaseDataModule):
+class MetaDTData(BaseDataModule):
     def __init__(
         self,
+        domain: str = "point_robot",
         path: str | None = None,
-        n_goals: int = 50,
-        n_test_goals: int = 5,
-        episodes_per_goal: int = 40,
+        n_tasks: int = 50,
+        n_test_tasks: int = 5,
+        episodes_per_task: int = 40,
         episode_length: int = 20,
         random_fraction: float = 0.1,
         aim_noise: float = 0.1,
@@ -129,34 +132,40 @@ class PointRobotData(BaseDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        """Offline multi-task Point-Robot episodes (`ssmkit_rl.point_robot`), generated and seeded here.
+        """Offline multi-task episodes of a domain (`ssmkit_rl.offline`), generated and seeded here, or read.
 
-        The "train" and "val" splits hold episodes of the training goals (`val_fraction` of each goal's episodes
+        The "train" and "val" splits hold episodes of the training tasks (`val_fraction` of each task's episodes
         in val); "test" and "predict" are one index each: those stages play `eval_episodes` episodes online on
-        each held-out goal.
+        each held-out task.
 
         Args:
-            path: an npz file (the layout in `ssmkit_rl.point_robot`): read when it exists, else the generated data
-                is written there. None: generate in memory.
-            n_goals: goals on the upper unit half circle.
-            n_test_goals: held-out goals (no offline data; evaluated online).
-            episodes_per_goal: behaviour-policy episodes per training goal.
+            domain: "point_robot" (goals on the half circle), "cartpole" or "pendulum" (varied physics); data read
+                from `path` must be of this domain.
+            path: an .npz file or a Minari dataset folder `<root>/<dataset_id>` (any other path; the layouts are in
+                `ssmkit_rl.offline`): read when it exists, else the generated data is written there. None:
+                generate in memory.
+            n_tasks: tasks (Point-Robot goals, or sets of physical constants).
+            n_test_tasks: held-out tasks (no offline data; evaluated online).
+            episodes_per_task: behaviour-policy episodes per training task.
             episode_length: steps per episode.
             random_fraction: the share of all-random episodes.
-            aim_noise: the behaviour policy's error about the goal (std per axis).
+            aim_noise: the behaviour policy's error about the task (Point-Robot: std of the goal per axis; physics:
+                the relative error of each constant its controller uses).
             max_explore_steps: the most random steps a behaviour episode opens with.
-            val_fraction: the share of each training goal's episodes held out for validation.
-            eval_episodes: online episodes per held-out goal in test / predict.
+            val_fraction: the share of each training task's episodes held out for validation.
+            eval_episodes: online episodes per held-out task in test / predict.
             batch_size: episodes per batch.
             num_workers: loader processes.
-            seed: the goals, the offline data and the evaluation episodes' start positions.
+            seed: the tasks, the offline data and the evaluation episodes' starts.
         """
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed)
+        self.domain = offline_domain(domain)
         self.path = Path(path) if path else None
         self.settings = {
-            "n_goals": n_goals,
-            "n_test_goals": n_test_goals,
-            "episodes_per_goal": episodes_per_goal,
+            "domain_name": domain,
+            "n_tasks": n_tasks,
+            "n_test_tasks": n_test_tasks,
+            "episodes_per_task": episodes_per_task,
             "episode_length": episode_length,
             "random_fraction": random_fraction,
             "aim_noise": aim_noise,
@@ -170,14 +179,32 @@ class PointRobotData(BaseDataModule):
     def offline(self) -> OfflineData:
         """The offline data: read from `path`, or generated (and written to `path` when given)."""
         if self._offline is None:
-            if self.path is not None and self.path.is_file():
-                self._offline = load_npz(self.path)
-                rank_zero_info(f"Point-Robot data read from {self.path}")
+            if self.path is not None and self.path.exists():
+                data = load_offline(self.path)
+                if data.domain != self.domain.name:
+                    raise DataError(
+                        f"the data is of domain {data.domain!r}, but data.domain is {self.domain.name!r}",
+                        source=self.path,
+                    )
+                self._offline = data
+                rank_zero_info(f"{data.domain} data read from {self.path}")
             else:
                 self._offline = generate(**self.settings)
                 if self.path is not None:
-                    rank_zero_info(f"Point-Robot data written to {save_npz(self._offline, self.path)}")
+                    rank_zero_info(f"{self.domain.name} data written to {save_offline(self._offline, self.path)}")
         return self._offline
+
+    @property
+    def obs_dim(self) -> int:
+        return self.domain.obs_dim
+
+    @property
+    def action_dim(self) -> int:
+        return self.domain.action_dim
+
+    @property
+    def max_action(self) -> float:
+        return self.domain.max_action
 
     @property
     def episode_length(self) -> int:

@@ -7,6 +7,9 @@ angle, no velocities). An id that is neither is a `DataError` with the closest n
 Vector environments are gymnasium's `SyncVectorEnv` with same-step autoreset: the observation returned with
 `terminated | truncated` is already the first one of the next episode, so a rollout holds episodes back to back
 and the step after a done starts a new episode (what the agent's resets mark).
+
+The meta-RL task of the S5 paper (`ssmkit_rl.meta_rl`) is registered here as `MetaCartPole-v0` (CartPole-v1) and
+`MetaPendulum-v0` (Pendulum-v1, rewards scaled by 0.1); `--data.env_kwargs '{n_trials: 8}'` sets its options.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from ssmkit.data import DataError
 
 POPGYM_PREFIX = "popgym-"
 ALIASES = {f"StatelessCartPole{level}": f"PositionOnlyCartPole{level}" for level in ("", "Easy", "Medium", "Hard")}
+META_RL_ENVS = {
+    "MetaCartPole-v0": {"env_id": "CartPole-v1"},
+    "MetaPendulum-v0": {"env_id": "Pendulum-v1", "reward_scale": 0.1},
+}
+for _name, _kwargs in META_RL_ENVS.items():
+    if _name not in gym.registry:
+        gym.register(_name, entry_point="ssmkit_rl.meta_rl:MetaRLEnv", kwargs=_kwargs)
 
 
 def popgym_names() -> list[str]:

@@ -1,6 +1,6 @@
 """Meta-DT (Wang et al., 2024, "Meta-DT: Offline Meta-RL as Conditional Sequence Modeling with World Model
 Disentanglement") on a causal sequence backbone: the context-aware world model, the return-conditioned decision
-model, the self-guided prompt, and online play on Point-Robot.
+model, the self-guided prompt, and online play in a domain of `ssmkit_rl.offline` (Point-Robot, CartPole, Pendulum).
 
 - `WorldModel`: a GRU `ContextEncoder` reads the h most recent transitions (s, a, r, s') before step t
   (`context_windows`; zeros before the episode start) into a task embedding z_t; a reward decoder and a next-state
@@ -11,19 +11,19 @@ model, the self-guided prompt, and online play on Point-Robot.
   (R, s, a, with embeddings of its own) goes before the sequence. `z_dim=0` is the plain DT (no context).
 - The self-guided prompt (`select_prompt`): from an episode of the task, the k-step segment whose world-model
   prediction error is largest (starting at h or later, so that its z saw a full context).
-- `play_meta_dt`: N Point-Robot episodes at once, the whole prefix re-read at every step (T = 20).
+- `play_meta_dt`: N episodes at once, the whole prefix re-read at every step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ssmkit.models import BackboneConfig, SequenceBackbone
-from ssmkit_rl.point_robot import MAX_ACTION, PointRobot
 
 Tensor = torch.Tensor
 
@@ -171,6 +171,7 @@ class DecisionModel(nn.Module):
         max_timestep: int,
         backbone: BackboneConfig,
         return_scale: float,
+        max_action: float = 1.0,
     ) -> None:
         """The return-conditioned policy over (R, s + z, a) tokens, with an optional prompt.
 
@@ -181,9 +182,10 @@ class DecisionModel(nn.Module):
             max_timestep: the episode length (timestep embeddings).
             backbone: the causal sequence backbone's settings.
             return_scale: returns-to-go are divided by it.
+            max_action: the action bound (actions are read and predicted divided by it, in [-1, 1]).
         """
         super().__init__()
-        self.z_dim, self.return_scale = z_dim, return_scale
+        self.z_dim, self.return_scale, self.max_action = z_dim, return_scale, max_action
         self.backbone = SequenceBackbone(backbone)
         d = self.backbone.d_model
         self.tokens = TokenEmbedding(obs_dim + z_dim, action_dim, max_timestep, d)
@@ -203,7 +205,7 @@ class DecisionModel(nn.Module):
             p = self.prompt_tokens(
                 prompt.returns_to_go / self.return_scale,
                 prompt.observations,
-                prompt.actions / MAX_ACTION,
+                prompt.actions / self.max_action,
                 prompt.timesteps,
             )
             tokens = torch.cat([p, tokens], dim=1)
@@ -218,32 +220,36 @@ class DecisionModel(nn.Module):
 def play_meta_dt(
     policy: DecisionModel,
     world_model: WorldModel | None,
-    env: PointRobot,
+    env: Any,
     target_return: float,
     rtg_cap: Tensor,
     prompt: Prompt | None = None,
 ) -> Steps:
-    """One episode of T steps in each of env's N goals, acting with the policy on the whole prefix at every step
+    """One episode of T steps in each of env's N tasks (`reset() -> (N, d_obs)`, `step(actions (N, d_act)) ->
+    (next observations, rewards (N,))`), acting with the policy on the whole prefix at every step
     (z_t from the agent's own last h transitions; none without a world model) -> Steps (N, T).
 
     The return-to-go starts at `target_return` and drops by each reward, capped at rtg_cap (T,), the largest
-    return-to-go of the offline data at each step: with rewards of -distance an agent that still has to find its
-    goal would otherwise ask for more than any episode got (even positive returns-to-go), far outside the data."""
+    return-to-go of the offline data at each step: with Point-Robot's rewards of -distance an agent that still has to
+    find its goal would otherwise ask for more than any episode got (even positive returns-to-go), far outside the
+    data."""
     episode_length = len(rtg_cap)
     device = next(policy.parameters()).device
-    n, d_obs = env.goals.shape
+    first = torch.as_tensor(env.reset(), device=device)
+    n, d_obs = first.shape
     obs = torch.zeros(n, episode_length, d_obs, device=device)
     acts = torch.zeros(n, episode_length, policy.head.out_features, device=device)
     rews = torch.zeros(n, episode_length, device=device)
     nexts = torch.zeros_like(obs)
     rtg = torch.zeros(n, episode_length, device=device)
-    obs[:, 0] = torch.as_tensor(env.reset(), device=device)
+    obs[:, 0] = first
     rtg[:, 0] = target_return
     for t in range(episode_length):
         s = slice(0, t + 1)
         steps = Steps(obs[:, s], acts[:, s], rews[:, s], nexts[:, s])
         z = world_model.embed(steps) if world_model is not None else None
-        action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / MAX_ACTION, prompt)[:, -1] * MAX_ACTION
+        scale = policy.max_action
+        action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / scale, prompt)[:, -1] * scale
         following, reward = env.step(action.cpu().numpy())
         acts[:, t], rews[:, t] = action, torch.as_tensor(reward, device=device)
         nexts[:, t] = torch.as_tensor(following, device=device)

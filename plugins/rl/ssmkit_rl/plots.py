@@ -53,3 +53,19 @@ def plot_returns_by_task(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, out)
+
+
+def plot_trial_returns(returns: Mapping[str, Sequence[float]], out: Path, title: str = "") -> Path:
+    """returns: label -> mean return per trial (trial 1 .. n), one line each (meta-RL: later trials should be
+    higher when the agent learns in context)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in returns.items():
+        ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
+    ax.set(xlabel="trial", ylabel="mean trial return", title=title)
+    ax.grid(alpha=0.3)
+    if returns:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, out)

@@ -17,9 +17,9 @@ plugin = Plugin(
         "meta_dt": Task.in_package(
             "ssmkit_rl",
             "MetaDT",
-            "PointRobotData",
+            "MetaDTData",
             "meta_dt",
-            "Meta-DT offline meta-RL on Point-Robot goals: world-model context, self-guided prompt, SSM decision model",
+            "Meta-DT offline meta-RL on Point-Robot goals or CartPole / Pendulum physics, SSM decision model",
         ),
     },
 )

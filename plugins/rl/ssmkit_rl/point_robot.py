@@ -1,5 +1,5 @@
-"""Point-Robot goals (Meta-DT's multi-task benchmark, no physics engine): the environment, its controllers, the
-offline data the plugin generates, and that data as npz.
+"""Point-Robot goals (Meta-DT's multi-task benchmark, no physics engine): the environment, its controllers and its
+pictures.
 
 The environment: a point on the plane starts near the origin (uniform in +-`START_NOISE` per axis); an action is a
 velocity, clipped to +-`MAX_ACTION` per axis, added to the position; the reward is minus the distance between the
@@ -18,28 +18,18 @@ Controllers (`oracle_actions`, `behaviour_actions`, `random_actions`):
   the direction of its past actions and ignores z);
 - uniform random actions in the box.
 
-The npz layout (`save_npz` / `load_npz`; flat arrays, one row per step, episodes back to back):
-    observations (S, 2), actions (S, 2), rewards (S,), next_observations (S, 2): the transitions, float32;
-    episode_lengths (E,) int64, summing to S; episode_tasks (E,) int64: each episode's goal index;
-    goals (G, 2) float32: the goals; test_tasks (n_test,) int64: the held-out goal indices.
-A missing key, rows that do not add up, or episodes of unequal length (ragged) are a `DataError` naming the file
-and the key. Minari's format (HDF5 episode groups) is not written or read yet.
+The offline data, its generator and its files (npz, Minari) are domain-independent: `ssmkit_rl.offline`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from ssmkit.data import DataError
 
 MAX_ACTION = 0.1
 START_NOISE = 0.05
 OBS_DIM = ACTION_DIM = 2
-NPZ_STEP_KEYS = ("observations", "actions", "rewards", "next_observations")
-NPZ_KEYS = (*NPZ_STEP_KEYS, "episode_lengths", "episode_tasks", "goals", "test_tasks")
 
 
 def half_circle_goals(n_goals: int, n_test_goals: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +50,10 @@ class PointRobot:
         self.goals = np.asarray(goals, dtype=np.float32)
         self.rng = rng
         self.position = np.zeros_like(self.goals)
+
+    @property
+    def n(self) -> int:
+        return len(self.goals)
 
     def reset(self) -> np.ndarray:
         """Start positions (N, 2), uniform in +-START_NOISE."""
@@ -118,123 +112,6 @@ def behaviour_actions(
     steer = b.gain * (b.aim - position) + rng.normal(0.0, 1.0, position.shape) * b.noise
     explore = b.random | (t < b.explore_steps) | (rng.random(len(position)) < epsilon)
     return np.clip(np.where(explore[:, None], random_actions(len(position), rng), steer), -MAX_ACTION, MAX_ACTION)
-
-
-@dataclass
-class OfflineData:
-    """Episodes of equal length T: observations, next_observations (E, T, 2), actions (E, T, 2), rewards (E, T);
-    tasks (E,) goal indices; goals (G, 2); test_tasks (n_test,)."""
-
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_observations: np.ndarray
-    tasks: np.ndarray
-    goals: np.ndarray
-    test_tasks: np.ndarray
-
-    @property
-    def episode_length(self) -> int:
-        return int(self.rewards.shape[1])
-
-    @property
-    def train_tasks(self) -> np.ndarray:
-        return np.setdiff1d(np.arange(len(self.goals)), self.test_tasks)
-
-    def returns(self) -> np.ndarray:
-        """(E,) episode returns."""
-        return self.rewards.sum(axis=1)
-
-
-def generate(
-    n_goals: int = 50,
-    n_test_goals: int = 5,
-    episodes_per_goal: int = 40,
-    episode_length: int = 20,
-    random_fraction: float = 0.1,
-    aim_noise: float = 0.1,
-    max_explore_steps: int = 6,
-    seed: int = 0,
-) -> OfflineData:
-    """The offline multi-task set: `episodes_per_goal` medium-policy episodes on every training goal (none on the
-    held-out ones), seeded."""
-    goals, test_tasks = half_circle_goals(n_goals, n_test_goals, seed)
-    rng = np.random.default_rng(seed + 1)
-    train = np.setdiff1d(np.arange(n_goals), test_tasks)
-    tasks = np.repeat(train, episodes_per_goal)
-    env = PointRobot(goals[tasks], rng)
-    behaviour = Behaviour.draw(goals[tasks], random_fraction, aim_noise, max_explore_steps, rng)
-    steps = play(env, lambda pos, t: behaviour_actions(pos, t, behaviour, rng), episode_length)
-    return OfflineData(*steps, tasks=tasks.astype(np.int64), goals=goals, test_tasks=test_tasks.astype(np.int64))
-
-
-def play(env: PointRobot, policy, episode_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One episode of each of env's N goals with `policy(position (N, 2), step) -> actions (N, 2)`:
-    (observations (N, T, 2), actions (N, T, 2), rewards (N, T), next_observations (N, T, 2))."""
-    obs, acts, rews, nexts = [], [], [], []
-    position = env.reset()
-    for t in range(episode_length):
-        action = np.clip(policy(position, t), -MAX_ACTION, MAX_ACTION).astype(np.float32)
-        following, reward = env.step(action)
-        obs.append(position), acts.append(action), rews.append(reward), nexts.append(following)
-        position = following
-    return tuple(np.stack(x, axis=1) for x in (obs, acts, rews, nexts))
-
-
-# ---- npz ---------------------------------------------------------------------------------------------------
-
-
-def save_npz(data: OfflineData, path: str | Path) -> Path:
-    """Write `data` in the flat layout of the module docstring."""
-    n_episodes, length = data.rewards.shape
-    flat = {k: getattr(data, k).reshape(n_episodes * length, *getattr(data, k).shape[2:]) for k in NPZ_STEP_KEYS}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        path,
-        **flat,
-        episode_lengths=np.full(n_episodes, length, dtype=np.int64),
-        episode_tasks=data.tasks,
-        goals=data.goals,
-        test_tasks=data.test_tasks,
-    )
-    return path
-
-
-def load_npz(path: str | Path) -> OfflineData:
-    """Read a file in the flat layout; a missing key, rows that do not add up or ragged episodes are a DataError."""
-    with np.load(path, allow_pickle=False) as f:
-        missing = [k for k in NPZ_KEYS if k not in f]
-        if missing:
-            raise DataError(f"missing key(s) {missing}; a Point-Robot npz holds {list(NPZ_KEYS)}", source=path)
-        arrays = {k: f[k] for k in NPZ_KEYS}
-    lengths = arrays["episode_lengths"]
-    if len(lengths) == 0 or np.any(lengths < 1):
-        raise DataError("key episode_lengths: needs at least one episode, each of at least one step", source=path)
-    if np.any(lengths != lengths[0]):
-        bad = int(np.flatnonzero(lengths != lengths[0])[0])
-        raise DataError(
-            f"key episode_lengths: ragged episodes (episode {bad} has {lengths[bad]} steps, episode 0 has "
-            f"{lengths[0]}); every episode must have the same length",
-            source=path,
-        )
-    n_episodes, length = len(lengths), int(lengths[0])
-    for key in NPZ_STEP_KEYS:
-        if len(arrays[key]) != n_episodes * length:
-            raise DataError(
-                f"key {key}: {len(arrays[key])} rows, but episode_lengths sums to {n_episodes * length}", source=path
-            )
-    if len(arrays["episode_tasks"]) != n_episodes:
-        raise DataError(
-            f"key episode_tasks: {len(arrays['episode_tasks'])} entries for {n_episodes} episodes", source=path
-        )
-    steps = [arrays[k].reshape(n_episodes, length, *arrays[k].shape[1:]).astype(np.float32) for k in NPZ_STEP_KEYS]
-    return OfflineData(
-        *steps,
-        tasks=arrays["episode_tasks"].astype(np.int64),
-        goals=arrays["goals"].astype(np.float32),
-        test_tasks=arrays["test_tasks"].astype(np.int64),
-    )
 
 
 # ---- pictures ----------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ agent's memory starts empty at every rollout (`resets[:, 0]` is true; see the RE
 takes no initial state, so the update's scan cannot start from the acting state), and restarts at every episode
 boundary, so acting and the update's one parallel scan over the rollout compute the same function.
 `run_episodes` plays one episode in each of N environments (the first episode of each) and can keep the frames of
-the first one.
+the first one. Environments that report `trial_returns` in the info of an episode's last step (the meta-RL task,
+`ssmkit_rl.meta_rl`) get them collected per ended episode beside the returns.
 """
 
 from __future__ import annotations
@@ -42,11 +43,22 @@ class Rollout:
     last_values: Tensor
     episode_returns: list[float] = field(default_factory=list)  # of the episodes that ended in this rollout
     episode_lengths: list[int] = field(default_factory=list)
+    trial_returns: list[np.ndarray] = field(default_factory=list)  # (n_trials,) per ended episode, where reported
 
     def rows(self, index: Tensor) -> Rollout:
         """The environments `index` (a minibatch of whole sequences)."""
         keys = ("inputs", "resets", "actions", "log_probs", "values", "rewards", "dones", "last_values")
         return Rollout(**{k: getattr(self, k)[index] for k in keys})
+
+
+@dataclass
+class Ended:
+    """An episode that ended: its environment, return, length and (meta-RL) per-trial returns (n_trials,)."""
+
+    env: int
+    episode_return: float
+    length: int
+    trial_returns: np.ndarray | None = None
 
 
 class EnvRunner:
@@ -56,8 +68,12 @@ class EnvRunner:
         self.envs, self.n = envs, envs.num_envs
         self.reader = ObservationReader(envs.single_observation_space)
         self.spec = agent.action
-        obs, _ = envs.reset(seed=seed)
-        self.obs = obs
+        self.restart(seed)
+
+    def restart(self, seed: int | None = None) -> None:
+        """Start a new episode in every environment (seed None: their seeded streams go on); the episodes in
+        flight are dropped."""
+        self.obs, _ = self.envs.reset(seed=seed)
         self.prev_action = torch.zeros(self.n, self.spec.d_encoded)
         self.prev_reward = torch.zeros(self.n)
         self.running_return = np.zeros(self.n)
@@ -67,14 +83,23 @@ class EnvRunner:
         """(N, d_features + d_action + 1): observation features, previous action, previous reward."""
         return torch.cat([self.reader(self.obs), self.prev_action, self.prev_reward[:, None]], dim=1)
 
-    def step(self, actions: Tensor) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float, int]]]:
-        """Send actions (N,) / (N, A) -> (rewards (N,), dones (N,) bool, [(env, return, length) of ended episodes])."""
-        obs, rewards, terminated, truncated, _ = self.envs.step(self.spec.to_env(actions))
+    def step(self, actions: Tensor) -> tuple[np.ndarray, np.ndarray, list[Ended]]:
+        """Send actions (N,) / (N, A) -> (rewards (N,), dones (N,) bool, the episodes that ended)."""
+        obs, rewards, terminated, truncated, infos = self.envs.step(self.spec.to_env(actions))
         rewards = np.asarray(rewards, dtype=np.float64)
         dones = np.logical_or(terminated, truncated)
         self.running_return += rewards
         self.running_length += 1
-        ended = [(int(i), float(self.running_return[i]), int(self.running_length[i])) for i in np.flatnonzero(dones)]
+        trials = infos.get("final_info", {})
+        ended = [
+            Ended(
+                int(i),
+                float(self.running_return[i]),
+                int(self.running_length[i]),
+                trials["trial_returns"][i] if trials.get("_trial_returns", np.zeros(self.n, bool))[i] else None,
+            )
+            for i in np.flatnonzero(dones)
+        ]
         self.running_return[dones], self.running_length[dones] = 0.0, 0
         keep = torch.as_tensor(~dones, dtype=torch.float32)
         self.obs = obs
@@ -121,8 +146,9 @@ def collect(agent: ActorCritic, runner: EnvRunner, n_steps: int) -> Rollout:
         rewards=torch.stack(rewards, dim=1).to(device),
         dones=torch.stack(dones, dim=1).to(device),
         last_values=last_values,
-        episode_returns=[ret for _, ret, _ in ended],
-        episode_lengths=[length for _, _, length in ended],
+        episode_returns=[e.episode_return for e in ended],
+        episode_lengths=[e.length for e in ended],
+        trial_returns=[e.trial_returns for e in ended if e.trial_returns is not None],
     )
 
 
@@ -135,6 +161,7 @@ class Episodes:
     value_loss: float  # 0.5 mean squared error of the critic against the discounted return-to-go
     frames: list[np.ndarray] = field(default_factory=list)  # of environment 0, when recorded
     finished: bool = True  # every episode ended within max_steps
+    trial_returns: list[np.ndarray] = field(default_factory=list)  # (n_trials,) per episode, where reported
 
 
 @torch.no_grad()
@@ -153,11 +180,12 @@ def run_episodes(
     resets_t = torch.ones(runner.n, dtype=torch.bool, device=device)
     active = np.ones(runner.n, dtype=bool)
     returns, lengths = np.zeros(runner.n), np.zeros(runner.n, dtype=np.int64)
-    values, rewards = [], []
+    values, rewards, trials = [], [], {}
     frames = [runner.envs.envs[0].render()] if record else []
     for _ in range(max_steps):
         actions, _, v, state = act(agent, runner.inputs().to(device), resets_t, state, deterministic)
-        r, d, _ = runner.step(actions)
+        r, d, ended = runner.step(actions)
+        trials |= {e.env: e.trial_returns for e in ended if active[e.env] and e.trial_returns is not None}
         values.append(np.where(active, v.cpu().numpy(), np.nan))
         rewards.append(np.where(active, r, np.nan))
         returns += np.where(active, r, 0.0)
@@ -174,6 +202,7 @@ def run_episodes(
         episode_value_loss(np.stack(values), np.stack(rewards), gamma),
         frames,
         finished=not active.any(),
+        trial_returns=[trials[i] for i in sorted(trials)],
     )
 
 

@@ -20,6 +20,14 @@ return-to-go). At the end of fit: `learning_curve.csv` and `plots/learning_curve
 steps). `test` logs the same under `test/`; `predict` writes `episode_returns.csv` and `episode.gif` (one episode,
 where the environment renders rgb_array frames) and prints where.
 
+Meta-RL (`--data.env_id MetaCartPole-v0`, `ssmkit_rl.meta_rl`): environments that report per-trial returns get
+`train/trial_return_first`, `train/trial_return_last` (means over the episodes ended in the rollout) and
+`val/trial_return_first`, `val/trial_return_last`, `val/trial_gain` (last - first, greedy) logged; at the end of
+fit `trial_returns.csv` (per trial: the training episodes of the last 5 rollouts and the last validation) and
+`plots/trial_returns.png`. `restart_envs: true` restarts every environment at each rollout's start, so no episode
+loses its memory at a rollout boundary (the memory starts empty at every rollout, see below); the episodes cut at
+a rollout's end still train (bootstrapped) but are not counted as returns.
+
 Resume: the environments cannot be saved, so a resumed run makes them again (seeded by the number of updates
 done, so it does not replay the first episodes); the episodes in flight at the checkpoint are dropped. The
 counters (environment steps, updates, training seconds) and the learning curve travel in the checkpoint.
@@ -39,7 +47,7 @@ from ssmkit.models import BackboneConfig
 from ssmkit.train.module import TaskModule
 from ssmkit.train.optim import param_groups, warmup_cosine
 from ssmkit_rl.agents import S5_MEMORY, ActorCritic, make_memory
-from ssmkit_rl.datamodules import EnvData, PointRobotData
+from ssmkit_rl.datamodules import EnvData, MetaDTData
 from ssmkit_rl.envs import can_render, make_env
 from ssmkit_rl.meta_dt import (
     DecisionModel,
@@ -51,23 +59,15 @@ from ssmkit_rl.meta_dt import (
     returns_to_go,
     segment_returns,
 )
-from ssmkit_rl.plots import plot_learning_curves, plot_returns_by_task, write_gif
-from ssmkit_rl.point_robot import (
-    ACTION_DIM,
-    MAX_ACTION,
-    OBS_DIM,
-    PointRobot,
-    oracle_actions,
-    play,
-    random_actions,
-    render_frames,
-)
+from ssmkit_rl.offline import play
+from ssmkit_rl.plots import plot_learning_curves, plot_returns_by_task, plot_trial_returns, write_gif
 from ssmkit_rl.ppo import gae, minibatch_rows, normalise, policy_loss, value_loss
 from ssmkit_rl.rollout import EnvRunner, Episodes, Rollout, collect, run_episodes
 from ssmkit_rl.spaces import ActionSpec, ObservationReader
 
 Tensor = torch.Tensor
 CURVE_COLUMNS = ("env_steps", "update", "episode_return", "train_seconds")
+TRIAL_WINDOW = 5  # rollouts whose ended episodes make the training per-trial returns of trial_returns.csv
 
 
 class PPO(TaskModule):
@@ -93,6 +93,7 @@ class PPO(TaskModule):
         vf_coef: float = 0.5,
         ent_coef: float = 0.01,
         max_grad_norm: float = 0.5,
+        restart_envs: bool = False,
         deterministic_eval: bool = True,
         max_eval_steps: int = 10_000,
         gif_frames: int = 300,
@@ -121,6 +122,8 @@ class PPO(TaskModule):
             vf_coef: the value loss's weight.
             ent_coef: the entropy bonus's weight.
             max_grad_norm: the gradient norm each optimiser step is clipped to.
+            restart_envs: restart every environment at each rollout's start (no episode spans two rollouts, so none
+                loses its memory mid-way; meant for long meta-RL episodes).
             deterministic_eval: validation / test / predict act greedily (argmax / mean); false samples.
             max_eval_steps: steps after which an evaluation episode is cut.
             gif_frames: the most frames predict's episode.gif holds.
@@ -141,6 +144,8 @@ class PPO(TaskModule):
         self.agent = ActorCritic(make_memory(agent, d_in, backbone, hidden), spec, head_hidden)
         self.env_steps, self.updates, self.train_seconds = 0, 0, 0.0
         self.curve: list[list[float]] = []  # rows of CURVE_COLUMNS
+        self.trial_curve: list[list[float]] = []  # per update with meta-RL episodes: [env_steps, mean per trial...]
+        self.val_trials: list[float] = []  # the last validation's mean return per trial
         self.runner: EnvRunner | None = None
 
     # ---- environments ------------------------------------------------------------------------------------
@@ -156,6 +161,8 @@ class PPO(TaskModule):
             data = self.env_data()
             envs = data.make_envs(self.hparams.n_envs)
             self.runner = EnvRunner(envs, self.agent, data.env_seed("train", restart=self.updates))
+        elif self.hparams.restart_envs:
+            self.runner.restart()
         return self.runner
 
     def on_train_end(self) -> None:
@@ -228,6 +235,10 @@ class PPO(TaskModule):
                 "train/episode_length": float(np.mean(rollout.episode_lengths)),
             }
             self.curve.append([self.env_steps, self.updates, mean_return, self.train_seconds])
+        if rollout.trial_returns:
+            trials = np.mean(rollout.trial_returns, axis=0)
+            log |= {"train/trial_return_first": float(trials[0]), "train/trial_return_last": float(trials[-1])}
+            self.trial_curve.append([self.env_steps, *map(float, trials)])
         self.log_dict(log, on_step=True, on_epoch=False, batch_size=1)
         if "train/episode_return" in log:
             self.log("return", log["train/episode_return"], prog_bar=True, logger=False, batch_size=1)
@@ -271,6 +282,13 @@ class PPO(TaskModule):
             prog_bar=stage == "val",
             batch_size=1,
         )
+        if episodes.trial_returns:
+            trials = np.mean(episodes.trial_returns, axis=0)
+            first, last = float(trials[0]), float(trials[-1])
+            log = {f"{stage}/trial_return_first": first, f"{stage}/trial_return_last": last}
+            self.log_dict(log | {f"{stage}/trial_gain": last - first}, batch_size=1)
+            if stage == "val":
+                self.val_trials = trials.tolist()
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         self.log_episodes(self.evaluate("val"), "val")
@@ -331,6 +349,29 @@ class PPO(TaskModule):
             {label: (steps, returns)}, self.run_file("plots/learning_curve.png"), self.env_data().env_id
         )
         rank_zero_info(f"learning curve: {path} and {png}")
+        self.write_trial_returns()
+
+    def write_trial_returns(self) -> None:
+        """Meta-RL: trial_returns.csv (source, trial, return) and plots/trial_returns.png, return against trial."""
+        if not self.trial_curve:
+            return
+        per_trial = {
+            f"train (sampled, last {TRIAL_WINDOW} rollouts)": np.mean(
+                [row[1:] for row in self.trial_curve[-TRIAL_WINDOW:]], axis=0
+            ).tolist()
+        }
+        if self.val_trials:
+            per_trial["val (greedy, last validation)"] = self.val_trials
+        rows = [
+            {"source": source, "trial": k + 1, "return": r}
+            for source, returns in per_trial.items()
+            for k, r in enumerate(returns)
+        ]
+        path = self.write_rows(rows, "trial_returns.csv")
+        png = plot_trial_returns(
+            per_trial, self.run_file("plots/trial_returns.png"), f"{self.env_data().env_id}, {self.agent_label()}"
+        )
+        rank_zero_info(f"returns per trial: {path} and {png}")
 
     def agent_label(self) -> str:
         """ "s5 x2 (d_model 64)", "gru 64", ... for legends and tables."""
@@ -347,6 +388,7 @@ class PPO(TaskModule):
             "updates": self.updates,
             "train_seconds": self.train_seconds,
             "curve": [list(map(float, row)) for row in self.curve],
+            "trial_curve": [list(map(float, row)) for row in self.trial_curve],
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -355,6 +397,7 @@ class PPO(TaskModule):
         self.updates = int(progress.get("updates", 0))
         self.train_seconds = float(progress.get("train_seconds", 0.0))
         self.curve = [list(row) for row in progress.get("curve", [])]
+        self.trial_curve = [list(row) for row in progress.get("trial_curve", [])]
         self.runner = None  # environments are made again on the next training step
 
 
@@ -365,7 +408,8 @@ EVAL_MODES = ("zero_shot", "few_shot", "oracle", "random")
 
 
 class MetaDT(TaskModule):
-    """`rl.meta_dt`: Meta-DT on offline multi-task Point-Robot data (`ssmkit_rl.meta_dt`).
+    """`rl.meta_dt`: Meta-DT on offline multi-task data (`ssmkit_rl.meta_dt`): Point-Robot goals, or CartPole /
+    Pendulum with varied physics (`--data.domain`, `ssmkit_rl.offline`).
 
     A training batch is B episodes, each with a prompt episode of the same goal. The loss is the world model's
     (reward + next-state squared error; its gradient alone trains the context encoder) plus the decision model's
@@ -374,9 +418,9 @@ class MetaDT(TaskModule):
     model serves both the zero-shot and the few-shot mode. Logged: `<stage>/loss`, `<stage>/action_loss`,
     `<stage>/world_loss`.
 
-    `test` and `predict` play online on the held-out goals, `data.eval_episodes` episodes each, and log
+    `test` and `predict` play online on the held-out tasks, `data.eval_episodes` episodes each, and log
     `<stage>/return_<mode>` for zero_shot (no prompt; z from the agent's own last h transitions), few_shot (the
-    prompt chosen by the world model from the zero-shot episode of the same start), oracle (the goal-aware
+    prompt chosen by the world model from the zero-shot episode of the same start), oracle (the task-aware
     controller) and random, plus `<stage>/score_<mode>` = (R - random) / (oracle - random). They write
     `<stage>_returns.csv` (test) / `episode_returns.csv` (predict) with one row per episode and a bar plot of the
     mean per goal; predict also writes `episode.gif` (a few-shot episode) and prints the paths.
@@ -384,11 +428,19 @@ class MetaDT(TaskModule):
 
     monitor = "val/loss"
     monitor_mode = "min"
-    data_links = {"episode_length": "episode_length"}
+    data_links = {
+        "episode_length": "episode_length",
+        "obs_dim": "obs_dim",
+        "action_dim": "action_dim",
+        "max_action": "max_action",
+    }
 
     def __init__(
         self,
         episode_length: int,
+        obs_dim: int = 2,
+        action_dim: int = 2,
+        max_action: float = 0.1,
         backbone: BackboneConfig = META_DT_BACKBONE,
         context: bool = True,
         z_dim: int = 16,
@@ -408,6 +460,9 @@ class MetaDT(TaskModule):
 
         Args:
             episode_length: steps per episode (taken from the data).
+            obs_dim: the observation's width (taken from the data; Point-Robot 2).
+            action_dim: the action's width (taken from the data; Point-Robot 2).
+            max_action: the action bound (taken from the data; Point-Robot 0.1).
             backbone: the decision model's causal backbone (mamba, s5, ...; attention is the Transformer baseline).
             context: false gives the plain DT ablation: no world model, no task embedding, no prompt.
             z_dim: the task embedding's width.
@@ -427,8 +482,8 @@ class MetaDT(TaskModule):
         super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
         self.save_hyperparameters()
         z = z_dim if context else 0
-        self.world_model = WorldModel(OBS_DIM, ACTION_DIM, z_dim, world_hidden, context_len) if context else None
-        self.policy = DecisionModel(OBS_DIM, ACTION_DIM, z, episode_length, backbone, return_scale)
+        self.world_model = WorldModel(obs_dim, action_dim, z_dim, world_hidden, context_len) if context else None
+        self.policy = DecisionModel(obs_dim, action_dim, z, episode_length, backbone, return_scale, max_action)
 
     # ---- training --------------------------------------------------------------------------------------------
 
@@ -440,7 +495,7 @@ class MetaDT(TaskModule):
             world_loss = self.world_model.errors(episodes, z).mean()
             z = z.detach()
         prompt = self.training_prompt(prompt_episodes) if self.carries_prompt(stage) else None
-        actions = episodes.actions / MAX_ACTION
+        actions = episodes.actions / self.hparams.max_action
         predicted = self.policy(returns_to_go(episodes.rewards), episodes.observations, z, actions, prompt)
         action_loss = torch.nn.functional.mse_loss(predicted, actions)
         loss = action_loss + world_loss
@@ -471,33 +526,32 @@ class MetaDT(TaskModule):
 
     # ---- online evaluation -----------------------------------------------------------------------------------
 
-    def point_data(self) -> PointRobotData:
+    def offline_data(self) -> MetaDTData:
         """The trainer's data module, or one with default settings (a module used alone)."""
         data = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        return data if isinstance(data, PointRobotData) else PointRobotData()
+        return data if isinstance(data, MetaDTData) else MetaDTData()
 
     def evaluate(self, split: str) -> tuple[dict[str, np.ndarray], np.ndarray, Steps]:
-        """Online play on the held-out goals: ({mode: returns (G * n,)}, each episode's task (G * n,), the
+        """Online play on the held-out tasks: ({mode: returns (G * n,)}, each episode's task (G * n,), the
         few-shot (zero-shot without context) episodes)."""
-        data = self.point_data()
-        offline = data.offline
+        data = self.offline_data()
+        offline, d = data.offline, data.domain
         tasks = np.repeat(offline.test_tasks, data.eval_episodes)
-        goals, length, seed = offline.goals[tasks], offline.episode_length, data.eval_seed(split)
+        params, length, seed = offline.task_params[tasks], offline.episode_length, data.eval_seed(split)
         rtg_cap = returns_to_go(torch.as_tensor(offline.rewards)).max(0).values  # (T,)
         target = self.hparams.target_return
         target = float(rtg_cap[0]) if target is None else target
-        env = PointRobot(goals, np.random.default_rng(seed))
-        zero = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap)
+        zero = play_meta_dt(self.policy, self.world_model, d.env(params, np.random.default_rng(seed)), target, rtg_cap)
         shown, returns = zero, {"zero_shot": segment_returns(zero)}
         if self.world_model is not None:
             prompt = few_shot_prompt(self.world_model, zero, self.hparams.prompt_len)
-            env = PointRobot(goals, np.random.default_rng(seed))
+            env = d.env(params, np.random.default_rng(seed))
             shown = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, prompt)
             returns["few_shot"] = segment_returns(shown)
-        oracle_env, random_rng = PointRobot(goals, np.random.default_rng(seed)), np.random.default_rng(seed + 1)
-        returns["oracle"] = play(oracle_env, lambda p, t: oracle_actions(p, goals), length)[2].sum(1)
-        random_env = PointRobot(goals, np.random.default_rng(seed))
-        returns["random"] = play(random_env, lambda p, t: random_actions(len(p), random_rng), length)[2].sum(1)
+        oracle_env, random_rng = d.env(params, np.random.default_rng(seed)), np.random.default_rng(seed + 1)
+        returns["oracle"] = play(oracle_env, lambda o, t: d.oracle(o, params), length)[2].sum(1)
+        random_env = d.env(params, np.random.default_rng(seed))
+        returns["random"] = play(random_env, lambda o, t: d.random(len(o), random_rng), length)[2].sum(1)
         return returns, tasks, shown
 
     def report_returns(self, stage: str, returns: dict[str, np.ndarray], tasks: np.ndarray, name: str) -> None:
@@ -510,31 +564,28 @@ class MetaDT(TaskModule):
         }
         if stage != "predict":  # Lightning's predict loop takes no logging
             self.log_dict(log, batch_size=1)
-        goals = self.point_data().offline.goals
+        data = self.offline_data()
+        params, names = data.offline.task_params, data.domain.param_names
         counts = np.zeros(len(tasks), dtype=np.int64)
         for i in range(1, len(tasks)):
             counts[i] = counts[i - 1] + 1 if tasks[i] == tasks[i - 1] else 0
         rows = [
-            {
-                "goal": int(t),
-                "goal_x": float(goals[t, 0]),
-                "goal_y": float(goals[t, 1]),
-                "mode": mode,
-                "episode": int(e),
-            }
-            | {"return": float(r[i])}
+            {"task": int(t)}
+            | {k: float(v) for k, v in zip(names, params[t], strict=True)}
+            | {"mode": mode, "episode": int(e), "return": float(r[i])}
             for mode, r in returns.items()
             for i, (t, e) in enumerate(zip(tasks, counts, strict=True))
         ]
         csv_path = self.write_rows(rows, f"{name}.csv")
         order = list(dict.fromkeys(tasks.tolist()))
-        per_goal = {mode: [float(np.mean(r[tasks == t])) for t in order] for mode, r in returns.items()}
+        per_task = {mode: [float(np.mean(r[tasks == t])) for t in order] for mode, r in returns.items()}
         png = self.run_file(f"plots/{name}.png", required=stage == "predict")
         if png is not None:
-            plot_returns_by_task(per_goal, [f"goal {t}" for t in order], png, self.label())
+            plot_returns_by_task(per_task, [f"task {t}" for t in order], png, self.label())
         summary = ", ".join(f"{m} {v:.2f}" for m, v in means.items())
         rank_zero_info(
-            f"{self.label()} on {len(order)} held-out goals: mean return {summary}; returns: {csv_path}, plot: {png}"
+            f"{self.label()} on {len(order)} held-out {data.domain.name} tasks: mean return {summary}; "
+            f"returns: {csv_path}, plot: {png}"
         )
 
     def label(self) -> str:
@@ -548,12 +599,14 @@ class MetaDT(TaskModule):
         self.report_returns("test", returns, tasks, "test_returns")
 
     def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        """Online play on the held-out goals: episode_returns.csv, plots/episode_returns.png and episode.gif."""
+        """Online play on the held-out tasks: episode_returns.csv, plots/episode_returns.png and episode.gif."""
         returns, tasks, shown = self.evaluate("predict")
         self.report_returns("predict", returns, tasks, "episode_returns")
         path = self.run_file("episode.gif", required=True)
         if path is not None:
-            positions = torch.cat([shown.observations[0], shown.next_observations[0, -1:]]).cpu().numpy()
-            write_gif(render_frames(positions, self.point_data().offline.goals[tasks[0]]), path, fps=5)
-            rank_zero_info(f"episode GIF (goal {tasks[0]}, return {returns[next(iter(returns))][0]:.2f}): {path}")
+            d = self.offline_data().domain
+            observations = torch.cat([shown.observations[0], shown.next_observations[0, -1:]]).cpu().numpy()
+            env = d.env(self.offline_data().offline.task_params[tasks[:1]], np.random.default_rng(0), render=True)
+            write_gif(d.frames(env, observations), path, fps=d.fps)
+            rank_zero_info(f"episode GIF (task {tasks[0]}, return {returns[next(iter(returns))][0]:.2f}): {path}")
         return torch.as_tensor(returns["few_shot" if "few_shot" in returns else "zero_shot"])

@@ -6,9 +6,10 @@ import torch
 
 from ssmkit.data import DataError
 from ssmkit.models import BackboneConfig
-from ssmkit_rl.datamodules import PointRobotData
+from ssmkit_rl.datamodules import MetaDTData
 from ssmkit_rl.meta_dt import DecisionModel, Prompt, Steps, WorldModel, context_windows, play_meta_dt, select_prompt
-from ssmkit_rl.point_robot import NPZ_KEYS, PointRobot, generate, load_npz, save_npz
+from ssmkit_rl.offline import NPZ_KEYS, generate, load_npz, save_npz
+from ssmkit_rl.point_robot import PointRobot
 from ssmkit_rl.tasks import MetaDT
 
 TINY = BackboneConfig(d_model=16, n_layers=1, mixer="mamba", mixer_kwargs={"d_state": 4})
@@ -60,7 +61,7 @@ def test_the_prompt_selector_picks_the_largest_error_segment():
 @pytest.mark.parametrize("z_dim", [0, 4])
 def test_shapes_and_causality_of_the_decision_model(z_dim):
     torch.manual_seed(0)
-    model = DecisionModel(2, 2, z_dim, max_timestep=12, backbone=TINY, return_scale=10.0)
+    model = DecisionModel(2, 2, z_dim, max_timestep=12, backbone=TINY, return_scale=10.0, max_action=0.1)
     s = random_steps(3, 12)
     z = torch.randn(3, 12, z_dim) if z_dim else None
     prompt = Prompt.of(s, torch.tensor([0, 2, 5]), 4)
@@ -78,7 +79,7 @@ def test_online_play_and_the_task_loss():
     steps = play_meta_dt(task.policy, task.world_model, env, -5.0, torch.full((6,), -1.0))
     assert steps.actions.shape == (2, 6, 2) and steps.actions.abs().max() <= 0.1 + 1e-6
     assert torch.allclose(steps.observations[:, 1:], steps.next_observations[:, :-1])
-    data = PointRobotData(n_goals=4, n_test_goals=1, episodes_per_goal=3, episode_length=6, batch_size=4)
+    data = MetaDTData(n_tasks=4, n_test_tasks=1, episodes_per_task=3, episode_length=6, batch_size=4)
     data.setup("fit")
     batch = next(iter(data.train_dataloader()))
     assert [tuple(x.shape) for x in batch[:4]] == [(4, 6, 2), (4, 6, 2), (4, 6), (4, 6, 2)]
@@ -86,7 +87,7 @@ def test_online_play_and_the_task_loss():
 
 
 def test_npz_round_trip_and_named_errors(tmp_path):
-    data = generate(n_goals=4, n_test_goals=1, episodes_per_goal=2, episode_length=5)
+    data = generate("point_robot", n_tasks=4, n_test_tasks=1, episodes_per_task=2, episode_length=5)
     path = save_npz(data, tmp_path / "point.npz")
     back = load_npz(path)
     assert np.array_equal(back.rewards, data.rewards) and back.episode_length == 5
