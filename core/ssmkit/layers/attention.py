@@ -13,10 +13,12 @@ positions (the step's cache is reset at each chunk boundary). With `lengths`, pa
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from ssmkit.layers.mixer import Mixer, State, padding_mask
+from ssmkit.ops.sequence_parallel import current_split, gather_sequence
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
@@ -37,6 +39,7 @@ def rotary(x: Tensor, positions: Tensor, base: float = 10_000.0) -> Tensor:
 
 @register_mixer("attention")
 class Attention(Mixer):
+    sequence_parallel = True  # causal: keys and values all-gathered across ranks (LASP-2H)
     tiny_kwargs = {"n_heads": 2}
     noncausal_kwargs = {"causal": False}
     tags_dynamics = False
@@ -73,29 +76,34 @@ class Attention(Mixer):
             return q, k, v
         return rotary(q, positions, self.rope_base), rotary(k, positions, self.rope_base), v
 
-    def _mask(self, seq_len: int, lengths: Tensor | None, device: torch.device) -> Tensor | None:
-        """Boolean attention mask (True = attend), broadcastable to (B, H, L, L); None when plain causal."""
-        if lengths is None and self.window is None and self.chunk_size is None:
-            return None
-        pos = torch.arange(seq_len, device=device)
-        offset = pos[:, None] - pos[None, :]  # query - key
+    def _mask(self, queries: Tensor, keys: Tensor, lengths: Tensor | None) -> Tensor:
+        """Boolean attention mask (True = attend) of query positions (Lq,) against key positions (Lk,) = 0..Lk-1,
+        broadcastable to (B, H, Lq, Lk)."""
+        offset = queries[:, None] - keys[None, :]  # query - key
         mask = offset >= 0 if self.causal else torch.ones_like(offset, dtype=torch.bool)
         if self.window is not None:
             mask = mask & (offset.abs() < self.window)
         if self.chunk_size is not None:
-            mask = mask & (pos[:, None] // self.chunk_size == pos[None, :] // self.chunk_size)
+            mask = mask & (queries[:, None] // self.chunk_size == keys[None, :] // self.chunk_size)
         if lengths is not None:
-            mask = mask & padding_mask(lengths, seq_len)[:, None, None, :]  # keys
+            mask = mask & padding_mask(lengths, keys.shape[0])[:, None, None, :]  # keys
         return mask
 
     def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         return self._attend(x, lengths)[0]
 
     def _attend(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-        """x: (B, L, D) -> (output (B, L, D), k, v: (B, H, L, d_head))."""
+        """x: (B, L, D) -> (output (B, L, D), k, v: (B, H, L, d_head)). Inside `sequence_parallel` x is this rank's
+        chunk: its queries attend to the keys and values of the whole sequence, all-gathered (LASP-2H)."""
         batch, seq_len, _ = x.shape
-        q, k, v = self._heads(x, torch.arange(seq_len, device=x.device))
-        mask = self._mask(seq_len, lengths, x.device)
+        split = current_split()
+        start = 0 if split is None else dist.get_rank(split.group) * seq_len
+        queries = torch.arange(start, start + seq_len, device=x.device)
+        q, k, v = self._heads(x, queries)
+        if split is not None:
+            k, v = (gather_sequence(t, split.group, dim=2) for t in (k, v))
+        plain = split is None and lengths is None and self.window is None and self.chunk_size is None
+        mask = None if plain else self._mask(queries, torch.arange(k.shape[2], device=x.device), lengths)
         y = F.scaled_dot_product_attention(
             q,
             k,

@@ -14,6 +14,12 @@ window gives each channel its own decay, from fast (`fast_decay_pct`) to slow (`
 channels. Filters exist up to `l_max` positions (longer inputs are an error). The recurrent `step` is a
 cached convolution: it keeps each long convolution's input history, so memory grows with the position.
 The implicit filter's parameters take no weight decay (as in safari).
+
+Long inputs without gradients (inference at L >= `grouped_from`, 65,536 by default) run channel group by channel
+group: the channels never mix between in_proj and out_proj (the short and long convolutions are depthwise, the
+gates element-wise), so each group of `group_channels` channels takes its rows of in_proj, the short conv and the
+filters, and adds its share of out_proj. The result is the same up to rounding; the temporaries (projections,
+filters, FFT buffers) shrink from about 16 D floats per position to 16 x `group_channels`.
 """
 
 from __future__ import annotations
@@ -76,13 +82,21 @@ class ImplicitFilter(nn.Module):
         k = torch.arange(1, self.bands + 1, device=device, dtype=dtype)
         return torch.cat([t, torch.cos(2 * math.pi * k * t), torch.sin(2 * math.pi * k * t)], dim=-1)
 
-    def forward(self, length: int) -> Tensor:
+    def forward(self, length: int, channels: slice = slice(None), hidden: Tensor | None = None) -> Tensor:
+        """(channels, L): the filters of `channels` (all by default) at positions 0..L-1; `hidden` is `hidden(L)`
+        when the caller keeps it for several channel groups."""
         if length > self.l_max:
             raise ValueError(f"sequence length {length} exceeds the filters' l_max={self.l_max}")
+        hidden = self.hidden(length) if hidden is None else hidden  # (L, filter_order)
+        t = torch.arange(length, device=hidden.device, dtype=hidden.dtype) / self.l_max
+        window = torch.exp(-self.decay[channels].to(hidden.dtype) * t)  # (channels, L)
+        return (hidden @ self.ffn[-1].weight[channels].T).T * window
+
+    def hidden(self, length: int, chunk: int = 65_536) -> Tensor:
+        """(L, filter_order): the FFN before its last layer at positions 0..L-1, `chunk` positions at a time."""
         dtype = self.ffn[0].weight.dtype
         pos = self.positions(length, self.decay.device, dtype)
-        window = torch.exp(-self.decay.to(dtype) * pos[:, 0])  # (channels, L)
-        return self.ffn(pos).T * window
+        return torch.cat([self.ffn[:-1](part) for part in pos.split(chunk)])
 
 
 class ExplicitFilter(nn.Module):
@@ -96,10 +110,15 @@ class ExplicitFilter(nn.Module):
         self.l_max, self.squash = l_max, squash
         self.weight = nn.Parameter(init_scale * torch.randn(channels, l_max))
 
-    def forward(self, length: int) -> Tensor:
+    def hidden(self, length: int) -> None:
+        """No features shared between channel groups (the implicit filter has them)."""
+        return None
+
+    def forward(self, length: int, channels: slice = slice(None), hidden: Tensor | None = None) -> Tensor:
+        """(channels, L): the filters of `channels` (all by default) at lags 0..L-1 (`hidden`: unused)."""
         if length > self.l_max:
             raise ValueError(f"sequence length {length} exceeds the filters' l_max={self.l_max}")
-        return F.softshrink(self.weight[:, :length], self.squash)
+        return F.softshrink(self.weight[channels, :length], self.squash)
 
 
 FILTERS = ("implicit", "explicit")
@@ -139,17 +158,40 @@ class Hyena(Mixer):
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)
         no_weight_decay(*self.filter.parameters())
+        # inference at L >= grouped_from runs `group_channels` channels at a time (module docstring)
+        self.grouped_from, self.group_channels = 65_536, 8
 
     def _projections(self, u: Tensor) -> list[Tensor]:
         """u: (B, L, D) -> [v, x_1, .., x_N], each (B, D, L)."""
         return list(causal_conv(self.short_conv, self.in_proj(u).transpose(1, 2)).chunk(self.order + 1, dim=1))
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
+        if not torch.is_grad_enabled() and u.shape[1] >= self.grouped_from:
+            return self._forward_grouped(u)
         z, *gates = self._projections(u)
         h = self.filter(u.shape[1]).chunk(self.order, dim=0)  # N filters of (D, L)
         for n, x_n in enumerate(gates):
             z = x_n * fft_conv(self.dropout(z), h[n], self.filter_bias[n])
         return self.out_proj(z.transpose(1, 2))
+
+    def _forward_grouped(self, u: Tensor) -> Tensor:
+        """`_forward` without gradients, `group_channels` channels at a time: u (B, L, D) -> (B, L, D)."""
+        d, length = self.d_model, u.shape[1]
+        out = self.out_proj.bias.to(u.dtype).expand(u.shape).clone()
+        hidden = self.filter.hidden(length)  # the implicit filter's FFN features, shared by every group
+        for c0 in range(0, d, self.group_channels):
+            group = slice(c0, min(c0 + self.group_channels, d))
+            rows = torch.cat([torch.arange(group.start, group.stop) + k * d for k in range(self.order + 1)])
+            proj = F.linear(u, self.in_proj.weight[rows], self.in_proj.bias[rows]).transpose(1, 2)  # (B, (N+1)G, L)
+            short = self.short_conv.kernel_size[0]
+            proj = F.conv1d(F.pad(proj, (short - 1, 0)), self.short_conv.weight[rows], self.short_conv.bias[rows],
+                            groups=len(rows))  # fmt: skip
+            z, *gates = proj.chunk(self.order + 1, dim=1)  # (B, G, L) each
+            for n, x_n in enumerate(gates):
+                h = self.filter(length, slice(n * d + group.start, n * d + group.stop), hidden)  # (G, L)
+                z = x_n * fft_conv(self.dropout(z), h, self.filter_bias[n, group])
+            out += z.transpose(1, 2) @ self.out_proj.weight[:, group].T.to(z.dtype)
+        return out
 
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None

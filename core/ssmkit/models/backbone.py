@@ -30,7 +30,13 @@ Tensor = torch.Tensor
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x)) if an MLP is configured."""
+    """Pre-norm residual block: x + mixer(norm(x)), then x + mlp(norm(x)) if an MLP is configured.
+
+    Without gradients (inference) the residual adds go into the block's own buffers and the MLP runs
+    `INFERENCE_CHUNK` positions at a time, so a long sequence costs about two (B, L, D) buffers beyond the mixer's
+    own (the bounded-memory long forward; the results are the same up to rounding)."""
+
+    INFERENCE_CHUNK = 65_536
 
     def __init__(self, mixer: Mixer, d_model: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
@@ -45,7 +51,10 @@ class Block(nn.Module):
     ) -> Tensor:
         given = {"cu_seqlens": cu_seqlens, "resets": resets}
         extra = {name: value for name, value in given.items() if value is not None}
-        return self._mlp_residual(x + self.dropout(self.mixer(self.norm(x), lengths=lengths, **extra)))
+        y = self.dropout(self.mixer(self.norm(x), lengths=lengths, **extra))
+        if torch.is_grad_enabled():
+            return self._mlp_residual(x + y)
+        return self._mlp_residual_inplace(y.add_(x))
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         y, state = self.mixer.step(self.norm(x_t), state)
@@ -57,6 +66,13 @@ class Block(nn.Module):
 
     def _mlp_residual(self, x: Tensor) -> Tensor:
         return x if self.mlp is None else x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+    def _mlp_residual_inplace(self, x: Tensor) -> Tensor:
+        """`_mlp_residual` without gradients, into x (a buffer of this block's), a chunk of positions at a time."""
+        if self.mlp is not None:
+            for part in x.split(self.INFERENCE_CHUNK, dim=1):
+                part += self.dropout(self.mlp(self.mlp_norm(part)))
+        return x
 
 
 @dataclass(frozen=True)

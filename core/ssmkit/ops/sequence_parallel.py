@@ -10,7 +10,8 @@ the ranks before it into the state entering its chunk,
 
 The linear scan then corrects its outputs, h_t += (prod_{s <= t} a_s keep_s) S_in; the selective and SSD scans run
 their chunk again from S_in (their `initial_state(s)`), so the kernels need no correction term. A causal
-convolution of kernel K reads the previous rank's last K inputs (its halo), gathered the same way. The results
+convolution of kernel K reads the previous rank's last K inputs (its halo), gathered the same way; attention layers
+of a hybrid all-gather their keys and values (LASP-2H: the one exchange whose size grows with the length). The results
 equal the single-process ones; the backward is autograd's, through an all-gather whose backward sums the gathered
 gradients over the group (all-reduce) and keeps the rank's own slice, so it runs on gloo (CPU) as on nccl.
 """
@@ -116,6 +117,12 @@ def conv_halo(x: Tensor, kernel_size: int, group: dist.ProcessGroup | None = Non
     tails = _AllGather.apply(x[..., -kernel_size:], group)  # (world, B, C, K)
     rank = dist.get_rank(group)
     return torch.stack([torch.zeros_like(tails[0]), *tails[:-1]])[rank]
+
+
+def gather_sequence(x: Tensor, group: dist.ProcessGroup | None = None, dim: int = 1) -> Tensor:
+    """Every rank's chunk of `x` (equal chunks along `dim`, rank order) -> the whole sequence, differentiable: the
+    keys and values attention all-gathers in a hybrid (LASP-2H), B x L x D per layer where the scans send a state."""
+    return torch.cat(list(_AllGather.apply(x, group)), dim=dim)
 
 
 def linear_scan_sequence_parallel(

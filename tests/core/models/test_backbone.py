@@ -200,3 +200,26 @@ def test_chunked_prefill_equals_one_pass(mixer):
     torch.testing.assert_close(lm.step_logits(token, state_chunked)[0], lm.step_logits(token, state_one)[0])
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         lm.prefill_logits(prompt, chunk_size=0)
+
+
+@pytest.mark.parametrize("mixer", ["hyena", "mamba"])
+def test_inference_in_place_and_in_chunks_equals_the_training_forward(mixer):
+    """Without gradients the blocks add residuals into their own buffers and run the MLP a chunk of positions at a
+    time (Hyena also a group of channels at a time): the same logits as the forward with gradients, and the input
+    is left as it was."""
+    torch.manual_seed(0)
+    kwargs = {"l_max": 64, "filter_order": 8} if mixer == "hyena" else {"d_state": 4}
+    model = LanguageModel(12, 16, 2, mixer=mixer, mixer_kwargs=kwargs, mlp_ratio=2.0).double().eval()
+    tokens = torch.randint(0, 12, (2, 50))
+    want = model(tokens)
+    for block in model.backbone.layers:
+        block.INFERENCE_CHUNK = 7
+        if mixer == "hyena":
+            block.mixer.grouped_from, block.mixer.group_channels = 0, 5
+    x = model.backbone.embed(tokens)
+    before = x.clone()
+    with torch.no_grad():
+        got = model(tokens)
+        model.backbone.layers[0](x)
+    torch.testing.assert_close(got, want.detach(), atol=1e-12, rtol=1e-12)
+    assert torch.equal(x, before)

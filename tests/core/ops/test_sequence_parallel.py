@@ -1,6 +1,7 @@
 """State-passing sequence parallelism: 2 and 4 CPU processes (gloo) give the single-process outputs and gradients,
 for the linear scan (resets, one right at a rank boundary; complex values as S5 has), the selective scan and the SSD
-scan (every optional input), and whole backbones of S5, LRU, Mamba and Mamba-2 (conv halo included)."""
+scan (every optional input), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included), attention and a
+Mamba + attention hybrid (keys and values all-gathered)."""
 
 import pytest
 import torch
@@ -136,16 +137,24 @@ def tiny(mixer: str) -> dict:
     return dict(mixer_class(mixer).tiny_kwargs)
 
 
-def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: str) -> None:
+def make_backbone(mixer: str):
+    """A 2-layer backbone of `mixer`; "mamba+attention": Mamba with attention at layer 1 (a hybrid)."""
     from ssmkit.models import SequenceBackbone
+
+    name, _, other = mixer.partition("+")
+    hybrid = {other: [1]} if other else {}
+    kwargs = {"hybrid": hybrid, "hybrid_kwargs": {other: tiny(other)}} if other else {}
+    return SequenceBackbone(d_model=8, n_layers=2, mixer=name, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(name),
+                            **kwargs).double()  # fmt: skip
+
+
+def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: str) -> None:
     from ssmkit.ops.sequence_parallel import sequence_parallel
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.manual_seed(0)
-        backbone = SequenceBackbone(
-            d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(mixer)
-        ).double()
+        backbone = make_backbone(mixer)
         x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         try:
             shard_sequence(x[:, 1:])  # 23 positions do not split over 2 ranks
@@ -167,16 +176,12 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mixer", ["s5", "lru", "mamba", "mamba2"])
+@pytest.mark.parametrize("mixer", ["s5", "lru", "mamba", "mamba2", "attention", "mamba+attention"])
 def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
-    from ssmkit.models import SequenceBackbone
-
     mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), mixer), nprocs=2)
     parts = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(2)]
     torch.manual_seed(0)
-    backbone = SequenceBackbone(
-        d_model=8, n_layers=2, mixer=mixer, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(mixer)
-    ).double()
+    backbone = make_backbone(mixer)
     x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     h = backbone(x)
     h.square().sum().backward()
