@@ -1,7 +1,9 @@
 """Latent diffusion as MLD runs it: DDPM training on noise prediction with the "scaled linear" beta schedule
 (betas from 0.00085 to 0.012 over 1000 steps, linear in sqrt), classifier-free guidance (the label dropped to a
 "no label" class with probability `cond_drop` in training; eps = eps_uncond + w (eps_cond - eps_uncond) in
-sampling), and deterministic DDIM sampling (eta = 0) over `n_sampling` evenly spaced steps."""
+sampling), and deterministic DDIM sampling (eta = 0) over `n_sampling` evenly spaced steps. `sample` takes an
+optional `project` of each step's clean-latent estimate (in-betweening replaces the known frames there, through the
+VAE); the step's noise estimate is then recomputed to match it, so the DDIM update stays on the projected latent."""
 
 from __future__ import annotations
 
@@ -44,8 +46,10 @@ class LatentDiffusion(nn.Module):
         n_sampling: int = 50,
         guidance: float = 2.5,
         generator: torch.Generator | None = None,
+        project: Callable[[Tensor], Tensor] | None = None,
     ) -> Tensor:
-        """DDIM (eta 0) with classifier-free guidance: z_T ~ N(0, 1) of `shape` (B, ...) -> z_0."""
+        """DDIM (eta 0) with classifier-free guidance: z_T ~ N(0, 1) of `shape` (B, ...) -> z_0. `project` (z0 -> z0,
+        same shape) maps each step's estimate of z_0 before the update (None: as estimated)."""
         device = labels.device
         z = torch.randn(shape, generator=generator, device=device)
         steps = torch.linspace(self.n_steps - 1, 0, n_sampling, device=device).round().long()
@@ -58,5 +62,8 @@ class LatentDiffusion(nn.Module):
             a = self.alphas_cumprod[t]
             a_next = self.alphas_cumprod[steps[i + 1]] if i + 1 < len(steps) else torch.ones_like(a)
             z0 = (z - (1 - a).sqrt() * eps) / a.sqrt()
+            if project is not None:
+                z0 = project(z0)
+                eps = (z - a.sqrt() * z0) / (1 - a).sqrt()
             z = a_next.sqrt() * z0 + (1 - a_next).sqrt() * eps
         return z

@@ -108,6 +108,23 @@ def load_evaluator(path: str | Path, n_classes: int, n_features: int) -> MotionC
     return model.eval().requires_grad_(False)
 
 
+def frame_mask(ranges: str, window: int) -> Tensor:
+    """ "0:10,30:40" -> (window,) bool, true on frames 0-9 and 30-39; ranges must be non-empty and inside the window,
+    and leave at least one frame to generate."""
+    mask = torch.zeros(window, dtype=torch.bool)
+    for part in ranges.split(","):
+        try:
+            start, stop = (int(v) for v in part.split(":"))
+        except ValueError:
+            raise ValueError(f"keep_frames: {part!r} is not a frame range start:stop") from None
+        if not 0 <= start < stop <= window:
+            raise ValueError(f"keep_frames: {part!r} is not a non-empty range inside the window of {window} frames")
+        mask[start:stop] = True
+    if mask.all():
+        raise ValueError(f"keep_frames {ranges!r} keeps every frame of the window: nothing to generate")
+    return mask
+
+
 class MotionGenerator(TaskModule):
     data_links = {"n_classes": "n_classes", "n_features": "n_features", "window": "window"}
 
@@ -125,6 +142,7 @@ class MotionGenerator(TaskModule):
         n_levels: int = 3,
         d_spatial: int = 8,
         mamba_kwargs: dict[str, Any] | None = None,
+        grouped_scans: bool = True,
         transformer_layers: int = 5,
         transformer_heads: int = 4,
         vae_steps: int = 1000,
@@ -134,6 +152,7 @@ class MotionGenerator(TaskModule):
         evaluator: str | None = None,
         report_per_class: int = 32,
         report_gifs: int = 2,
+        keep_frames: str | None = None,
         **kwargs: Any,
     ) -> None:
         """A motion VAE and a label-conditioned latent denoiser, trained one after the other in one run.
@@ -151,6 +170,8 @@ class MotionGenerator(TaskModule):
             n_levels: U-Net levels N of Motion Mamba: 2N-1, ..., 3 scans down, 1 at the bottleneck, 3, ..., 2N-1 up.
             d_spatial: width of each channel step of BSM's spatial scans.
             mamba_kwargs: settings of every mamba mixer in the Motion Mamba denoiser (e.g. d_state).
+            grouped_scans: run each HTM's and BSM's scans as one call (True) or one call per scan (False); the same
+                outputs, only the speed differs (README).
             transformer_layers: layers of the Transformer baseline (odd: in, middle, out).
             transformer_heads: attention heads of the Transformer baseline (its width is a multiple of them).
             vae_steps: training steps of the first stage (the VAE); the later steps train the denoiser.
@@ -161,14 +182,19 @@ class MotionGenerator(TaskModule):
                 (None: the report times generation only).
             report_per_class: motions generated per label for the report after fit and test (0: no report).
             report_gifs: how many report motions (the first of each label) are written as GIF and BVH files.
+            keep_frames: in-betweening in predict: frame ranges of each served window that are given and kept, e.g.
+                "0:10" (continue a motion from its first 10 frames) or "0:8,32:40" (fill frames 8-31); None: generate
+                whole windows from the label.
         """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if denoiser not in DENOISERS:
             raise ValueError(f"denoiser must be one of {DENOISERS}, got {denoiser!r}")
         self.n_classes, self.vae_steps, self.cond_drop = n_classes, vae_steps, cond_drop
+        self.keep = None if keep_frames is None else frame_mask(keep_frames, window)
         self.vae = MotionVAE(n_features, window, vae, d_latent, downsample)
         mamba = MotionMambaDenoiser(d_latent, n_classes, d_model, n_levels, d_spatial, mamba_kwargs)
+        mamba.group_scans(grouped_scans)
         if denoiser == "mamba":
             self.denoiser: torch.nn.Module = mamba
         else:
@@ -230,12 +256,25 @@ class MotionGenerator(TaskModule):
     # ---- generation --------------------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, labels: Tensor, seed: int = 0) -> Tensor:
-        """labels (B,) -> normalised feature windows (B, window, n_features)."""
+    def generate(
+        self, labels: Tensor, seed: int = 0, known: Tensor | None = None, keep: Tensor | None = None
+    ) -> Tensor:
+        """labels (B,) -> normalised feature windows (B, window, n_features). In-betweening: the frames where `keep`
+        (window,) bool is true are given by `known` (B, window, n_features); each DDIM step's clean-latent estimate
+        is decoded, those frames replaced by the given ones and the result encoded again (replacement in pose space
+        through the VAE), and the output has the given frames exactly."""
         was_training = self.training
         self.eval()
         generator = torch.Generator(self.device).manual_seed(seed)
         shape = (len(labels), self.vae.n_tokens, self.vae.d_latent)
+        scale = self.latent_scale if self.latent_scale > 0 else torch.ones_like(self.latent_scale)
+
+        def keep_given(x: Tensor) -> Tensor:
+            return x if keep is None else torch.where(keep[:, None].to(x.device), known.to(x), x)
+
+        def project(z0: Tensor) -> Tensor:
+            return self.vae.encode(keep_given(self.vae.decode(z0 / scale)))[0] * scale
+
         z = self.diffusion.sample(
             self.denoiser,
             shape,
@@ -244,9 +283,9 @@ class MotionGenerator(TaskModule):
             self.hparams.sampling_steps,
             self.hparams.guidance,
             generator,
+            None if keep is None else project,
         )
-        scale = self.latent_scale if self.latent_scale > 0 else torch.ones_like(self.latent_scale)
-        out = self.vae.decode(z / scale)
+        out = keep_given(self.vae.decode(z / scale))
         self.train(was_training)
         return out
 
@@ -270,7 +309,9 @@ class MotionGenerator(TaskModule):
         return first.parent
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self.generate(batch[1], seed=batch_idx)
+        """Whole windows from the labels, or (`keep_frames`) the served windows' other frames filled in."""
+        known = None if self.keep is None else batch[0]
+        return self.generate(batch[1], seed=batch_idx, known=known, keep=self.keep)
 
     def on_predict_epoch_start(self) -> None:
         self.predicted: list[tuple[Tensor, Tensor]] = []

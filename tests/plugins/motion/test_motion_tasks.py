@@ -1,5 +1,6 @@
 """The tasks end to end on their quick configs: the classifier as the generator's evaluator (metrics written), and
-`predict --data.labels walk,jump --data.n_samples 2` writing BVH + GIF files."""
+`predict --data.labels walk,jump --data.n_samples 2` writing BVH + GIF files, then in-betweening
+(`--model.keep_frames`)."""
 
 import csv
 from pathlib import Path
@@ -25,3 +26,8 @@ def test_generate_with_an_evaluator_then_predict_labelled_motions(tmp_path):
     assert sorted(p.name for p in folder.glob("*.bvh")) == ["0_walk.bvh", "1_walk.bvh", "2_jump.bvh", "3_jump.bvh"]
     assert len(list(folder.glob("*.gif"))) == 4
     assert read_bvh(folder / "2_jump.bvh").n_frames == 16
+    # in-betweening: the served test windows' first and last 4 frames given, the middle generated
+    for path in folder.iterdir():
+        path.unlink()
+    run_task("predict", "motion.generate", [*args, "--model.keep_frames", "0:4,12:16"], runs_dir=tmp_path, quick=True)
+    assert len(list(folder.glob("*.gif"))) == len(list(folder.glob("*.bvh"))) == 4
