@@ -30,13 +30,10 @@ TRITON_MODULES = ("test_triton_*.py", "test_backends.py")
 
 @pytest.fixture
 def cuda_visible(monkeypatch):
-    """`torch.cuda.is_available()` says True, as on a GPU machine: what the dispatcher would pick there."""
-    from ssmkit.ops.dispatch import requirement_met
-
+    """`torch.cuda.is_available()` says True, as on a GPU machine: what the dispatcher would pick there (it asks
+    torch at every call)."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    requirement_met.cache_clear()
     yield
-    requirement_met.cache_clear()
 
 
 def pytest_pycollect_makemodule(module_path, parent):

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ssmkit.layers.packing import check_cu_seqlens, pack, sequence_starts, unpack
+from ssmkit.ops.dispatch import import_backends
 from ssmkit.ops.sequence_parallel import current_split
 from ssmkit.shapes import check_lengths, check_shape
 
@@ -43,6 +44,17 @@ def _first_non_finite(t: Tensor) -> str:
     """ "batch b, position l" of the first NaN/inf of t: (B, L, ...) (or "batch b" for t: (B, D))."""
     b, *rest = (~torch.isfinite(t)).nonzero()[0].tolist()
     return f"batch {b}, position {rest[0]}" if t.dim() > 2 else f"batch {b}"
+
+
+def cannot_split(names: str) -> str:
+    """The refusal for mixers (`names`) that cannot read a sequence split across ranks, naming those that can."""
+    from ssmkit.registry import list_mixers, mixer_class
+
+    able = [n for n in list_mixers() if mixer_class(n).sequence_parallel and mixer_class(n).causal]
+    return (
+        f"{names} cannot read a sequence split across ranks (sequence_parallel is False, or it is bidirectional); "
+        f"mixers that can: {', '.join(able)}"
+    )
 
 
 def reverse_valid(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -75,6 +87,8 @@ class Mixer(nn.Module):
       float16 / bfloat16 (`mixer.to(torch.bfloat16)`, `.half()`, Lightning's "bf16-true"), it keeps its parameters
       and state in float32, takes and returns the dtype it was moved to (`io_dtype`) and computes in float32 in
       between; the other mixers run in the reduced dtype itself.
+    - `compiles_fullgraph`: `torch.compile(mixer, fullgraph=True)` traces its forward and backward in one graph
+      (the numba kernels are torch.library custom ops); False where the graph depends on the data.
     """
 
     causal: bool = True
@@ -85,13 +99,20 @@ class Mixer(nn.Module):
     tags_dynamics: ClassVar[bool] = True
     computes_in_float32: ClassVar[bool] = False
     sequence_parallel: ClassVar[bool] = False
+    compiles_fullgraph: ClassVar[bool] = True
     io_dtype: torch.dtype | None = None  # set when a float32-computing mixer is moved to a reduced dtype
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
+        import_backends()  # the kernels loaded before any forward: torch.compile does not trace imports
         if d_model < 1:
             raise ValueError(f"d_model must be >= 1, got {d_model}")
         self.d_model = d_model
+
+    def splits_across_ranks(self) -> bool:
+        """Whether this instance reads a sequence split across ranks: its family passes state (`sequence_parallel`)
+        and it is causal."""
+        return self.sequence_parallel and self.causal
 
     def _apply(self, fn: Any, recurse: bool = True) -> Mixer:
         """`.to()`, `.half()`, `.cuda()` ...: a float32-computing mixer takes only the device of a cast to a reduced
@@ -119,14 +140,8 @@ class Mixer(nn.Module):
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         if cu_seqlens is not None:
             return self._forward_packed(x, cu_seqlens, lengths, **extra)
-        if current_split() is not None and not (self.sequence_parallel and self.causal):
-            from ssmkit.registry import list_mixers, mixer_class
-
-            able = [n for n in list_mixers() if mixer_class(n).sequence_parallel and mixer_class(n).causal]
-            raise ValueError(
-                f"{type(self).__name__} cannot read a sequence split across ranks (sequence_parallel is False, or it "
-                f"is bidirectional); mixers that can: {', '.join(able)}"
-            )
+        if current_split() is not None and not self.splits_across_ranks():
+            raise ValueError(cannot_split(type(self).__name__))
         self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
         x = self._to_compute(x)

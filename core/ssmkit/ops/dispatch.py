@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -42,12 +43,14 @@ class Requirement:
     why: str
     cuda: bool = False
     interpreter: str | None = None
-    traceable: bool = True  # False: torch.compile calls the backend as an opaque function (a graph break around it)
+    # False: the backend is a torch.library custom op (torch.compile traces it as one op, fullgraph included); an
+    # exported graph (torch.export, ONNX) takes the best backend made of plain torch ops instead, so it runs anywhere
+    portable: bool = True
 
 
 REQUIREMENTS = {
-    # numba's kernels run on numpy views of the tensors, which the compiler cannot trace
-    "numba": Requirement("numba", "numba is not installed (pip install numba)", traceable=False),
+    # numba's kernels run on numpy views of the tensors, registered as torch.library custom ops
+    "numba": Requirement("numba", "numba is not installed (pip install numba)", portable=False),
     "triton": Requirement(
         "triton",
         "Triton kernels need triton installed (pip install triton) and a CUDA GPU; they run on CUDA tensors",
@@ -70,7 +73,7 @@ class Backend:
         return self.requires is None or requirement_met(self.requires)
 
     def function(self) -> Callable[..., Any]:
-        return _load(self.target, self.requires is None or REQUIREMENTS[self.requires].traceable)
+        return _load(self.target)
 
 
 _CPU, _CUDA = ("cpu",), ("cuda",)
@@ -138,8 +141,8 @@ def reference(op: str) -> Callable[..., Any]:
 
 def _best(op: str, device_type: str) -> Backend:
     usable = [b for b in _TABLE[op].values() if device_type in b.devices and b.available()]
-    if _exporting():  # an exported graph holds no opaque calls: the best backend the exporter can trace
-        usable = [b for b in usable if b.requires is None or REQUIREMENTS[b.requires].traceable]
+    if _exporting():  # an exported graph holds plain torch ops only: the best portable backend
+        usable = [b for b in usable if b.requires is None or REQUIREMENTS[b.requires].portable]
     return max(usable, key=lambda b: b.priority)
 
 
@@ -161,29 +164,35 @@ def backends() -> dict[str, dict[str, Any]]:
     }
 
 
-@functools.cache
 def requirement_met(name: str) -> bool:
-    """Whether REQUIREMENTS[name] holds here: its package is installed (not imported: importing triton would fix
-    its interpreter setting) and, where it needs one, torch sees a CUDA device. Checked once per process."""
-    requirement = REQUIREMENTS[name]
-    if importlib.util.find_spec(requirement.package) is None:
+    """Whether REQUIREMENTS[name] holds here: its package is installed (looked up once, when this module loads; not
+    imported: importing triton would fix its interpreter setting) and, where it needs one, torch sees a CUDA device.
+    Plain lookups, so torch.compile traces the dispatch inside a model's forward."""
+    if not _INSTALLED[name]:
         return False
-    if not requirement.cuda:
+    if not REQUIREMENTS[name].cuda:
         return True
     import torch
 
     return torch.cuda.is_available()
 
 
-@functools.cache
-def _load(target: str, traceable: bool = True) -> Callable[..., Any]:
-    module, _, name = target.partition(":")
-    function = getattr(import_module(module), name)
-    if traceable:
-        return function
-    import torch
+_INSTALLED = {name: importlib.util.find_spec(r.package) is not None for name, r in REQUIREMENTS.items()}
 
-    return torch.compiler.disable(function, recursive=True)
+
+@functools.cache
+def _load(target: str) -> Callable[..., Any]:
+    module, _, name = target.partition(":")
+    return getattr(sys.modules[module] if module in sys.modules else import_module(module), name)
+
+
+@functools.cache
+def import_backends() -> None:
+    """Imports the module of every backend available here, once (numba's kernels: ~0.4 s). Mixers call it when they
+    are built, so their forward under torch.compile finds the kernels loaded: dynamo does not trace imports."""
+    for backend in BACKENDS:
+        if backend.available():
+            _load(backend.target)
 
 
 _EXAMPLES: dict[str, Example] = {}  # op -> its module's `@example_inputs(op)` function

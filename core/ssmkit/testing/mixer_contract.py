@@ -104,12 +104,13 @@ class MixerContract:
             torch.testing.assert_close(mixer.float()(x), reference(x), rtol=0, atol=0)
 
     def test_compiles(self) -> None:
-        """torch.compile (AOTAutograd, no C++ build) gives eager's outputs and gradients; numba kernels run inside
-        as opaque calls (graph breaks around them), never a slower path."""
+        """torch.compile (AOTAutograd, no C++ build) gives eager's outputs and gradients, in one graph where the mixer
+        says `compiles_fullgraph` (numba kernels are torch.library custom ops: traced as one op each, never a
+        slower path)."""
         torch._dynamo.reset()
         torch._dynamo.utils.counters.clear()
         mixer, x = self.make(torch.float32), self.inputs(dtype=torch.float32).requires_grad_()
-        y = torch.compile(mixer, backend="aot_eager")(x)
+        y = torch.compile(mixer, backend="aot_eager", fullgraph=type(mixer).compiles_fullgraph)(x)
         y.square().sum().backward()
         assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0, "nothing was compiled"
         compiled_grads = [x.grad.clone()] + [p.grad.clone() for p in mixer.parameters()]

@@ -26,7 +26,8 @@ def progress_bar() -> TQDMProgressBar:
 
 
 class Throughput(Callback):
-    """Measures training positions per second (wall time inside training batches) as `train/tokens_per_s`."""
+    """Measures training positions per second (wall time inside training batches) as `train/tokens_per_s`, summed
+    over the processes of a distributed run (each counts the positions of its own batches, or of its chunks)."""
 
     def __init__(self) -> None:
         self.tokens = 0
@@ -45,7 +46,7 @@ class Throughput(Callback):
         return self.tokens / self.seconds if self.seconds else 0.0
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        pl_module.log("train/tokens_per_s", self.tokens_per_s)
+        pl_module.log("train/tokens_per_s", self.tokens_per_s, reduce_fx="sum", sync_dist=True)
 
 
 class EpochSummary(Callback):

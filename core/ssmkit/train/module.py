@@ -33,6 +33,13 @@ class TaskModule(L.LightningModule):
     # data module attribute -> this module's __init__ argument that the CLI fills from it (LightningCLI
     # link_arguments): e.g. {"n_classes": "n_classes", "input_vocab_size": "vocab_size"}.
     data_links: ClassVar[dict[str, str]] = {}
+    # For sequence-parallel training (`--trainer.strategy sequence_parallel`, `ssmkit.train.sequence_parallel`):
+    # the sequence dim of each batch tensor (a tuple batch: one entry per tensor, in order; a dict batch: by key;
+    # None: a tensor every process keeps whole), e.g. (1, 1) for (tokens (B, L), targets (B, L)). None: the task
+    # cannot split its sequences. Declare it only where the loss is a mean over positions that each process counts
+    # equally many of (every position scored, or the same number in each chunk) and nothing else reads across
+    # positions (no pooling head): then each process's mean over its chunk, averaged by DDP, is the whole mean.
+    sequence_dims: ClassVar[tuple[int | None, ...] | dict[str, int | None] | None] = None
 
     def __init__(
         self,
@@ -116,6 +123,17 @@ class TaskModule(L.LightningModule):
         hparams = checkpoint.get("hyper_parameters")
         if hparams:
             checkpoint["hyper_parameters"] = {k: asdict(v) if is_dataclass(v) else v for k, v in hparams.items()}
+
+    def log(self, name: str, value: Any, *args: Any, sync_dist: bool = True, **kwargs: Any) -> None:
+        """Lightning's `log`, reduced over the processes of a distributed run unless the call says `sync_dist=False`:
+        a DDP run logs the loss of the whole global batch and validation split, not process zero's share (a
+        sequence-parallel one that of the whole sequences, not process zero's chunk). One all-reduce of a scalar per
+        logged value; torchmetrics objects synchronise by themselves."""
+        super().log(name, value, *args, sync_dist=sync_dist, **kwargs)
+
+    def log_dict(self, dictionary: Any, *args: Any, sync_dist: bool = True, **kwargs: Any) -> None:
+        """`log` for several values (reduced over processes the same way)."""
+        super().log_dict(dictionary, *args, sync_dist=sync_dist, **kwargs)
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """Compute and log the loss (and metrics) for `stage` in {"train", "val", "test"}; return the loss."""

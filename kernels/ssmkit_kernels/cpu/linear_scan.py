@@ -80,20 +80,45 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-class LinearScanFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, keep: Tensor) -> Tensor:
-        h = torch.empty_like(b)
-        _forward_kernel(*(_np(t) for t in (a, b, h0, keep, h)))
-        ctx.save_for_backward(a, h0, keep, h)
-        return h
+# The kernels as torch.library custom ops with fake (shape-only) implementations: torch.compile and AOTAutograd see
+# one op each way, with fullgraph=True too, instead of a graph break around numba's numpy calls.
 
-    @staticmethod
-    def backward(ctx, dh: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-        a, h0, keep, h = ctx.saved_tensors
-        da, db, dh0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
-        _backward_kernel(*(_np(t) for t in (a, h0, keep, h, dh.contiguous(), da, db, dh0)))
-        return da, db, dh0, None
+
+@torch.library.custom_op("ssmkit::linear_scan_numba", mutates_args=())
+def _scan(a: Tensor, b: Tensor, h0: Tensor, keep: Tensor) -> Tensor:
+    h = torch.empty_like(b)
+    _forward_kernel(*(_np(t) for t in (a, b, h0, keep, h)))
+    return h
+
+
+@_scan.register_fake
+def _(a: Tensor, b: Tensor, h0: Tensor, keep: Tensor) -> Tensor:
+    return torch.empty_like(b)
+
+
+@torch.library.custom_op("ssmkit::linear_scan_numba_backward", mutates_args=())
+def _scan_backward(a: Tensor, h0: Tensor, keep: Tensor, h: Tensor, dh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    da, db, dh0 = torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
+    _backward_kernel(*(_np(t) for t in (a, h0, keep, h, dh, da, db, dh0)))
+    return da, db, dh0
+
+
+@_scan_backward.register_fake
+def _(a: Tensor, h0: Tensor, keep: Tensor, h: Tensor, dh: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.empty_like(a), torch.empty_like(a), torch.empty_like(h0)
+
+
+def _save(ctx, inputs: tuple, output: Tensor) -> None:
+    a, _, h0, keep = inputs
+    ctx.save_for_backward(a, h0, keep, output)
+
+
+def _gradients(ctx, dh: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+    a, h0, keep, h = ctx.saved_tensors
+    return (*_scan_backward(a, h0, keep, h, dh.contiguous()), None)
+
+
+_scan.register_autograd(_gradients, setup_context=_save)
 
 
 @linear_scan_backend
@@ -102,5 +127,5 @@ def linear_scan_numba(a, b, h0, resets):
     in the promotion of a's and b's (computed in float32 for half precision)."""
     h0 = torch.zeros_like(b[:, 0]) if h0 is None else h0
     keep = torch.ones(b.shape[:2], dtype=b.real.dtype) if resets is None else (~resets).to(b.real.dtype)
-    h = LinearScanFn.apply(a, b, h0, keep)
+    h = _scan(a, b, h0.contiguous(), keep)
     return h, h[:, -1]

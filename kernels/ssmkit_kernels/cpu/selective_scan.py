@@ -344,78 +344,129 @@ def _work(t: Tensor | None, work: torch.dtype, *absent: int) -> Tensor:
     return torch.zeros(absent, dtype=work) if t is None else t.detach().to(work).contiguous()
 
 
-def _bc_grad(partial: Tensor, like: Tensor) -> Tensor:
+def _bc_grad(partial: Tensor, like: Tensor, dtype: torch.dtype) -> Tensor:
     """dB or dC from the kernel's partials, (b, 1, d, n) when time-invariant or (b, d / cw, l, n) per block when
-    variable (blocks in channel order, the same number per group), summed to the shape and dtype of `like`."""
+    variable (blocks in channel order, the same number per group), summed to the shape of `like`, contiguous."""
     if like.dim() == 2:
-        return partial.sum((0, 1)).to(like.dtype)
+        return partial.sum((0, 1)).to(dtype)
     batch, blocks, length, n = partial.shape
     groups = 1 if like.dim() == 3 else like.shape[1]
     grad = partial.view(batch, groups, blocks // groups, length, n).sum(2).transpose(-1, -2)  # (b, g, n, l)
-    return (grad[:, 0] if like.dim() == 3 else grad).to(like.dtype)
+    return (grad[:, 0] if like.dim() == 3 else grad).to(dtype).contiguous()
 
 
 def _np(*tensors: Tensor) -> list[np.ndarray]:
     return [t.numpy() for t in tensors]
 
 
-class SelectiveScanFn(torch.autograd.Function):
-    """Autograd wrapper: returns (y, last_state); the backward also propagates a gradient of last_state."""
+# The kernels as torch.library custom ops with fake (shape-only) implementations: torch.compile and AOTAutograd see
+# one op each way (fullgraph=True too) instead of a graph break around numba's numpy calls. The channel block cw is
+# chosen inside (from the thread count) and returned as a one-element tensor for the backward; the blocked buffers
+# travel under shapes that do not depend on it: dt, x (b, d / cw, l, cw) as (b, d, l), the checkpoints
+# (b, d / cw, chunks, n, cw) as (b, d, chunks, n).
 
-    @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
-        (batch, dim, length), n = u.shape, A.shape[1]
-        b_var, c_var, has_z = B.dim() > 2, C.dim() > 2, z is not None
-        cw = _block_size(batch, dim, [M.shape[1] if M.dim() == 4 else 1 for M in (B, C) if M.dim() > 2])
-        ins = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw)
-        chunk, save = max(64, n), any(ctx.needs_input_grad)
-        work = ins[0]
-        dt, x = (work.new_empty(batch, dim // cw, length, cw) for _ in range(2))
-        out, last = torch.empty_like(work), work.new_empty(batch, dim, n)
-        h0 = _work(initial_state, work.dtype, batch, dim, n)
-        checkpoints = work.new_empty((batch, dim // cw, -(-length // chunk), n, cw) if save else (1, 1, 1, 1, 1))
-        flags = (delta_softplus, has_z, b_var, c_var, chunk)
-        _forward_kernel(*_np(*ins), *flags, *_np(h0, dt, x, out, last, checkpoints), save)
-        ctx.save_for_backward(*ins, dt, x, checkpoints)
-        ctx.flags = flags
-        ctx.originals = (u, delta, A, B, C, D, z, delta_bias, initial_state)
-        return out.to(u.dtype), last
 
-    @staticmethod
-    def backward(ctx, dout, dlast):
-        *ins, dt, x, checkpoints = ctx.saved_tensors
-        u, delta, A, B, C, D, z, delta_bias, initial_state = ctx.originals
-        b_var, c_var = ctx.flags[2:4]
-        (batch, dim, length), n, work = u.shape, A.shape[1], ins[0].dtype
-        du, ddelta, dz = (torch.empty(batch, dim, length, dtype=work) for _ in range(3))
-        dA = torch.empty(batch, dim, n, dtype=work)
-        dB, dC = (
-            dt.new_empty((batch, dt.shape[1], length, n) if var else (batch, 1, dim, n)) for var in (b_var, c_var)
-        )
-        dD, dbias = torch.empty(batch, dim, dtype=work), torch.empty(batch, dim, dtype=work)
-        dh0 = torch.empty(batch, dim, n, dtype=work)
-        _backward_kernel(
-            *_np(*ins), *ctx.flags, *_np(dt, x, checkpoints, dout.to(work).contiguous(), dlast.to(work).contiguous()),
-            *_np(du, ddelta, dz, dA, dB, dC, dD, dbias, dh0),
-        )  # fmt: skip
-        return (
-            du.to(u.dtype),
-            ddelta.to(delta.dtype),
-            dA.sum(0).to(A.dtype),
-            _bc_grad(dB, B),
-            _bc_grad(dC, C),
-            None if D is None else dD.sum(0).to(D.dtype),
-            None if z is None else dz.to(z.dtype),
-            None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype),
-            None,
-            None if initial_state is None else dh0.to(initial_state.dtype),
-        )
+def _saved_shape(u: Tensor, n: int, save: bool) -> tuple[int, ...]:
+    """The checkpoints' shape as the ops pass them: (b, d, chunks, n), (1, 1, 1, 1) without `save`."""
+    (batch, dim, length), chunk = u.shape, max(64, n)
+    return (batch, dim, -(-length // chunk), n) if save else (1, 1, 1, 1)
+
+
+def _blocked(t: Tensor, cw: int) -> Tensor:
+    """A (b, d, ...) buffer seen in its kernel layout (b, d / cw, ..., cw)."""
+    return t.view(t.shape[0], t.shape[1] // cw, *t.shape[2:], cw)
+
+
+@torch.library.custom_op("ssmkit::selective_scan_numba", mutates_args=())
+def _scan(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+    delta_bias: Tensor | None, delta_softplus: bool, initial_state: Tensor | None, save: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """(out, last state, dt, x, checkpoints) in the working dtype, and cw (1,) int64."""
+    (batch, dim, _), n = u.shape, A.shape[1]
+    cw = _block_size(batch, dim, [M.shape[1] if M.dim() == 4 else 1 for M in (B, C) if M.dim() > 2])
+    ins = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, cw)
+    work = ins[0]
+    dt, x, checkpoints = torch.empty_like(work), torch.empty_like(work), work.new_empty(_saved_shape(u, n, save))
+    out, last = torch.empty_like(work), work.new_empty(batch, dim, n)
+    h0 = _work(initial_state, work.dtype, batch, dim, n)
+    flags = (delta_softplus, z is not None, B.dim() > 2, C.dim() > 2, max(64, n))
+    saved = _blocked(checkpoints, cw) if save else checkpoints.view(1, 1, 1, 1, 1)
+    _forward_kernel(*_np(*ins), *flags, *_np(h0, _blocked(dt, cw), _blocked(x, cw), out, last, saved), save)
+    return out, last, dt, x, checkpoints, torch.tensor([cw])
+
+
+@_scan.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, save):
+    (batch, dim, _), n, work = u.shape, A.shape[1], working_dtype(u.dtype)
+    new = lambda shape: u.new_empty(shape, dtype=work)  # noqa: E731
+    cw = u.new_empty((1,), dtype=torch.int64)
+    return new(u.shape), new((batch, dim, n)), new(u.shape), new(u.shape), new(_saved_shape(u, n, save)), cw
+
+
+@torch.library.custom_op("ssmkit::selective_scan_numba_backward", mutates_args=())
+def _scan_backward(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+    delta_bias: Tensor | None, delta_softplus: bool, dt: Tensor, x: Tensor, checkpoints: Tensor, cw: Tensor,
+    dout: Tensor, dlast: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """(du, ddelta, dz, dh0, dA, dB, dC, dD, dbias) in the working dtype: the partials `_backward_kernel` fills,
+    summed here (dA, dD, dbias over batch rows; dB, dC as `_bc_grad` does, in B's and C's layouts)."""
+    block = int(cw)
+    ins = _kernel_inputs(u, delta, A, B, C, D, z, delta_bias, block)
+    work = dt.dtype
+    grads = [torch.empty(shape, dtype=work) for shape in _partial_shapes(u, A, B, C, block)]
+    flags = (delta_softplus, z is not None, B.dim() > 2, C.dim() > 2, max(64, A.shape[1]))
+    saved = _blocked(checkpoints, block) if checkpoints.numel() > 1 else checkpoints.view(1, 1, 1, 1, 1)
+    _backward_kernel(
+        *_np(*ins), *flags, *_np(_blocked(dt, block), _blocked(x, block), saved),
+        *_np(dout.to(work).contiguous(), dlast.to(work).contiguous(), *grads),
+    )  # fmt: skip
+    du, ddelta, dz, dA, dB, dC, dD, dbias, dh0 = grads
+    return du, ddelta, dz, dh0, dA.sum(0), _bc_grad(dB, B, work), _bc_grad(dC, C, work), dD.sum(0), dbias.sum(0)
+
+
+@_scan_backward.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dt, x, checkpoints, cw, dout, dlast):
+    (batch, dim, _), n = u.shape, A.shape[1]
+    new = lambda shape: dt.new_empty(shape)  # noqa: E731
+    return (new(u.shape), new(u.shape), new(u.shape), new((batch, dim, n)), new((dim, n)), new(B.shape),
+            new(C.shape), new((dim,)), new((dim,)))  # fmt: skip
+
+
+def _partial_shapes(u: Tensor, A: Tensor, B: Tensor, C: Tensor, cw: int) -> list[tuple[int, ...]]:
+    """Shapes of du, ddelta, dz, dA, dB, dC, dD, dbias, dh0 as `_backward_kernel` fills them."""
+    (batch, dim, length), n = u.shape, A.shape[1]
+    bc = [(batch, dim // cw, length, n) if M.dim() > 2 else (batch, 1, dim, n) for M in (B, C)]
+    return [u.shape, u.shape, u.shape, (batch, dim, n), *bc, (batch, dim), (batch, dim), (batch, dim, n)]
+
+
+def _save(ctx, inputs: tuple, output: tuple) -> None:
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, _ = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, *output[2:])
+    ctx.delta_softplus = delta_softplus
+
+
+def _gradients(ctx, dout: Tensor, dlast: Tensor, *unused: Tensor) -> tuple:
+    u, delta, A, B, C, D, z, delta_bias, initial_state, dt, x, checkpoints, cw = ctx.saved_tensors
+    du, ddelta, dz, dh0, dA, dB, dC, dD, dbias = _scan_backward(
+        u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, dt, x, checkpoints, cw, dout, dlast
+    )
+    cast = lambda grad, like: None if like is None else grad.to(like.dtype)  # noqa: E731
+    return (cast(du, u), cast(ddelta, delta), cast(dA, A), cast(dB, B), cast(dC, C), cast(dD, D), cast(dz, z),
+            cast(dbias, delta_bias), None, cast(dh0, initial_state), None)  # fmt: skip
+
+
+_scan.register_autograd(_gradients, setup_context=_save)
 
 
 @selective_scan_backend
 def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
     """The fused CPU selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
-    return SelectiveScanFn.apply(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state)
+    inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    out, last, *_ = _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, save)
+    return out.to(u.dtype), last
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -443,6 +494,25 @@ def _state_update_kernel(state, x, dt, A, B, C, D, z, bias, softplus, has_z, out
             out[bi, di] = y
 
 
+@torch.library.custom_op("ssmkit::selective_state_update_numba", mutates_args=("state",))
+def _state_update(
+    state: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+    dt_bias: Tensor | None, dt_softplus: bool,
+) -> Tensor:  # fmt: skip
+    """One step on a float32 / float64 contiguous `state`, updated in place; y in the state's dtype."""
+    work, dim = state.dtype, state.shape[1]
+    out = torch.empty(x.shape, dtype=work)
+    optional = _work(D, work, dim), _work(z, work, 1, 1), _work(dt_bias, work, dim)
+    ins = _np(*(_work(t, work) for t in (x, dt, A, B, C)), *optional)
+    _state_update_kernel(state.detach().numpy(), *ins, dt_softplus, z is not None, out.numpy())
+    return out
+
+
+@_state_update.register_fake
+def _(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
+    return x.new_empty(x.shape, dtype=state.dtype)
+
+
 @selective_state_update_backend
 def selective_state_update_numba(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus):
     """The fused CPU decoding step; same signature and semantics as `ssmkit.ops.selective_state_update_ref`:
@@ -452,9 +522,4 @@ def selective_state_update_numba(state, x, dt, A, B, C, D, z, dt_bias, dt_softpl
         y = selective_state_update_numba(work_state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
         state.copy_(work_state)
         return y
-    work, dim = state.dtype, state.shape[1]
-    out = torch.empty(x.shape, dtype=work)
-    optional = _work(D, work, dim), _work(z, work, 1, 1), _work(dt_bias, work, dim)
-    ins = _np(*(_work(t, work) for t in (x, dt, A, B, C)), *optional)
-    _state_update_kernel(state.detach().numpy(), *ins, dt_softplus, z is not None, out.numpy())
-    return out.to(x.dtype)
+    return _state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus).to(x.dtype)

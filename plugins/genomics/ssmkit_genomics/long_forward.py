@@ -1,12 +1,13 @@
 """A HyenaDNA forward pass at a million tokens: peak memory and time (batch 1, inference mode).
 
-    python -m ssmkit_genomics.long_forward [--length 1048576] [--out runs/bench]
+    python -m ssmkit_genomics.long_forward [--length 1048576] [--autocast bf16] [--out runs/bench]
 
 The model is the pretrain config's (`configs/pretrain.yaml`: 2 order-2 Hyena layers, d_model 128, gated MLP
 ratio 2, LM head) with `max_length = length`, on random bases. Measured: wall and process CPU seconds of one
 forward under `torch.inference_mode()`, and its peak memory, the process's peak resident memory during the
 forward (Linux `VmHWM`, reset through `/proc/self/clear_refs` just before) minus its resident memory before
-it. Writes `long_forward.json` to `--out`.
+it, and whether every logit is finite (`--autocast bf16`: the forward under CPU bfloat16 autocast). Writes
+`long_forward.json` to `--out`.
 """
 
 from __future__ import annotations
@@ -35,19 +36,21 @@ def build_model(length: int, **backbone_changes: Any) -> GenomicsLM:
     return GenomicsLM(**{**model_args, "max_length": length, "backbone": backbone}).eval()
 
 
-def measure(length: int, seed: int = 0, **backbone_changes: Any) -> dict[str, Any]:
-    """One forward of (1, length) random bases; seconds (wall, CPU), peak extra MiB and the output shape."""
+def measure(length: int, seed: int = 0, autocast: str | None = None, **backbone_changes: Any) -> dict[str, Any]:
+    """One forward of (1, length) random bases (under `autocast` "bf16" if given); seconds (wall, CPU), peak extra
+    MiB, the output shape and whether it is finite."""
     torch.manual_seed(seed)
     model = build_model(length, **backbone_changes)
     tokens = torch.randint(A, T + 1, (1, length))
     before_kib = _reset_peak_rss()
     wall, cpu = time.perf_counter(), time.process_time()
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast == "bf16"):
         logits = model(tokens)  # (1, length, vocab)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     peak_kib = _status_kib("VmHWM")
     return {
         "length": length,
+        "autocast": autocast,
         "d_model": model.backbone.config.d_model,
         "n_layers": model.backbone.config.n_layers,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -81,16 +84,19 @@ def _status_kib(field: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=1 << 20, help="tokens in the sequence (default 1,048,576)")
+    parser.add_argument("--autocast", choices=["bf16"], help="run the forward under CPU bfloat16 autocast")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     args = parser.parse_args(argv)
-    result = measure(args.length)
+    result = measure(args.length, autocast=args.autocast)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "long_forward.json").write_text(json.dumps(result, indent=2))
     peak = "n/a" if result["peak_extra_mib"] is None else f"{result['peak_extra_mib']:,.0f} MiB"
     print(
-        f"HyenaDNA forward, batch 1, {result['length']:,} tokens, d_model {result['d_model']}, "
+        f"HyenaDNA forward{' (bf16 autocast)' if args.autocast else ''}, batch 1, {result['length']:,} tokens, "
+        f"d_model {result['d_model']}, "
         f"{result['n_layers']} layers: {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU, "
-        f"{result['tokens_per_s']:,.0f} tokens/s, peak extra memory {peak} (peak RSS {result['peak_rss_mib']:,.0f} MiB)"
+        f"{result['tokens_per_s']:,.0f} tokens/s, peak extra memory {peak} "
+        f"(peak RSS {result['peak_rss_mib']:,.0f} MiB), logits finite: {result['finite']}"
     )
     return 0 if result["finite"] else 1
 
