@@ -99,6 +99,11 @@ class DiagonalSSM(nn.Module):
         )
         return fft_conv(u, K[:, :length], self.D)
 
+    def discrete_poles(self) -> Tensor:
+        """The recurrence's poles exp(dt A), (C, N/2) complex (their conjugates are the other half); inside the unit
+        circle whenever Re(A) < 0, which the parameterisation keeps."""
+        return zoh_discretise(self.log_dt, self.A())[0]
+
     def zero_state(self, batch_size: int, device: torch.device | None = None) -> Tensor:
         """(B, C, N/2) complex."""
         return torch.zeros(batch_size, *self.A_imag.shape, dtype=self.A().dtype, device=device)

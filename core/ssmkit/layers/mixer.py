@@ -109,6 +109,11 @@ class Mixer(nn.Module):
             raise ValueError(f"d_model must be >= 1, got {d_model}")
         self.d_model = d_model
 
+    def discrete_poles(self) -> Tensor | None:
+        """The poles of a time-invariant SSM's discretised recurrence (complex, any shape: |z| < 1 is stable), or
+        None for a mixer without them (selective, attention, convolution). S4, S4D have them."""
+        return None
+
     def splits_across_ranks(self) -> bool:
         """Whether this instance reads a sequence split across ranks: its family passes state (`sequence_parallel`)
         and it is causal."""

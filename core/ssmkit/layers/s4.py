@@ -88,6 +88,11 @@ class S4(Mixer):
             y = y + fft_conv(u.flip(-1), F.pad(self.kernel(length, 1), (1, 0))[:, :length]).flip(-1)
         return self.output(y.transpose(1, 2))
 
+    def discrete_poles(self) -> Tensor:
+        """The eigenvalues of A_bar, (H, N) complex: inside the unit circle exactly when A = Λ - P P* is Hurwitz, which
+        Re(Λ) = -exp(log_A_real) < 0 guarantees (A + A* = 2 Re(Λ) - 2 P P* is negative definite: SaShiMi's fix)."""
+        return torch.linalg.eigvals(self._dense()[0])
+
     def _dense(self) -> tuple[Tensor, Tensor, Tensor]:
         """The full discretised system (A_bar (H, N, N), B_bar (H, N), C̃ (2 or 1, H, N)), conjugates included."""
         Lambda, P, B = _with_conjugates(*self._dplr())

@@ -37,6 +37,9 @@ class S4D(Mixer):
     def _forward(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         return self.output(self.ssm(x.transpose(1, 2)).transpose(1, 2))
 
+    def discrete_poles(self) -> Tensor:
+        return self.ssm.discrete_poles()
+
     def allocate_state(
         self, batch_size: int, device: torch.device | None = None, dtype: torch.dtype | None = None
     ) -> State:

@@ -12,7 +12,11 @@ one sample at a time, for generation), the two equal to float rounding (tests/pl
 - Stacks: `SequenceBackbone`s of `n_layers` pre-norm residual blocks (mixer, then gated MLP with `mlp_ratio`),
   without the final norm. This is the first increment of `audio.generate`: the model only (see the README).
   Deviations from the anchor, written down: the core's blocks (RMSNorm, gated MLP) stand in for SaShiMi's
-  LayerNorm + GELU feed-forward, and the default mixer is S4D (diagonal, Re(A) < 0) rather than DPLR S4.
+  LayerNorm + GELU feed-forward, and the default mixer is S4D (diagonal, Re(A) < 0) rather than DPLR S4
+  (`--model.backbone.mixer s4`: the core's S4 is SaShiMi's Hurwitz form A = Λ - P P*, Re(Λ) < 0).
+
+`max_pole_modulus(model)`: the largest |z| over the discretised poles of every time-invariant SSM mixer in it (below 1:
+the recurrent mode is stable); the task prints it after fit.
 """
 
 from __future__ import annotations
@@ -161,3 +165,13 @@ class SashimiLM(nn.Module):
         """token_t (B,) -> logits (B, 256)."""
         y, state = self.sashimi.step(self.embedding(token_t, labels), state)
         return self.head(y), state
+
+
+def max_pole_modulus(model: nn.Module) -> float | None:
+    """The largest |z| over the discretised poles of the SSM mixers in `model` (`Mixer.discrete_poles`), or None when
+    none has poles (WaveNet, selective mixers)."""
+    from ssmkit.layers.mixer import Mixer
+
+    poles = [m.discrete_poles() for m in model.modules() if isinstance(m, Mixer)]
+    moduli = [float(p.detach().abs().max()) for p in poles if p is not None]
+    return max(moduli) if moduli else None

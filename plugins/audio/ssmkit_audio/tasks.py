@@ -32,7 +32,7 @@ from ssmkit_audio.apollo import NETWORKS, BandRestorer, DualPathSSM, RoformerCon
 from ssmkit_audio.datamodules import MuLawWindowsData, RestorationData, SpokenDigitsData
 from ssmkit_audio.models import LogMel, LogMelCNN, StagedSSM
 from ssmkit_audio.plots import plot_clips
-from ssmkit_audio.sashimi import SashimiLM
+from ssmkit_audio.sashimi import SashimiLM, max_pole_modulus
 from ssmkit_audio.spectral import codec_cutoff, lsd, mrstft_loss
 from ssmkit_audio.wavenet import WaveNetLM, matched_channels, n_parameters
 
@@ -239,6 +239,12 @@ class WaveformGenerator(TaskModule):
             rank_zero_info(f"unigram mu-law entropy of the training windows: {bits:.3f} bits per sample")
             if self.trainer.logger is not None:
                 self.trainer.logger.log_metrics({"data/unigram_bits_per_sample": bits}, step=0)
+
+    def on_fit_end(self) -> None:
+        modulus = max_pole_modulus(self.lm)
+        if modulus is not None:
+            where = "inside" if modulus < 1 else "NOT inside"
+            rank_zero_info(f"discretised SSM poles after training: max |z| = {modulus:.6f}, {where} the unit circle")
 
     @torch.no_grad()
     def generate(self, n_samples: int, labels: Tensor, seed: int = 0) -> tuple[Tensor, float]:
