@@ -241,6 +241,7 @@ class WaveformGenerator(TaskModule):
                 self.trainer.logger.log_metrics({"data/unigram_bits_per_sample": bits}, step=0)
 
     def on_fit_end(self) -> None:
+        super().on_fit_end()
         modulus = max_pole_modulus(self.lm)
         if modulus is not None:
             where = "inside" if modulus < 1 else "NOT inside"
@@ -290,15 +291,23 @@ class WaveformGenerator(TaskModule):
         if png is None or self.hparams.report_clips < 1:
             return
         data = getattr(self.trainer, "datamodule", None)
-        real = None
+        real, loudness = None, ""
         if isinstance(data, MuLawWindowsData):
-            tokens, length, _ = data.serving_split(stage)[1][0]
-            real = mulaw.decode(tokens[:length])
+            split = data.serving_split(stage)[1]
+            windows = [
+                mulaw.decode(tokens[:length]) for tokens, length, _ in (split[i] for i in range(min(16, len(split))))
+            ]
+            real = windows[0]
         labels = torch.arange(self.hparams.report_clips) % self.n_classes
         n = round(self.hparams.report_seconds * self.sample_rate)
         waveforms, speed = self.generate(n, labels)
+        if real is not None:  # the issue's check: RMS of generated audio within 0.5x-2x of the data's
+            ratio = float(waveforms.square().mean().sqrt() / torch.cat(windows).square().mean().sqrt())
+            loudness = f", RMS {ratio:.2f}x the data's, finite: {bool(torch.isfinite(waveforms).all())}"
         self.write_clips(waveforms, labels, f"clips/{stage}_", f"plots/{stage}_generated.png", real)
-        rank_zero_info(f"{stage} generated clips ({speed:.0f} samples/s): {png.parent.parent / 'clips'} and {png}")
+        rank_zero_info(
+            f"{stage} generated clips ({speed:.0f} samples/s{loudness}): {png.parent.parent / 'clips'} and {png}"
+        )
 
     def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         """batch: labels (B,) -> generated waveforms (B, generate_seconds * sample_rate), written as WAV files."""
