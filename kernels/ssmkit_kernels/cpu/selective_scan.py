@@ -494,8 +494,7 @@ def _state_update_kernel(state, x, dt, A, B, C, D, z, bias, softplus, has_z, out
             out[bi, di] = y
 
 
-@torch.library.custom_op("ssmkit::selective_state_update_numba", mutates_args=("state",))
-def _state_update(
+def _state_update_now(
     state: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
     dt_bias: Tensor | None, dt_softplus: bool,
 ) -> Tensor:  # fmt: skip
@@ -506,6 +505,13 @@ def _state_update(
     ins = _np(*(_work(t, work) for t in (x, dt, A, B, C)), *optional)
     _state_update_kernel(state.detach().numpy(), *ins, dt_softplus, z is not None, out.numpy())
     return out
+
+
+# the same step as a custom op for torch.compile; eager decoding calls `_state_update_now` directly (the custom op's
+# dispatch costs about as much as the kernel at d_model 256)
+_state_update = torch.library.custom_op("ssmkit::selective_state_update_numba", mutates_args=("state",))(
+    _state_update_now
+)
 
 
 @_state_update.register_fake
@@ -522,4 +528,5 @@ def selective_state_update_numba(state, x, dt, A, B, C, D, z, dt_bias, dt_softpl
         y = selective_state_update_numba(work_state, x, dt, A, B, C, D, z, dt_bias, dt_softplus)
         state.copy_(work_state)
         return y
-    return _state_update(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus).to(x.dtype)
+    step = _state_update if torch.compiler.is_compiling() else _state_update_now
+    return step(state, x, dt, A, B, C, D, z, dt_bias, dt_softplus).to(x.dtype)

@@ -34,6 +34,13 @@ def context_windows(transitions: Tensor, h: int) -> Tensor:
     return padded.unfold(1, h, 1)[:, : transitions.shape[1]].transpose(2, 3)
 
 
+def recent_windows(x: Tensor, k: int) -> Tensor:
+    """x (B, T, ...) -> (B, T, k, ...): row t holds steps t-k+1 .. t, zeros where the step is before 0."""
+    flat = x.reshape(*x.shape[:2], -1)
+    windows = context_windows(nn.functional.pad(flat, (0, 0, 0, 1)), k)[:, 1:]  # (B, T, k, d)
+    return windows.reshape(*x.shape[:2], k, *x.shape[2:])
+
+
 def returns_to_go(rewards: Tensor) -> Tensor:
     """rewards (B, T) -> (B, T): the sum of rewards from t to the end."""
     return rewards.flip(1).cumsum(1).flip(1)
@@ -172,6 +179,7 @@ class DecisionModel(nn.Module):
         backbone: BackboneConfig,
         return_scale: float,
         max_action: float = 1.0,
+        horizon: int | None = None,
     ) -> None:
         """The return-conditioned policy over (R, s + z, a) tokens, with an optional prompt.
 
@@ -183,9 +191,11 @@ class DecisionModel(nn.Module):
             backbone: the causal sequence backbone's settings.
             return_scale: returns-to-go are divided by it.
             max_action: the action bound (actions are read and predicted divided by it, in [-1, 1]).
+            horizon: K, the most recent steps a_t is predicted from (DT's context length; zeros before the episode
+                start); None: the whole episode so far.
         """
         super().__init__()
-        self.z_dim, self.return_scale, self.max_action = z_dim, return_scale, max_action
+        self.z_dim, self.return_scale, self.max_action, self.horizon = z_dim, return_scale, max_action, horizon
         self.backbone = SequenceBackbone(backbone)
         d = self.backbone.d_model
         self.tokens = TokenEmbedding(obs_dim + z_dim, action_dim, max_timestep, d)
@@ -196,10 +206,23 @@ class DecisionModel(nn.Module):
         self, rtg: Tensor, states: Tensor, z: Tensor | None, actions: Tensor, prompt: Prompt | None = None
     ) -> Tensor:
         """rtg (B, T), states (B, T, d_obs), z (B, T, z_dim) or None, actions (B, T, d_act) scaled to [-1, 1]
-        -> predicted actions (B, T, d_act) in [-1, 1]; a_t is read at the s_t token, so it sees a_{<t} only."""
-        n_steps = rtg.shape[1]
-        timesteps = torch.arange(n_steps, device=rtg.device).expand(len(rtg), n_steps)
+        -> predicted actions (B, T, d_act) in [-1, 1]; a_t is read at the s_t token, so it sees a_{<t} only, and
+        with a horizon K only steps t-K+1 .. t (each step's window is read as a sequence of its own)."""
+        n, n_steps = rtg.shape
+        timesteps = torch.arange(n_steps, device=rtg.device).expand(n, n_steps)
         states = states if z is None or self.z_dim == 0 else torch.cat([states, z], dim=-1)
+        k = self.horizon
+        if k is None or k >= n_steps:
+            return self.read(rtg, states, actions, timesteps, prompt)
+        parts = [recent_windows(x, k).flatten(0, 1) for x in (rtg, states, actions, timesteps)]  # (B T, k, ...)
+        if prompt is not None:
+            prompt = Prompt(*(x.repeat_interleave(n_steps, dim=0) for x in vars(prompt).values()))
+        return self.read(*parts, prompt)[:, -1].reshape(n, n_steps, -1)
+
+    def read(self, rtg: Tensor, states: Tensor, actions: Tensor, timesteps: Tensor, prompt: Prompt | None) -> Tensor:
+        """rtg, timesteps (B, T), states (B, T, d_state), actions (B, T, d_act) -> actions (B, T, d_act), each read
+        at its state token."""
+        n_steps = rtg.shape[1]
         tokens = self.tokens(rtg / self.return_scale, states, actions, timesteps)
         if prompt is not None:
             p = self.prompt_tokens(

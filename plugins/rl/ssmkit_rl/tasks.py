@@ -413,7 +413,8 @@ class MetaDT(TaskModule):
 
     A training batch is B episodes, each with a prompt episode of the same goal. The loss is the world model's
     (reward + next-state squared error; its gradient alone trains the context encoder) plus the decision model's
-    action MSE (actions scaled to [-1, 1]) given z (detached). With probability `prompt_prob` a batch carries
+    action MSE (actions scaled to [-1, 1]) given z (detached); with `world_steps` > 0 the world model trains alone
+    first, then is frozen while the decision model trains. With probability `prompt_prob` a batch carries
     prompts: the k-step segment of largest world-model error in each prompt episode; the others none, so one
     model serves both the zero-shot and the few-shot mode. Logged: `<stage>/loss`, `<stage>/action_loss`,
     `<stage>/world_loss`.
@@ -449,6 +450,8 @@ class MetaDT(TaskModule):
         prompt_len: int = 5,
         prompt_prob: float = 0.5,
         return_scale: float = 10.0,
+        horizon: int | None = None,
+        world_steps: int = 0,
         target_return: float | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -471,6 +474,10 @@ class MetaDT(TaskModule):
             prompt_len: k, the prompt's steps.
             prompt_prob: the share of training batches that carry prompts.
             return_scale: returns-to-go are divided by it before embedding.
+            horizon: K, the most recent steps the decision model reads to predict a_t (None: the whole episode so
+                far).
+            world_steps: optimiser steps that train the world model alone; after them it is frozen and the decision
+                model trains alone (0: both train together from the start, the world model never frozen).
             target_return: the return the policy is conditioned on when acting (None: the best offline episode's);
                 it then drops by each reward, capped at the offline data's largest return-to-go at each step.
             lr: AdamW's peak learning rate.
@@ -483,22 +490,25 @@ class MetaDT(TaskModule):
         self.save_hyperparameters()
         z = z_dim if context else 0
         self.world_model = WorldModel(obs_dim, action_dim, z_dim, world_hidden, context_len) if context else None
-        self.policy = DecisionModel(obs_dim, action_dim, z, episode_length, backbone, return_scale, max_action)
+        self.policy = DecisionModel(obs_dim, action_dim, z, episode_length, backbone, return_scale, max_action, horizon)
 
     # ---- training --------------------------------------------------------------------------------------------
 
     def shared_step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
         episodes, prompt_episodes = Steps(*batch[:4]), Steps(*batch[4:])
         z, world_loss = None, torch.zeros((), device=episodes.rewards.device)
+        world_phase = self.world_phase(stage)
         if self.world_model is not None:
-            z = self.world_model.embed(episodes)
-            world_loss = self.world_model.errors(episodes, z).mean()
+            frozen = stage == "train" and self.hparams.world_steps > 0 and not world_phase
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+                z = self.world_model.embed(episodes)
+                world_loss = self.world_model.errors(episodes, z).mean()
             z = z.detach()
         prompt = self.training_prompt(prompt_episodes) if self.carries_prompt(stage) else None
         actions = episodes.actions / self.hparams.max_action
         predicted = self.policy(returns_to_go(episodes.rewards), episodes.observations, z, actions, prompt)
         action_loss = torch.nn.functional.mse_loss(predicted, actions)
-        loss = action_loss + world_loss
+        loss = (0.0 if world_phase else 1.0) * action_loss + world_loss
         n = len(episodes.rewards)
         self.log_dict(
             {f"{stage}/action_loss": action_loss, f"{stage}/world_loss": world_loss},
@@ -510,6 +520,10 @@ class MetaDT(TaskModule):
             f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train", batch_size=n
         )
         return loss
+
+    def world_phase(self, stage: str) -> bool:
+        """A training step of the world model alone (the first `world_steps`; never without context)."""
+        return self.world_model is not None and stage == "train" and self.global_step < self.hparams.world_steps
 
     def carries_prompt(self, stage: str) -> bool:
         """Prompts in this batch: never without context; validation always; training with prompt_prob."""

@@ -7,7 +7,16 @@ import torch
 from ssmkit.data import DataError
 from ssmkit.models import BackboneConfig
 from ssmkit_rl.datamodules import MetaDTData
-from ssmkit_rl.meta_dt import DecisionModel, Prompt, Steps, WorldModel, context_windows, play_meta_dt, select_prompt
+from ssmkit_rl.meta_dt import (
+    DecisionModel,
+    Prompt,
+    Steps,
+    WorldModel,
+    context_windows,
+    play_meta_dt,
+    recent_windows,
+    select_prompt,
+)
 from ssmkit_rl.offline import NPZ_KEYS, generate, load_npz, save_npz
 from ssmkit_rl.point_robot import PointRobot
 from ssmkit_rl.tasks import MetaDT
@@ -104,3 +113,44 @@ def test_npz_round_trip_and_named_errors(tmp_path):
     with pytest.raises(DataError, match="short.npz: key actions: 29 rows"):
         load_npz(tmp_path / "short.npz")
     assert set(NPZ_KEYS) == set(arrays)
+
+
+def test_recent_windows_hold_the_k_steps_up_to_each_step():
+    x = torch.arange(1, 5, dtype=torch.float32).reshape(1, 4)
+    assert recent_windows(x, 2)[0].tolist() == [[0, 1], [1, 2], [2, 3], [3, 4]]
+    assert recent_windows(torch.randn(2, 5, 3), 4).shape == (2, 5, 4, 3)
+
+
+def test_a_horizon_limits_what_each_action_reads():
+    torch.manual_seed(0)
+    model = DecisionModel(2, 2, 4, max_timestep=12, backbone=TINY, return_scale=10.0, max_action=0.1, horizon=3)
+    s, z = random_steps(2, 12), torch.randn(2, 12, 4)
+    prompt = Prompt.of(s, torch.tensor([0, 2]), 4)
+    out = model(s.rewards, s.observations, z, s.actions, prompt)
+    assert out.shape == (2, 12, 2)
+    moved = s.observations.clone()
+    moved[:, 5] += 3.0  # read by the windows of steps 5, 6, 7 only
+    diff = (model(s.rewards, moved, z, s.actions, prompt) - out).abs().amax(dim=(0, 2))
+    assert torch.all(diff[5:8] > 0) and torch.all(diff[:5] == 0) and torch.all(diff[8:] == 0)
+    prefix = model(s.rewards[:, :7], s.observations[:, :7], z[:, :7], s.actions[:, :7], prompt)
+    assert torch.allclose(prefix, out[:, :7], atol=1e-5)  # online play reads prefixes
+
+
+def test_world_steps_train_the_world_model_first_then_freeze_it(monkeypatch):
+    torch.manual_seed(0)
+    task = MetaDT(episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, prompt_len=2, world_steps=3)
+    data = MetaDTData(n_tasks=4, n_test_tasks=1, episodes_per_task=3, episode_length=6, batch_size=4)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+
+    def grads(step: int) -> tuple[bool, bool]:
+        monkeypatch.setattr(MetaDT, "global_step", property(lambda self: step))
+        task.zero_grad(set_to_none=True)
+        task.shared_step(batch, "train").backward()
+        has = [p.grad is not None and p.grad.abs().sum() > 0 for p in task.policy.head.parameters()]
+        return any(has), any(p.grad is not None for p in task.world_model.parameters())
+
+    assert grads(0) == (False, True)  # the world model alone
+    assert grads(3) == (True, False)  # then the decision model alone
+    plain = MetaDT(episode_length=6, backbone=TINY, context=False, world_steps=3)
+    assert not plain.world_phase("train")  # no world model: the policy trains from the start
