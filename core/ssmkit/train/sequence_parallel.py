@@ -11,8 +11,8 @@
 
 Each process's loss is then the mean over its chunk, and DDP averages the gradients: with chunks of equal size (and
 every position counted in the loss) that is the gradient of the whole sequence's mean loss, so P processes train as
-one process reading whole sequences does (tests/core/train/test_sequence_parallel.py measures it), each holding
-1/P of the activations. A model with a mixer that cannot split (long convolutions, bidirectional ones, ...) is
+one process reading whole sequences does (tests/core/train/test_sequence_parallel_training.py measures it), each
+holding 1/P of the activations. A model with a mixer that cannot split (long convolutions, bidirectional ones, ...) is
 refused, naming the mixer, before the first step. The processes talk over gloo on CPUs and nccl on GPUs (Lightning's
 default for the device), one group over all processes (no data parallelism across groups yet).
 """

@@ -40,7 +40,11 @@ def motion_files(root: str | Path) -> tuple[str, list[Path]]:
     """("deepmimic" | "bvh", the files of that kind in `root`, sorted)."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError("no such folder", source=root)
+        raise DataError(
+            f"no such folder (a relative path starts at the current directory, {Path.cwd()}; the *_deepmimic configs "
+            "expect the shared real data at ../shared/data/motion from the repo root: its PROVENANCE.md)",
+            source=root,
+        )
     bvh = sorted(root.glob("*.bvh"))
     deepmimic = sorted(p for p in root.iterdir() if p.suffix in DEEPMIMIC_SUFFIXES)
     if bvh and deepmimic:

@@ -1,11 +1,17 @@
 """MotionData: shapes, splits, labels, named errors."""
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
+import ssmkit_motion
 from ssmkit.data import DataError
 from ssmkit_motion.datamodules import MotionData
 
+CONFIGS = Path(ssmkit_motion.__file__).parent / "configs"
+REPO = Path(__file__).resolve().parents[3]
 SMALL = {"window": 16, "n_train": 8, "n_val": 8, "n_test": 8, "n_clips": 1, "clip_seconds": 2.0}
 
 
@@ -46,3 +52,19 @@ def test_a_folder_without_motion_files_is_a_data_error(tmp_path):
     (tmp_path / "notes.md").write_text("x")
     with pytest.raises(DataError, match="no .bvh or DeepMimic"):
         _ = MotionData(root=str(tmp_path)).classes
+
+
+@pytest.mark.parametrize("task", ["classify", "generate"])
+def test_deepmimic_configs_read_the_15_shared_takes(task, shared_motion, monkeypatch):
+    data_config = yaml.safe_load((CONFIGS / f"{task}_deepmimic.yaml").read_text())["data"]
+    monkeypatch.chdir(REPO)  # the configs' root is relative to the repo root
+    data = MotionData(**data_config)
+    assert Path(data.root).resolve() == (shared_motion / "deepmimic").resolve()
+    assert data.n_classes == 15 and "backflip" in data.classes and data.n_features == 126
+
+
+def test_deepmimic_config_without_the_shared_folder_says_where_it_looked(tmp_path, monkeypatch):
+    data_config = yaml.safe_load((CONFIGS / "classify_deepmimic.yaml").read_text())["data"]
+    monkeypatch.chdir(tmp_path)  # no ../shared here
+    with pytest.raises(DataError, match=r"deepmimic: no such folder .*current directory.*\.\./shared/data/motion"):
+        _ = MotionData(**data_config).classes
