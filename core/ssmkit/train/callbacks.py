@@ -1,5 +1,5 @@
 """Callbacks every ssmkit run gets: a progress bar that does not flood logs, a throughput meter, an epoch
-summary line, and a loss-curve plot written at the end of fit."""
+summary line, a loss-curve plot written at the end of fit, and last.ckpt rewritten when fit ends."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ class Throughput(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("train/tokens_per_s", self.tokens_per_s, reduce_fx="sum", sync_dist=True)
+
+
+class FinalCheckpoint(Callback):
+    """Writes `last.ckpt` when fit ends, so `--ckpt_path last` reads the weights the fit ended with. Lightning 2.6's
+    ModelCheckpoint rewrites last.ckpt at validation only when it also saves a best checkpoint (or at its timed
+    saves), and a motion run whose last validations did not improve ended with last.ckpt at step 1,984 of 2,400."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        if callback is not None and callback.dirpath and not trainer.interrupted:
+            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
 
 
 class EpochSummary(Callback):

@@ -31,7 +31,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from ssmkit.parser_cache import ParserCache, ParserFacts, closest_keys
 from ssmkit.plugins import PluginInfo, find_task
-from ssmkit.train.callbacks import EpochSummary, LossCurvePlot, Throughput, progress_bar
+from ssmkit.train.callbacks import EpochSummary, FinalCheckpoint, LossCurvePlot, Throughput, progress_bar
 from ssmkit.train.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from ssmkit.train.logging import ResumableCSVLogger
 
@@ -282,6 +282,7 @@ def _trainer_defaults(
             ),
             # last.ckpt also every LAST_EVERY of training, so a killed run loses at most that much work
             ModelCheckpoint(save_top_k=0, save_last=True, train_time_interval=LAST_EVERY, enable_version_counter=False),
+            FinalCheckpoint(),
             progress_bar(),
             Throughput(),
             EpochSummary(),
