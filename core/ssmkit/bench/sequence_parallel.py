@@ -28,17 +28,17 @@ D_MODEL, BATCH = 64, 1
 
 
 def exchanged_bytes(mixer: str, length: int, world: int) -> tuple[int, int]:
-    """(bytes one rank receives per layer by state passing, by ring attention) for `mixer` at `length`."""
+    """(bytes one rank receives per layer by state passing, by ring attention) for `mixer` at `length`, read off the
+    mixer's recurrent state: its scan state (complex values count twice) travels as (decay, state) pairs, its
+    convolution window ("conv", where it has one) is the halo."""
     from ssmkit.registry import create_mixer
 
-    layer = create_mixer(mixer, D_MODEL)
-    if mixer == "mamba":
-        state = layer.d_inner * layer.d_state
-        halo = layer.d_inner * layer.d_conv
-    else:  # S5: a complex state per mode, real and imaginary parts
-        state, halo = 2 * layer.allocate_state(1)["h"].shape[-1], 0
+    state = create_mixer(mixer, D_MODEL).allocate_state(BATCH)
+    floats = {name: t.numel() * (2 if t.is_complex() else 1) for name, t in state.items() if t.is_floating_point()
+              or t.is_complex()}  # fmt: skip
+    halo = floats.pop("conv", 0)
     others = world - 1  # what a rank receives comes from the other ranks
-    passing = 4 * BATCH * (2 * state * others + (halo if others else 0))
+    passing = 4 * (2 * sum(floats.values()) * others + (halo if others else 0))
     ring = 4 * BATCH * 2 * length * D_MODEL * others // world
     return passing, ring
 
