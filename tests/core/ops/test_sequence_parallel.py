@@ -40,6 +40,13 @@ def loss(h: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return ((h.real if h.is_complex() else h) * weights).sum() + (h.abs() ** 2).sum()
 
 
+def close_group() -> None:
+    """Every rank waits for the others before tearing gloo down: a rank that exits while another is still in a
+    collective can abort the process ("terminate called without an active exception", seen once in CI)."""
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 def worker(rank: int, world: int, init_file: str, out_dir: str, complex_values: bool) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
@@ -50,7 +57,7 @@ def worker(rank: int, world: int, init_file: str, out_dir: str, complex_values: 
         loss(h, weights[:, part]).backward()
         torch.save({"h": h.detach(), "da": a.grad, "db": b.grad}, f"{out_dir}/{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        close_group()
 
 
 @pytest.mark.slow
@@ -109,7 +116,7 @@ def scan_worker(rank: int, world: int, init_file: str, out_dir: str, op: str) ->
         (y * weights).sum().backward()
         torch.save({"y": y.detach(), "grads": [a.grad for a in args]}, f"{out_dir}/{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        close_group()
 
 
 @pytest.mark.slow
@@ -172,7 +179,7 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
             dist.all_reduce(grad)
         torch.save({"h": h.detach(), "grads": grads, "uneven": uneven}, f"{out_dir}/{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        close_group()
 
 
 @pytest.mark.slow
