@@ -3,6 +3,9 @@ for the linear scan (resets, one right at a rank boundary; complex values as S5 
 scan (every optional input), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included), attention and a
 Mamba + attention hybrid (keys and values all-gathered)."""
 
+import os
+import sys
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -41,10 +44,14 @@ def loss(h: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 def close_group() -> None:
-    """Every rank waits for the others before tearing gloo down: a rank that exits while another is still in a
-    collective can abort the process ("terminate called without an active exception", seen once in CI)."""
+    """Every rank waits for the others before tearing gloo down, and a rank that got through leaves without the
+    interpreter's teardown: threads of gloo / numba torn down at exit aborted a finished worker ("terminate called
+    without an active exception", SIGABRT) in two CI runs, after its results were written. A worker whose body
+    raised keeps the exception (mp.spawn reports it)."""
     dist.barrier()
     dist.destroy_process_group()
+    if sys.exc_info()[0] is None:
+        os._exit(0)
 
 
 def worker(rank: int, world: int, init_file: str, out_dir: str, complex_values: bool) -> None:
