@@ -61,9 +61,9 @@ def _per_channel(p: Tensor, ndim: int, channel_dim: int) -> Tensor:
 
 
 def selective_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
-    """A `selective_scan` backend from `scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state) -> (y,
-    last_state)` (every argument given; A in the working dtype, initial_state too or None): the signature of
-    `ssmkit.ops.selective_scan_ref`, y alone unless `return_last_state`."""
+    """A `selective_scan` backend from `scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state,
+    resets) -> (y, last_state)` (every argument given; A in the working dtype, initial_state too or None, resets
+    (b, l) bool or None): the signature of `ssmkit.ops.selective_scan_ref`, y alone unless `return_last_state`."""
 
     def selective_scan(
         u: Tensor,
@@ -77,10 +77,11 @@ def selective_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
         delta_softplus: bool = False,
         return_last_state: bool = False,
         initial_state: Tensor | None = None,
+        resets: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         work = working_dtype(u.dtype)
         h0 = None if initial_state is None else initial_state.to(work)
-        y, last = scan(u, delta, A.to(work), B, C, D, z, delta_bias, delta_softplus, h0)
+        y, last = scan(u, delta, A.to(work), B, C, D, z, delta_bias, delta_softplus, h0, resets)
         return (y, last) if return_last_state else y
 
     return _named_as(scan, selective_scan)
@@ -109,10 +110,11 @@ def selective_state_update_backend(step: Callable[..., Tensor]):
 
 
 def ssd_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
-    """An `ssd_scan` backend from the SSD recurrence alone, `scan(x, dt, A, B, C, chunk_size, initial_states) -> (y,
-    final_states)`: dt after dt_bias and softplus, dt and A in the working dtype, initial_states too (or None), x, B,
-    C as given; y in the working dtype, without D or z. Gives it the signature of `ssmkit.ops.ssd_scan_ref`, and the
-    D skip and silu(z) gate after it; y comes back in x's dtype (z's when z is given)."""
+    """An `ssd_scan` backend from the SSD recurrence alone, `scan(x, dt, A, B, C, chunk_size, initial_states, resets)
+    -> (y, final_states)`: dt after dt_bias and softplus, dt and A in the working dtype, initial_states too (or None),
+    x, B, C and resets (b, l) bool or None as given; y in the working dtype, without D or z. Gives it the signature
+    of `ssmkit.ops.ssd_scan_ref`, and the D skip and silu(z) gate after it; y comes back in x's dtype (z's when z is
+    given)."""
 
     def ssd_scan(
         x: Tensor,
@@ -127,11 +129,12 @@ def ssd_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
         initial_states: Tensor | None = None,
         dt_softplus: bool = False,
         return_final_states: bool = False,
+        resets: Tensor | None = None,
     ) -> Tensor | tuple[Tensor, Tensor]:
         work = working_dtype(x.dtype)
         initial_states = None if initial_states is None else initial_states.to(work)
         dt = step_size(dt, dt_bias, dt_softplus, work)
-        y, final = scan(x, dt, A.to(work), B, C, chunk_size, initial_states)
+        y, final = scan(x, dt, A.to(work), B, C, chunk_size, initial_states, resets)
         y = skip_and_gate(y, x, D, z, channel_dim=2, dtype=x.dtype if z is None else z.dtype)
         return (y, final) if return_final_states else y
 

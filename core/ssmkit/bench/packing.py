@@ -1,8 +1,9 @@
 """Packed beside padded batches of mixed lengths: the same sequences as one packed row (`cu_seqlens`) and as a
 padded batch (`lengths`), forward + backward through one mixer, tokens/s counted over the real tokens only.
 
-A resettable scan (S5, LRU) reads the packed row in one pass and skips the padding's work; the other mixers run a
-packed row as a padded batch inside (`ssmkit.layers.packing`), so for them the two times should match.
+A resettable mixer (`takes_resets`: S5, LRU, Mamba, Mamba-2) reads the packed row in one pass and skips the padding's
+work; the other mixers run a packed row as a padded batch inside (`ssmkit.layers.packing`), so for them the two times
+should match.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ssmkit.bench.measure import best_time
 from ssmkit.registry import create_mixer, mixer_class
 from ssmkit.train.plots import markdown_table
 
-MIXERS = ("s5", "lru", "mamba", "attention")
+MIXERS = ("s5", "lru", "mamba", "mamba2", "attention")
 
 
 def mixed_lengths(n: int, shortest: int, longest: int) -> torch.Tensor:

@@ -35,16 +35,38 @@ def causal_conv_from(conv: nn.Conv1d, window: Tensor, x: Tensor) -> tuple[Tensor
     return conv(full), causal_conv_window(full, conv.kernel_size[0])
 
 
-def causal_conv_continued(conv: nn.Conv1d, x: Tensor, window: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+def causal_conv_continued(
+    conv: nn.Conv1d, x: Tensor, window: Tensor | None = None, resets: Tensor | None = None
+) -> tuple[Tensor, Tensor | None]:
     """x: (B, C, L) -> (y (B, C, L), the window after x or None): `causal_conv` continuing after `window` (a
     recurrent state's, then the new window is returned), else, inside `sequence_parallel`, after the previous rank's
-    last inputs (`conv_halo`), else from zeros."""
+    last inputs (`conv_halo`), else from zeros. `resets: (B, L)` bool restarts the window before the flagged steps
+    (no output reads an input before the last reset at or before it); not with a recurrent `window`."""
     if window is not None:
+        if resets is not None:
+            raise ValueError("resets restart a sequence inside one forward; a recurrent state continues one")
         return causal_conv_from(conv, window.to(x.dtype), x)
     split = current_split()
-    if split is not None:
-        return causal_conv_from(conv, conv_halo(x, conv.kernel_size[0], split.group), x)[0], None
+    before = None if split is None else conv_halo(x, conv.kernel_size[0], split.group)
+    if resets is not None:
+        return causal_conv_restarting(conv, x, resets, before), None
+    if before is not None:
+        return causal_conv_from(conv, before, x)[0], None
     return causal_conv(conv, x), None
+
+
+def causal_conv_restarting(conv: nn.Conv1d, x: Tensor, resets: Tensor, window: Tensor | None = None) -> Tensor:
+    """`causal_conv` of x: (B, C, L) whose window restarts where `resets: (B, L)` is set: y_t = bias + sum_k
+    w_k x_{t-k} over the k that do not reach back past the last reset at or before t. `window` (B, C, K): the K
+    inputs before x (zeros when None), read until the first reset. Returns (B, C, L)."""
+    K, length = conv.kernel_size[0], x.shape[-1]
+    full = torch.cat([x.new_zeros(*x.shape[:2], K - 1) if window is None else window[..., 1:].to(x.dtype), x], -1)
+    steps = torch.arange(length, device=x.device)
+    last_reset = torch.where(resets, steps, -K).cummax(dim=-1).values  # (B, L): -K where none yet
+    since = (steps - last_reset)[:, None, :]  # (B, 1, L): how far back the window may reach
+    weight = conv.weight[:, 0, :, None]  # (C, K, 1); weight[:, K - 1] multiplies x_t
+    y = sum(weight[:, K - 1 - k] * full[..., K - 1 - k : K - 1 - k + length] * (since >= k) for k in range(K))
+    return y if conv.bias is None else y + conv.bias[:, None]
 
 
 def causal_conv_window(x: Tensor, kernel_size: int) -> Tensor:

@@ -9,6 +9,9 @@
 S4D-Real initialisation of A (A[:, n] = -(n+1)), dt initialised log-uniformly in [dt_min, dt_max] through
 the inverse softplus of dt_proj's bias, D = 1. A_log, D and dt_proj.bias are tagged as SSM dynamics
 parameters (no weight decay).
+
+`forward(x, resets=...)`: `resets (B, L)` bool restarts the conv window and the scan's state before the flagged steps
+(ssmkit's addition: mamba_ssm's Mamba-1 has none), so a packed row of several sequences runs in one pass.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ Tensor = torch.Tensor
 @register_mixer("mamba")
 class Mamba(Mixer):
     sequence_parallel = True  # conv halo and state passing between ranks: ssmkit.ops.sequence_parallel
+    takes_resets = True  # the conv window and the scan restart in place: packed rows run in one pass
     tiny_kwargs = {"d_state": 4, "d_conv": 3, "expand": 2}
 
     def __init__(
@@ -65,23 +69,24 @@ class Mamba(Mixer):
         self.D = nn.Parameter(torch.ones(self.d_inner))
         no_weight_decay(self.A_log, self.D, self.dt_proj.bias)
 
-    def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
-        return self._mix(u)[0]
+    def _forward(self, u: Tensor, lengths: Tensor | None, resets: Tensor | None = None) -> Tensor:
+        return self._mix(u, resets=resets)[0]
 
     def _prefill_from(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         return self._mix(u, state)
 
-    def _mix(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State | None]:
+    def _mix(self, u: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State | None]:
         """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it in one
         parallel scan and the state is updated to the one after the last position."""
         x, z = self.in_proj(u).chunk(2, dim=-1)  # (B, L, E) each
-        return self.out_proj(self.ssm(x, z, state)), state
+        return self.out_proj(self.ssm(x, z, state, resets)), state
 
-    def ssm(self, x: Tensor, z: Tensor, state: State | None = None) -> Tensor:
+    def ssm(self, x: Tensor, z: Tensor, state: State | None = None, resets: Tensor | None = None) -> Tensor:
         """The block between the projections: causal conv, selective scan, gate. x, z: (B, L, E) -> (B, L, E). With
         a `state` the conv and the scan continue from it, and it is updated in place; inside `sequence_parallel`
-        they continue from the ranks before (`ssmkit.ops.sequence_parallel`)."""
-        x, window = causal_conv_continued(self.conv1d, x.transpose(1, 2), None if state is None else state["conv"])
+        they continue from the ranks before (`ssmkit.ops.sequence_parallel`); `resets: (B, L)` restarts both."""
+        conv_state = None if state is None else state["conv"]
+        x, window = causal_conv_continued(self.conv1d, x.transpose(1, 2), conv_state, resets)
         x, split = F.silu(x), current_split()  # (B, E, L)
         dt, B, C = self._project(x.transpose(1, 2))  # (B, L, R), (B, L, N), (B, L, N)
         A, delta = -torch.exp(self.A_log), (dt @ self.dt_proj.weight.T).transpose(1, 2)
@@ -90,9 +95,9 @@ class Mamba(Mixer):
             y, last = selective_scan(*args, return_last_state=True, initial_state=state["ssm"])
             state.update(conv=window, ssm=last.to(state["ssm"].dtype))
         elif split is not None:
-            y = selective_scan_sequence_parallel(*args, group=split.group)
+            y = selective_scan_sequence_parallel(*args, resets=resets, group=split.group)
         else:
-            y = selective_scan(*args)
+            y = selective_scan(*args, resets=resets)
         return y.transpose(1, 2)
 
     def _project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -10,7 +10,8 @@ A is scalar-times-identity per head (the SSD restriction), so the scan runs as t
 B and C are shared by the heads of each of `ngroups` groups. A is initialised uniformly in `A_init_range`,
 dt log-uniformly in [dt_min, dt_max] through the inverse softplus of dt_bias. A_log, D and dt_bias are
 SSM dynamics parameters (no weight decay). The recurrent `step` runs the same scan for one position from
-the carried state.
+the carried state. `forward(x, resets=...)`: `resets (B, L)` bool restarts the conv window and the state before the
+flagged steps (mamba_ssm's `seq_idx`), so a packed row of several sequences runs in one pass.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def ssd_head_parameters(
 @register_mixer("mamba2")
 class Mamba2(Mixer):
     sequence_parallel = True  # conv halo and state passing between ranks: ssmkit.ops.sequence_parallel
+    takes_resets = True  # the conv window and the SSD scan restart in place: packed rows run in one pass
     tiny_kwargs = {"d_state": 4, "d_conv": 3, "expand": 2, "headdim": 4, "chunk_size": 4}
 
     def __init__(
@@ -95,35 +97,38 @@ class Mamba2(Mixer):
             C.unflatten(-1, (self.ngroups, self.d_state)),
         )
 
-    def _scan(self, x: Tensor, dt: Tensor, B: Tensor, C: Tensor, state: Tensor | None = None):
+    def _scan(
+        self, x: Tensor, dt: Tensor, B: Tensor, C: Tensor, state: Tensor | None = None, resets: Tensor | None = None
+    ):
         return ssd_scan(
             x, dt, -torch.exp(self.A_log), B, C, self.chunk_size, self.D,
             dt_bias=self.dt_bias, initial_states=state, dt_softplus=True,
-            return_final_states=state is not None,
+            return_final_states=state is not None, resets=resets,
         )  # fmt: skip
 
-    def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
-        return self._mix(u)[0]
+    def _forward(self, u: Tensor, lengths: Tensor | None, resets: Tensor | None = None) -> Tensor:
+        return self._mix(u, resets=resets)[0]
 
     def _prefill_from(self, u: Tensor, state: State) -> tuple[Tensor, State]:
         return self._mix(u, state)
 
-    def _mix(self, u: Tensor, state: State | None = None) -> tuple[Tensor, State | None]:
+    def _mix(self, u: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State | None]:
         """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it and the
         state is updated to the one after the last position; inside `sequence_parallel` the conv and the scan
-        continue from the ranks before (`ssmkit.ops.sequence_parallel`)."""
+        continue from the ranks before (`ssmkit.ops.sequence_parallel`); `resets: (B, L)` restarts both."""
         z, xBC, dt = self.in_proj(u).split([self.d_inner, self.conv_dim, self.nheads], dim=-1)
         window = None if state is None else state["conv"]
-        conv_out, window = causal_conv_continued(self.conv1d, xBC.transpose(1, 2), window)  # (B, conv_dim, L)
+        conv_out, window = causal_conv_continued(self.conv1d, xBC.transpose(1, 2), window, resets)  # (B, conv_dim, L)
         x, B, C = self._split(F.silu(conv_out.transpose(1, 2)))
         split = current_split()
         if split is not None and state is None:
             A = -torch.exp(self.A_log)
             y = ssd_scan_sequence_parallel(
-                x, dt, A, B, C, self.chunk_size, self.D, dt_bias=self.dt_bias, dt_softplus=True, group=split.group
-            )
+                x, dt, A, B, C, self.chunk_size, self.D, dt_bias=self.dt_bias, dt_softplus=True, resets=resets,
+                group=split.group,
+            )  # fmt: skip
         else:
-            y = self._scan(x, dt, B, C, None if state is None else state["ssm"])
+            y = self._scan(x, dt, B, C, None if state is None else state["ssm"], resets)
         if state is not None:
             y, ssm = y
             state.update(conv=window, ssm=ssm)

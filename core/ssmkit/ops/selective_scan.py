@@ -15,6 +15,10 @@ Shapes (b batch, d channels, l length, n state, g groups):
 `initial_state` (ssmkit's addition; mamba_ssm's selective scan has none) is h_{-1}, zeros when None: a sequence
 read in pieces (chunked prefill, a sequence split across ranks) continues from the state the previous piece left,
 and gradients flow to it.
+
+`resets: (b, l)` bool (ssmkit's addition, as `linear_scan`'s): where set, the state restarts before step t,
+h_t = delta_t * B_t * u_t (the decay exp(delta_t A) is replaced by 0). Several sequences packed end to end in one row
+are scanned in one pass with a reset at each start (mamba_ssm's Mamba-1 has no such input).
 """
 
 from __future__ import annotations
@@ -40,13 +44,14 @@ def selective_scan(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     initial_state: Tensor | None = None,
+    resets: Tensor | None = None,
     *,
     backend: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Selective scan over `l`; see the module docstring for shapes. `backend` forces an implementation."""
-    _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state)
+    _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, resets)
     fn = resolve("selective_scan", u.device.type, backend)
-    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state)
+    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, initial_state, resets)
 
 
 def selective_state_update(
@@ -93,6 +98,7 @@ def selective_scan_ref(
     delta_softplus: bool = False,
     return_last_state: bool = False,
     initial_state: Tensor | None = None,
+    resets: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The spec: a plain loop over time. Steps with `unbind` so autograd stays O(l·d·n)."""
     dtype_in, work = u.dtype, working_dtype(u.dtype)
@@ -100,9 +106,13 @@ def selective_scan_ref(
     batch, dim, _ = u.shape
     Bs, Cs = _per_step(B, dim, work), _per_step(C, dim, work)
     h = u.new_zeros(batch, dim, A.shape[1]) if initial_state is None else initial_state.to(work)
+    keep = None if resets is None else (~resets).to(work).unbind(-1)  # (b,) per step: 0 where the state restarts
     ys = []
     for t, (u_t, dt_t) in enumerate(zip(u.unbind(-1), delta.unbind(-1), strict=True)):
-        h = torch.exp(dt_t[..., None] * A) * h + (dt_t * u_t)[..., None] * Bs(t)
+        decay = torch.exp(dt_t[..., None] * A)
+        if keep is not None:
+            decay = decay * keep[t][:, None, None]
+        h = decay * h + (dt_t * u_t)[..., None] * Bs(t)
         ys.append((h * Cs(t)).sum(-1))
     y = skip_and_gate(torch.stack(ys, dim=-1), u, D, z, channel_dim=1, dtype=dtype_in)
     return (y, h) if return_last_state else y
@@ -142,7 +152,7 @@ def _per_step(M: Tensor, dim: int, work: torch.dtype):
     return lambda t: steps[t]
 
 
-def _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state) -> None:
+def _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, resets) -> None:
     check_shape("u", u, "(b, d, l)", None, None, None)
     b, d, length = u.shape
     check_shape("delta", delta, "(b, d, l)", b, d, length)
@@ -166,13 +176,17 @@ def _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state) -> None
             check_shape(name, t, "(d,)", d)
     if initial_state is not None:
         check_shape("initial_state", initial_state, "(b, d, n)", b, d, n)
+    if resets is not None and (resets.shape != (b, length) or resets.dtype != torch.bool):
+        raise ValueError(
+            f"resets must be a bool tensor of shape (b, l) = ({b}, {length}), got {resets.dtype} {tuple(resets.shape)}"
+        )
 
 
 @example_inputs("selective_scan")
 def selective_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
     """Every optional input (delta_bias past softplus's threshold of 20 on one channel: its linear branch), B per
-    step, C grouped, the last state, an initial state; then time-invariant B, C per step, nothing optional, no
-    softplus."""
+    step, C grouped, the last state, an initial state, resets (one at step 0, so row 0 drops its initial state);
+    then time-invariant B, C per step, nothing optional, no softplus."""
     b, d, length, n = 2, 4, 13, 3
     u, delta, z = (torch.randn(b, d, length, generator=g, dtype=dtype) for _ in range(3))
     A = -2 * torch.rand(d, n, generator=g, dtype=dtype)
@@ -181,10 +195,12 @@ def selective_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tupl
     bias[0] = 25.0
     full = [t.requires_grad_() for t in (u, delta.abs(), A, B, C, D, z, bias)]
     h0 = torch.randn(b, d, n, generator=g, dtype=dtype).requires_grad_()
+    resets = torch.zeros(b, length, dtype=torch.bool)
+    resets[0, [0, 5]], resets[1, [7, 12]] = True, True
     u, delta = torch.randn(1, 3, 9, generator=g, dtype=dtype), torch.rand(1, 3, 9, generator=g, dtype=dtype)
     A, B = -torch.rand(3, n, generator=g, dtype=dtype), torch.randn(3, n, generator=g, dtype=dtype)
     plain = [t.requires_grad_() for t in (u, delta, A, B, torch.randn(1, n, 9, generator=g, dtype=dtype))]
-    return [(*full, True, True, h0), (*plain, None, None, None, False, False)]
+    return [(*full, True, True, h0, resets), (*plain, None, None, None, False, False)]
 
 
 @example_inputs("selective_state_update")

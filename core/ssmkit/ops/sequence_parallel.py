@@ -148,17 +148,21 @@ def selective_scan_sequence_parallel(
     z: Tensor | None = None,
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
+    resets: Tensor | None = None,
     group: dist.ProcessGroup | None = None,
 ) -> Tensor:
     """`ssmkit.ops.selective_scan` (same arguments and shapes, this rank's positions along l) over a sequence split
     across `group`: equal to the same positions of one scan over the whole sequence. Two scans of the chunk: from
-    zero for (total decay exp(A sum_t dt_t), last state), then from the entering state."""
+    zero for (total decay exp(A sum_t dt_t), 0 if the chunk holds a reset; last state), then from the entering
+    state."""
     _, last = selective_scan(u, delta, A, B, C, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                             return_last_state=True)  # fmt: skip
+                             return_last_state=True, resets=resets)  # fmt: skip
     dt = step_size(delta, delta_bias, delta_softplus, working_dtype(u.dtype), channel_dim=1)  # (b, d, l)
     total = torch.exp(A.to(dt.dtype) * dt.sum(-1)[..., None])  # (b, d, n)
+    if resets is not None:
+        total = total * (~resets.any(-1)).to(total.dtype)[:, None, None]
     h0 = entering_state(total, last, group)
-    return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state=h0)
+    return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state=h0, resets=resets)
 
 
 def ssd_scan_sequence_parallel(
@@ -172,14 +176,19 @@ def ssd_scan_sequence_parallel(
     z: Tensor | None = None,
     dt_bias: Tensor | None = None,
     dt_softplus: bool = False,
+    resets: Tensor | None = None,
     group: dist.ProcessGroup | None = None,
 ) -> Tensor:
     """`ssmkit.ops.ssd_scan` (same arguments and shapes, this rank's positions along l) over a sequence split across
     `group`: equal to the same positions of one scan over the whole sequence. Two scans of the chunk: from zero for
-    (total decay exp(A_h sum_t dt_t) per head, final state), then from the entering state."""
+    (total decay exp(A_h sum_t dt_t) per head, 0 if the chunk holds a reset; final state), then from the entering
+    state."""
     _, last = ssd_scan(x, dt, A, B, C, chunk_size, dt_bias=dt_bias, dt_softplus=dt_softplus,
-                       return_final_states=True)  # fmt: skip
+                       return_final_states=True, resets=resets)  # fmt: skip
     steps = step_size(dt, dt_bias, dt_softplus, working_dtype(x.dtype))  # (b, l, h)
-    total = torch.exp(A.to(steps.dtype) * steps.sum(1))[..., None, None].expand_as(last)  # (b, h, p, n)
-    h0 = entering_state(total, last, group)
-    return ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states=h0, dt_softplus=dt_softplus)
+    total = torch.exp(A.to(steps.dtype) * steps.sum(1))  # (b, h)
+    if resets is not None:
+        total = total * (~resets.any(-1)).to(total.dtype)[:, None]
+    h0 = entering_state(total[..., None, None].expand_as(last), last, group)  # (b, h, p, n)
+    return ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states=h0, dt_softplus=dt_softplus,
+                    resets=resets)  # fmt: skip

@@ -8,11 +8,16 @@ Per head h, with a scalar decay (A is scalar-times-identity) and B, C shared by 
 
 Argument order and shapes follow mamba_ssm's `mamba_chunk_scan_combined`:
     x, z (b, l, h, p)   dt (b, l, h)   A (h,)   B, C (b, l, g, n)   D (h, p) or (h,)   dt_bias (h,)
-    initial_states (b, h, p, n);  returns y (b, l, h, p) [, final_states (b, h, p, n)]
+    initial_states (b, h, p, n);  resets (b, l) bool;  returns y (b, l, h, p) [, final_states (b, h, p, n)]
+
+`resets` (ssmkit's name for what mamba_ssm passes as `seq_idx`): where set, the state restarts before step t (the
+decay exp(dt_t A) is replaced by 0), so sequences packed end to end in one row never see each other.
 
 Backends: `reference` is the sequential loop (the spec); `chunked` is the SSD algorithm: within chunks of
 `chunk_size` positions a masked quadratic (attention-like) form, between chunks a recurrence on the states
-(`linear_scan`, so its fast backend runs it).
+(`linear_scan`, so its fast backend runs it). With resets, every decay that reaches back past a reset is masked to 0:
+within a chunk between positions of different segments, into a chunk after its first reset, out of a chunk from
+before its last reset, and across a chunk that holds one.
 Computation is in float32 (float64 stays float64); y is cast back to x's dtype.
 """
 
@@ -42,13 +47,14 @@ def ssd_scan(
     initial_states: Tensor | None = None,
     dt_softplus: bool = False,
     return_final_states: bool = False,
+    resets: Tensor | None = None,
     *,
     backend: str | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The SSD scan over `l`; see the module docstring for shapes. `backend` forces an implementation."""
-    _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states)
+    _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, resets)
     fn = resolve("ssd_scan", x.device.type, backend)
-    return fn(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus, return_final_states)
+    return fn(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, dt_softplus, return_final_states, resets)
 
 
 def ssd_scan_ref(
@@ -64,6 +70,7 @@ def ssd_scan_ref(
     initial_states: Tensor | None = None,
     dt_softplus: bool = False,
     return_final_states: bool = False,
+    resets: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """The spec: a loop over time (chunk_size is unused)."""
     dtype_out, work = x.dtype if z is None else z.dtype, working_dtype(x.dtype)
@@ -71,9 +78,10 @@ def ssd_scan_ref(
     b, _, h, p = x.shape
     B, C = (M.to(work).repeat_interleave(h // M.shape[2], dim=2) for M in (B, C))  # (b, l, h, n)
     state = _initial(initial_states, b, h, p, B.shape[-1], x)
+    keep = (~resets if resets is not None else torch.ones(b, x.shape[1], dtype=torch.bool)).to(work).unbind(1)
     ys = []
-    for x_t, dt_t, B_t, C_t in zip(x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1), strict=True):
-        decay = torch.exp(dt_t * A.to(work))  # (b, h)
+    for t, (x_t, dt_t, B_t, C_t) in enumerate(zip(x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1), strict=True)):
+        decay = torch.exp(dt_t * A.to(work)) * keep[t][:, None]  # (b, h)
         state = decay[..., None, None] * state + (dt_t[..., None] * x_t)[..., None] * B_t[:, :, None, :]
         ys.append((state * C_t[:, :, None, :]).sum(-1))  # (b, h, p)
     y = skip_and_gate(torch.stack(ys, dim=1), x, D, z, channel_dim=2, dtype=dtype_out)
@@ -81,7 +89,7 @@ def ssd_scan_ref(
 
 
 @ssd_scan_backend
-def ssd_scan_chunked(x, dt, A, B, C, chunk_size, initial_states):
+def ssd_scan_chunked(x, dt, A, B, C, chunk_size, initial_states, resets):
     """The chunked SSD algorithm: memory O(b·l·h·(p + T) + b·(l/T)·h·p·n), time O(l·T) per head and channel.
 
     Heads are split as (g groups, k heads per group) so C B^T is computed once per group, not once per head.
@@ -102,22 +110,44 @@ def ssd_scan_chunked(x, dt, A, B, C, chunk_size, initial_states):
 
     # within each chunk: y_t = sum_{s <= t} exp(cs_t - cs_s) (C_t . B_s) dt_s x_s
     causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    within, into, out_of, across = _segment_masks(resets, pad, c, T, causal)
     decay = torch.exp((cs[..., :, None] - cs[..., None, :]).masked_fill(~causal, float("-inf")))  # (b,c,g,k,T,T)
-    scores = torch.einsum("bctgn,bcsgn->bcgts", Cs, Bs)[:, :, :, None] * decay
+    scores = torch.einsum("bctgn,bcsgn->bcgts", Cs, Bs)[:, :, :, None] * decay * within
     y = torch.einsum("bcgkts,bcsgkp->bctgkp", scores, xs)
 
     # the state each chunk adds, then the recurrence between chunks
-    to_end = torch.exp(cs[..., -1:] - cs).permute(0, 1, 4, 2, 3)  # (b, c, T, g, k)
+    to_end = (torch.exp(cs[..., -1:] - cs) * out_of).permute(0, 1, 4, 2, 3)  # (b, c, T, g, k)
     chunk_states = torch.einsum("bctgkp,bctgn->bcgkpn", xs * to_end[..., None], Bs).reshape(b, c, h, p, n)
     # between chunks: the linear scan state_k = exp(cs_end_k) state_{k-1} + chunk_states_k over (h, p, n) channels
-    chunk_decays = torch.exp(cs[..., -1]).reshape(b, c, h, 1).expand(b, c, h, p * n).reshape(b, c, h * p * n)
+    chunk_decays = (torch.exp(cs[..., -1]) * across).reshape(b, c, h, 1).expand(b, c, h, p * n)
     state0 = _initial(initial_states, b, h, p, n, dt).reshape(b, h * p * n)
-    states = linear_scan(chunk_decays, chunk_states.reshape(b, c, h * p * n), state0)  # (b, c, h*p*n)
+    states = linear_scan(chunk_decays.reshape(b, c, h * p * n), chunk_states.reshape(b, c, h * p * n), state0)
     state = states[:, -1].reshape(b, h, p, n)
     entering = torch.cat([state0[:, None], states[:, :-1]], dim=1).reshape(b, c, g, h // g, p, n)
-    from_start = torch.exp(cs).permute(0, 1, 4, 2, 3)[..., None]  # (b, c, T, g, k, 1)
+    from_start = (torch.exp(cs) * into).permute(0, 1, 4, 2, 3)[..., None]  # (b, c, T, g, k, 1)
     y = y + torch.einsum("bctgn,bcgkpn->bctgkp", Cs, entering) * from_start
     return y.reshape(b, c * T, h, p)[:, :length], state
+
+
+def _segment_masks(
+    resets: Tensor | None, pad: int, chunks: int, T: int, causal: Tensor
+) -> tuple[Tensor | bool, Tensor | bool, Tensor | bool, Tensor | bool]:
+    """Where a decay of the chunked form survives the resets (b, l) (True without resets), bool, shaped to broadcast
+    against its term: within a chunk from s to t (b, c, 1, 1, T, T); into a chunk, from its start to t (b, c, 1, 1, T);
+    out of a chunk, from s to its end (b, c, 1, 1, T); across a whole chunk (b, c, 1, 1). A decay survives when no reset
+    lies after its first step and at or before its last."""
+    if resets is None:
+        return True, True, True, True
+    b = resets.shape[0]
+    seg = F.pad(resets, (0, pad)).reshape(b, chunks, T).cumsum(-1)  # (b, c, T): resets in the chunk up to t
+    last = seg[..., -1:]
+    within = (seg[..., :, None] == seg[..., None, :]) & causal  # (b, c, T, T)
+    return (
+        within[:, :, None, None],
+        (seg == 0)[:, :, None, None],
+        (seg == last)[:, :, None, None],
+        (last == 0)[..., None],
+    )
 
 
 def _initial(initial_states: Tensor | None, b: int, h: int, p: int, n: int, like: Tensor) -> Tensor:
@@ -125,7 +155,7 @@ def _initial(initial_states: Tensor | None, b: int, h: int, p: int, n: int, like
     return like.new_zeros(b, h, p, n) if initial_states is None else initial_states.to(like.dtype)
 
 
-def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states) -> None:
+def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, resets) -> None:
     check_shape("x", x, "(b, l, h, p)", None, None, None, None)
     b, length, h, p = x.shape
     check_shape("dt", dt, "(b, l, h)", b, length, h)
@@ -145,13 +175,18 @@ def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states) -> No
         check_shape("dt_bias", dt_bias, "(h,)", h)
     if initial_states is not None:
         check_shape("initial_states", initial_states, "(b, h, p, n)", b, h, p, n)
+    if resets is not None and (resets.shape != (b, length) or resets.dtype != torch.bool):
+        raise ValueError(
+            f"resets must be a bool tensor of shape (b, l) = ({b}, {length}), got {resets.dtype} {tuple(resets.shape)}"
+        )
 
 
 @example_inputs("ssd_scan")
 def ssd_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
     """Several chunks, the last partial, two heads per group, every optional input (D per head and channel),
-    softplus and the final states; then one group and nothing optional (dt > 0, no softplus) in one partial chunk,
-    in chunks of one step, and for one step."""
+    softplus and the final states; then the same with resets (at step 0 of row 0, so it drops its initial state; at
+    a chunk's first and last steps; two in one chunk); then one group and nothing optional (dt > 0, no softplus) in
+    one partial chunk, in chunks of one step, and for one step."""
     b, length, h, p, n = 2, 37, 4, 3, 5
     x, z = (torch.randn(b, length, h, p, generator=g, dtype=dtype) for _ in range(2))
     dt, A = torch.randn(b, length, h, generator=g, dtype=dtype), -2 * torch.rand(h, generator=g, dtype=dtype)
@@ -159,7 +194,9 @@ def ssd_scan_examples(g: torch.Generator, dtype: torch.dtype) -> list[tuple]:
     D, bias = torch.randn(h, p, generator=g, dtype=dtype), torch.randn(h, generator=g, dtype=dtype)
     s0 = torch.randn(b, h, p, n, generator=g, dtype=dtype)
     full = [t.requires_grad_() for t in (x, dt, A, B, C, D, z, bias, s0)]
-    cases = [(*full[:5], 16, *full[5:], True, True)]
+    resets = torch.zeros(b, length, dtype=torch.bool)
+    resets[0, [0, 16, 20, 27]], resets[1, [15, 36]] = True, True
+    cases = [(*full[:5], 16, *full[5:], True, True), (*full[:5], 16, *full[5:], True, True, resets)]
     for length, chunk in ((9, 16), (9, 1), (1, 4)):
         shapes = ((1, length, 2, 2), (1, length, 2), (2,), (1, length, 1, 3), (1, length, 1, 3))
         x, dt, A, B, C = (torch.randn(shape, generator=g, dtype=dtype) for shape in shapes)

@@ -14,7 +14,8 @@ LLVM vectorises, exponentials included (a float32 polynomial exp; see below). Th
 `chunk` (>= n) steps; the backward recomputes one chunk at a time from those checkpoints (states and decays in an
 L2-sized scratch) and runs the adjoint recurrence backwards through it,
     g_t = dy_t C_t + exp(dt_{t+1} A) g_{t+1},    g after the last step = d(last_state),
-and what it leaves before the first step is the gradient of the initial state h_{-1}.
+and what it leaves before the first step is the gradient of the initial state h_{-1}. Where `resets` (b, l) is set
+the decay is 0 (the state restarts before that step): forward and backward both read it from the stored decays.
 Nothing of size (b, l, d, n) exists: extra memory is dt, x (b, d, l) and the checkpoints (b, d, l / chunk, n).
 Gradients shared between channels (dB, dC of the variable layouts) go to one partial per channel block (a block
 never straddles a group), those shared between batch rows (dA, dD, d delta_bias, time-invariant dB, dC) to one
@@ -160,11 +161,12 @@ def _prepare(bi, j, u, delta, bias, softplus, dt, x):
 
 
 @njit(**_JIT)
-def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, ys, hs, decays, store):
+def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, Bt, Ct, ys, hs, decays, store):
     """Advances h: (n, cw) of task (bi, j) over steps t0 <= t < t1, writing ys[t - t0] = <C_t, h_t>: (cw,).
 
     With `store`, also keeps hs[t - t0 + 1] = h_t (hs[0] = the state before t0) and decays[t - t0] = exp(dt_t A):
-    (t1 - t0 + 1, n, cw) and (t1 - t0, n, cw). A is blocked: (d / cw, n, cw).
+    (t1 - t0 + 1, n, cw) and (t1 - t0, n, cw). A is blocked: (d / cw, n, cw). `resets`: (b, l) uint8, or (1, 0)
+    for none; where set, the decay is 0.
     """
     n, cw = h.shape
     if store:
@@ -176,9 +178,10 @@ def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, 
             _load_step(C, bi, gc, t, Ct)
         acc = ys[t - t0]
         acc[:] = 0
+        keep = resets.shape[1] == 0 or resets[bi, t] == 0
         for k in range(n):
             for c in range(cw):
-                a = _exp(dt[bi, j, t, c] * A[j, k, c])
+                a = _exp(dt[bi, j, t, c] * A[j, k, c]) if keep else dt.dtype.type(0)
                 hk = a * h[k, c] + x[bi, j, t, c] * Bt[k, c]
                 h[k, c] = hk
                 acc[c] += hk * Ct[k, c]
@@ -190,8 +193,9 @@ def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, 
 @with_torch_threads
 @njit(parallel=True, **_JIT)
 def _forward_kernel(
-    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, h0, dt, x, out, last, checkpoints, save
-):
+    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, resets, h0, dt, x, out, last, checkpoints,
+    save,
+):  # fmt: skip
     """h0: (b, d, n) the initial state; out: (b, d, l) gated outputs; last: (b, d, n); dt, x: (b, d / cw, l, cw)
     filled for the backward; with `save`, checkpoints[bi, j, i]: (n, cw) = the state before chunk i."""
     batch, blocks, length, cw = dt.shape
@@ -206,7 +210,9 @@ def _forward_kernel(
                 checkpoints[bi, j, i] = h
             t0 = i * chunk
             t1 = min(t0 + chunk, length)
-            _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, ys, unused, unused, False)
+            _scan_chunk(
+                bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, Bt, Ct, ys, unused, unused, False
+            )
             for c in range(cw):
                 d = c0 + c
                 for s in range(t1 - t0):
@@ -220,7 +226,7 @@ def _forward_kernel(
 @with_torch_threads
 @njit(parallel=True, **_JIT)
 def _backward_kernel(
-    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, dt, x, checkpoints, dout, dlast,
+    u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, resets, dt, x, checkpoints, dout, dlast,
     du, ddelta, dz, dA, dB, dC, dD, dbias, dh0,
 ):  # fmt: skip
     """Reverse pass, chunk by chunk from the checkpoints. Fills du, ddelta, dz: (b, d, l), dh0: (b, d, n) and the
@@ -241,7 +247,7 @@ def _backward_kernel(
             t0 = i * chunk
             t1 = min(t0 + chunk, length)
             h[:] = checkpoints[bi, j, i]
-            _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, h, Bt, Ct, ys, hs, decays, True)
+            _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, Bt, Ct, ys, hs, decays, True)
             for c in range(cw):  # through the gate and the D skip: dys = d<C_t, h_t>, dz, dD
                 d = c0 + c
                 for s in range(t1 - t0):
@@ -355,6 +361,11 @@ def _bc_grad(partial: Tensor, like: Tensor, dtype: torch.dtype) -> Tensor:
     return (grad[:, 0] if like.dim() == 3 else grad).to(dtype).contiguous()
 
 
+def _resets(resets: Tensor | None) -> Tensor:
+    """resets (b, l) bool as the kernels read them: uint8, or an empty (1, 0) array for none."""
+    return torch.zeros(1, 0, dtype=torch.uint8) if resets is None else resets.to(torch.uint8).contiguous()
+
+
 def _np(*tensors: Tensor) -> list[np.ndarray]:
     return [t.numpy() for t in tensors]
 
@@ -380,7 +391,7 @@ def _blocked(t: Tensor, cw: int) -> Tensor:
 @torch.library.custom_op("ssmkit::selective_scan_numba", mutates_args=())
 def _scan(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
-    delta_bias: Tensor | None, delta_softplus: bool, initial_state: Tensor | None, save: bool,
+    delta_bias: Tensor | None, delta_softplus: bool, initial_state: Tensor | None, resets: Tensor | None, save: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """(out, last state, dt, x, checkpoints) in the working dtype, and cw (1,) int64."""
     (batch, dim, _), n = u.shape, A.shape[1]
@@ -392,12 +403,13 @@ def _scan(
     h0 = _work(initial_state, work.dtype, batch, dim, n)
     flags = (delta_softplus, z is not None, B.dim() > 2, C.dim() > 2, max(64, n))
     saved = _blocked(checkpoints, cw) if save else checkpoints.view(1, 1, 1, 1, 1)
-    _forward_kernel(*_np(*ins), *flags, *_np(h0, _blocked(dt, cw), _blocked(x, cw), out, last, saved), save)
+    buffers = _np(_resets(resets), h0, _blocked(dt, cw), _blocked(x, cw), out, last, saved)
+    _forward_kernel(*_np(*ins), *flags, *buffers, save)
     return out, last, dt, x, checkpoints, torch.tensor([cw])
 
 
 @_scan.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, save):
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, resets, save):
     (batch, dim, _), n, work = u.shape, A.shape[1], working_dtype(u.dtype)
     new = lambda shape: u.new_empty(shape, dtype=work)  # noqa: E731
     cw = u.new_empty((1,), dtype=torch.int64)
@@ -407,8 +419,8 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, save):
 @torch.library.custom_op("ssmkit::selective_scan_numba_backward", mutates_args=())
 def _scan_backward(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
-    delta_bias: Tensor | None, delta_softplus: bool, dt: Tensor, x: Tensor, checkpoints: Tensor, cw: Tensor,
-    dout: Tensor, dlast: Tensor,
+    delta_bias: Tensor | None, delta_softplus: bool, resets: Tensor | None, dt: Tensor, x: Tensor,
+    checkpoints: Tensor, cw: Tensor, dout: Tensor, dlast: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
     """(du, ddelta, dz, dh0, dA, dB, dC, dD, dbias) in the working dtype: the partials `_backward_kernel` fills,
     summed here (dA, dD, dbias over batch rows; dB, dC as `_bc_grad` does, in B's and C's layouts)."""
@@ -419,7 +431,7 @@ def _scan_backward(
     flags = (delta_softplus, z is not None, B.dim() > 2, C.dim() > 2, max(64, A.shape[1]))
     saved = _blocked(checkpoints, block) if checkpoints.numel() > 1 else checkpoints.view(1, 1, 1, 1, 1)
     _backward_kernel(
-        *_np(*ins), *flags, *_np(_blocked(dt, block), _blocked(x, block), saved),
+        *_np(*ins), *flags, *_np(_resets(resets), _blocked(dt, block), _blocked(x, block), saved),
         *_np(dout.to(work).contiguous(), dlast.to(work).contiguous(), *grads),
     )  # fmt: skip
     du, ddelta, dz, dA, dB, dC, dD, dbias, dh0 = grads
@@ -427,7 +439,7 @@ def _scan_backward(
 
 
 @_scan_backward.register_fake
-def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dt, x, checkpoints, cw, dout, dlast):
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, resets, dt, x, checkpoints, cw, dout, dlast):
     (batch, dim, _), n = u.shape, A.shape[1]
     new = lambda shape: dt.new_empty(shape)  # noqa: E731
     return (new(u.shape), new(u.shape), new(u.shape), new((batch, dim, n)), new((dim, n)), new(B.shape),
@@ -442,30 +454,30 @@ def _partial_shapes(u: Tensor, A: Tensor, B: Tensor, C: Tensor, cw: int) -> list
 
 
 def _save(ctx, inputs: tuple, output: tuple) -> None:
-    u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, _ = inputs
-    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, *output[2:])
+    u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, resets, _ = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, initial_state, resets, *output[2:])
     ctx.delta_softplus = delta_softplus
 
 
 def _gradients(ctx, dout: Tensor, dlast: Tensor, *unused: Tensor) -> tuple:
-    u, delta, A, B, C, D, z, delta_bias, initial_state, dt, x, checkpoints, cw = ctx.saved_tensors
+    u, delta, A, B, C, D, z, delta_bias, initial_state, resets, dt, x, checkpoints, cw = ctx.saved_tensors
     du, ddelta, dz, dh0, dA, dB, dC, dD, dbias = _scan_backward(
-        u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, dt, x, checkpoints, cw, dout, dlast
+        u, delta, A, B, C, D, z, delta_bias, ctx.delta_softplus, resets, dt, x, checkpoints, cw, dout, dlast
     )
     cast = lambda grad, like: None if like is None else grad.to(like.dtype)  # noqa: E731
     return (cast(du, u), cast(ddelta, delta), cast(dA, A), cast(dB, B), cast(dC, C), cast(dD, D), cast(dz, z),
-            cast(dbias, delta_bias), None, cast(dh0, initial_state), None)  # fmt: skip
+            cast(dbias, delta_bias), None, cast(dh0, initial_state), None, None)  # fmt: skip
 
 
 _scan.register_autograd(_gradients, setup_context=_save)
 
 
 @selective_scan_backend
-def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
+def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, resets):
     """The fused CPU selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
     inputs = (u, delta, A, B, C, D, z, delta_bias, initial_state)
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-    out, last, *_ = _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, save)
+    out, last, *_ = _scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, resets, save)
     return out.to(u.dtype), last
 
 

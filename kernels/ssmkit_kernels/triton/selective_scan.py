@@ -15,9 +15,10 @@ state entering each chunk (b, d, ceil(l / BLOCK_L), n). The backward walks the c
 the chunk's states from the saved one, runs the reverse scan for the adjoint g_t = dy_t C_t + exp(delta_{t+1} A)
 g_{t+1} (carried between chunks as g at the chunk's first step; the last one starts from d(last_state)), and forms
 every gradient from h_t, h_{t-1} (the chunk's states moved one step with `tl.gather`) and g_t; the initial state's
-is g_0 exp(delta_0 A). Gradients summed over batch rows (dA, dD, d delta_bias, time-invariant dB, dC) are written
-per row and summed in torch; variable dB, dC are summed over the block's channels (a block never straddles a group)
-and added with `tl.atomic_add`.
+is g_0 exp(delta_0 A). Where `resets` (b, l) is set the decay exp(delta_t A) is 0 (the state restarts before
+step t), in the forward, in the recomputed states and in the adjoint's carry. Gradients summed over batch rows (dA,
+dD, d delta_bias, time-invariant dB, dC) are written per row and summed in torch; variable dB, dC are summed over the
+block's channels (a block never straddles a group) and added with `tl.atomic_add`.
 """
 
 from __future__ import annotations
@@ -59,9 +60,19 @@ def _bc_tile(ptr, row, d, k, t, mask, s_b, s_g, s_n, s_l, per_group, dtype):
 
 
 @triton.jit
+def _decay(dt, A, resets_ptr, row, t, length, HAS_RESETS: tl.constexpr):
+    """exp(dt A): (BLOCK_D, BLOCK_N, BLOCK_L) from dt (BLOCK_D, BLOCK_L) at steps t, 0 where the state restarts."""
+    decay = tl.exp(dt[:, None, :] * A[:, :, None])
+    if HAS_RESETS:
+        restart = tl.load(resets_ptr + row * length + t, t < length, 0) != 0
+        decay = tl.where(restart[None, None, :], 0.0, decay)
+    return decay
+
+
+@triton.jit
 def _chunk(
-    u_ptr, delta_ptr, B_ptr, C_ptr, A, bias, row, d, k, t, dim, n, length,
-    sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS: tl.constexpr,
+    u_ptr, delta_ptr, B_ptr, C_ptr, resets_ptr, A, bias, row, d, k, t, dim, n, length,
+    sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS: tl.constexpr, HAS_RESETS: tl.constexpr,
 ):  # fmt: skip
     """One chunk's inputs: u, dt, raw delta (BLOCK_D, BLOCK_L); exp(dt A), dt B u, B, C (BLOCK_D, BLOCK_N, BLOCK_L).
 
@@ -73,7 +84,7 @@ def _chunk(
     dt, raw = _step_size(delta_ptr, bias[:, None], offs, mask2, SOFTPLUS)
     Bm = _bc_tile(B_ptr, row, d, k, t, mask3, sBb, sBg, sBn, sBl, gB, A.dtype)
     Cm = _bc_tile(C_ptr, row, d, k, t, mask3, sCb, sCg, sCn, sCl, gC, A.dtype)
-    decay = tl.exp(dt[:, None, :] * A[:, :, None])
+    decay = _decay(dt, A, resets_ptr, row, t, length, HAS_RESETS)
     return u, dt, raw, decay, (dt * u)[:, None, :] * Bm, Bm, Cm
 
 
@@ -104,10 +115,11 @@ def _time_tile(row, d, t, dim, length):
 @triton.autotune(configs=warp_configs(), key=["BLOCK_D", "BLOCK_N", "BLOCK_L"])
 @triton.jit
 def _selective_scan_fwd(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, h0_ptr, y_ptr, last_ptr, states_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, h0_ptr, resets_ptr, y_ptr, last_ptr, states_ptr,
     dim, n, length, sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr,
-    SAVE_STATES: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
+    HAS_RESETS: tl.constexpr, SAVE_STATES: tl.constexpr,
+    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):  # fmt: skip
     row, d, k, state_mask, A, D, bias = _block(A_ptr, D_ptr, bias_ptr, dim, n, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
     chunks = tl.cdiv(length, BLOCK_L)
@@ -119,8 +131,8 @@ def _selective_scan_fwd(
             tl.store(states_ptr + ((row * dim + d[:, None]) * chunks + c) * n + k[None, :], h, state_mask)
         t = c * BLOCK_L + tl.arange(0, BLOCK_L)
         u, dt, raw, decay, x, Bm, Cm = _chunk(
-            u_ptr, delta_ptr, B_ptr, C_ptr, A, bias, row, d, k, t, dim, n, length,
-            sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS,
+            u_ptr, delta_ptr, B_ptr, C_ptr, resets_ptr, A, bias, row, d, k, t, dim, n, length,
+            sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS, HAS_RESETS,
         )  # fmt: skip
         decay, x = tl.associative_scan((decay, x), 2, first_order)
         hs = decay * h[:, :, None] + x
@@ -141,11 +153,11 @@ def _selective_scan_fwd(
 )
 @triton.jit
 def _selective_scan_bwd(
-    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, states_ptr, dy_ptr, dlast_ptr,
+    u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, resets_ptr, states_ptr, dy_ptr, dlast_ptr,
     du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr, dz_ptr, dbias_ptr, dh0_ptr,
     dim, n, length, sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC,
     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_H0: tl.constexpr,
-    B_VARIES: tl.constexpr, C_VARIES: tl.constexpr,
+    HAS_RESETS: tl.constexpr, B_VARIES: tl.constexpr, C_VARIES: tl.constexpr,
     BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr,
 ):  # fmt: skip
     row, d, k, state_mask, A, D, bias = _block(A_ptr, D_ptr, bias_ptr, dim, n, HAS_D, HAS_BIAS, BLOCK_D, BLOCK_N)
@@ -161,8 +173,8 @@ def _selective_scan_bwd(
         t = c * BLOCK_L + tl.arange(0, BLOCK_L)
         offs, mask = _time_tile(row, d, t, dim, length)
         u, dt, raw, decay, x, Bm, Cm = _chunk(
-            u_ptr, delta_ptr, B_ptr, C_ptr, A, bias, row, d, k, t, dim, n, length,
-            sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS,
+            u_ptr, delta_ptr, B_ptr, C_ptr, resets_ptr, A, bias, row, d, k, t, dim, n, length,
+            sBb, sBg, sBn, sBl, gB, sCb, sCg, sCn, sCl, gC, SOFTPLUS, HAS_RESETS,
         )  # fmt: skip
         h0 = tl.load(states_ptr + ((row * dim + d[:, None]) * chunks + c) * n + k[None, :], state_mask, 0.0)
         cum_decay, cum_x = tl.associative_scan((decay, x), 2, first_order)
@@ -178,7 +190,7 @@ def _selective_scan_bwd(
         next_dt, _ = _step_size(
             delta_ptr, bias[:, None], offs + 1, (d < dim)[:, None] & (t + 1 < length)[None, :], SOFTPLUS
         )
-        next_decay = tl.exp(next_dt[:, None, :] * A[:, :, None])
+        next_decay = _decay(next_dt, A, resets_ptr, row, t + 1, length, HAS_RESETS)
         carry_decay, carry_in = tl.associative_scan((next_decay, dy[:, None, :] * Cm), 2, first_order, reverse=True)
         g = carry_in + carry_decay * g[:, :, None]
         g_h_prev = g * decay * _previous(hs, h0, BLOCK_L)  # g_t exp(dt_t A) h_{t-1}
@@ -276,24 +288,26 @@ class SelectiveScanFn(torch.autograd.Function):
     """(y, last_state) = selective_scan(...); A in the working dtype, the rest in any float dtype."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, h0) -> tuple[Tensor, Tensor]:
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, h0, resets) -> tuple[Tensor, Tensor]:
         u, delta, z, h0 = (None if t is None else t.contiguous() for t in (u, delta, z, h0))
+        resets = None if resets is None else resets.to(torch.int8).contiguous()
         (b, dim, length), n = u.shape, A.shape[1]
         (B4, sB, gB, _), (C4, sC, gC, _), meta = _plan(B, C, dim, n)
         save = any(ctx.needs_input_grad)
         y, last = torch.empty_like(u), u.new_empty(b, dim, n, dtype=A.dtype)
         states = u.new_empty(b, dim, triton.cdiv(length, meta["BLOCK_L"]), n, dtype=A.dtype) if save else None
         _selective_scan_fwd[_grid(b, dim)](
-            u, delta, A, B4, C4, D, z, delta_bias, h0, y, last, states, dim, n, length, *sB, gB, *sC, gC,
-            **_flags(D, z, delta_bias, delta_softplus), HAS_H0=h0 is not None, SAVE_STATES=save, **meta,
+            u, delta, A, B4, C4, D, z, delta_bias, h0, resets, y, last, states, dim, n, length, *sB, gB, *sC, gC,
+            **_flags(D, z, delta_bias, delta_softplus), HAS_H0=h0 is not None, HAS_RESETS=resets is not None,
+            SAVE_STATES=save, **meta,
         )  # fmt: skip
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, states)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, resets, states)
         ctx.delta_softplus = delta_softplus
         return y, last
 
     @staticmethod
     def backward(ctx, dy: Tensor, dlast: Tensor):
-        u, delta, A, B, C, D, z, delta_bias, h0, states = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias, h0, resets, states = ctx.saved_tensors
         (b, dim, length), n = u.shape, A.shape[1]
         (B4, sB, gB, b_varies), (C4, sC, gC, c_varies), meta = _plan(B, C, dim, n)
         du, ddelta, dz = torch.empty_like(u), torch.empty_like(delta), None if z is None else torch.empty_like(z)
@@ -305,22 +319,24 @@ class SelectiveScanFn(torch.autograd.Function):
             for M, v in ((B4, b_varies), (C4, c_varies))
         )
         _selective_scan_bwd[_grid(b, dim)](
-            u, delta, A, B4, C4, D, z, delta_bias, states, dy.contiguous(), dlast.contiguous(),
+            u, delta, A, B4, C4, D, z, delta_bias, resets, states, dy.contiguous(), dlast.contiguous(),
             du, ddelta, dA, dB, dC, dD, dz, dbias, dh0, dim, n, length, *sB, gB, *sC, gC,
-            **_flags(D, z, delta_bias, ctx.delta_softplus), HAS_H0=h0 is not None,
+            **_flags(D, z, delta_bias, ctx.delta_softplus), HAS_H0=h0 is not None, HAS_RESETS=resets is not None,
             B_VARIES=b_varies, C_VARIES=c_varies, **meta,
         )  # fmt: skip
         dB, dC = (_bc_grad(g, M, v) for g, M, v in ((dB, B, b_varies), (dC, C, c_varies)))
         dD, dbias = (None if p is None else g.sum(0).to(p.dtype) for g, p in ((dD, D), (dbias, delta_bias)))
-        return du, ddelta, dA.sum(0), dB, dC, dD, dz, dbias, None, dh0
+        return du, ddelta, dA.sum(0), dB, dC, dD, dz, dbias, None, dh0, None
 
 
 @selective_scan_backend
-def selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state):
+def selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, initial_state, resets):
     """The chunked Triton selective scan; same signature, shapes and dtypes as `ssmkit.ops.selective_scan_ref`."""
     D, delta_bias = (None if t is None else t.contiguous() for t in (D, delta_bias))
     with on_device(u):
-        return SelectiveScanFn.apply(u, delta, A.contiguous(), B, C, D, z, delta_bias, delta_softplus, initial_state)
+        return SelectiveScanFn.apply(
+            u, delta, A.contiguous(), B, C, D, z, delta_bias, delta_softplus, initial_state, resets
+        )
 
 
 def _bc_layout(M: Tensor, dim: int) -> tuple[Tensor, tuple[int, ...], int, bool]:

@@ -14,6 +14,10 @@ cumulative sum of dt A,
     y     = ((C B^T) * exp(cs_t - cs_s) [s <= t]) (dt x) + exp(cs) (C H_in^T)
     H_out = exp(cs_T) H_in + (exp(cs_T - cs) dt x)^T B.
 
+With `resets` (b, l), seg_t counts the chunk's resets up to t and every decay that reaches back past one is 0:
+exp(cs_t - cs_s) unless seg_t = seg_s, exp(cs_t) unless seg_t = 0, exp(cs_T - cs_s) unless seg_s = seg_T, exp(cs_T)
+unless seg_T = 0. The masked decays are constants, so the backward's formulas hold with them in place.
+
 The forward saves the state entering each chunk (b, h, chunks, p, n). The backward walks the chunks last to
 first with the state's adjoint, reusing each chunk's saved state, and returns the gradients of x, dt, A, B, C
 and the initial state (dB, dC per head, summed over a group's heads in torch). dt_bias / softplus before the
@@ -58,10 +62,22 @@ def _load_chunk(
 
 
 @triton.jit
-def _within_chunk_decay(cs, BLOCK_T: tl.constexpr):
-    """exp(cs_t - cs_s) for s <= t, else 0: (T, T)."""
+def _decays(cs, resets_ptr, row, t, length, HAS_RESETS: tl.constexpr, BLOCK_T: tl.constexpr):
+    """The chunk's decays: within, exp(cs_t - cs_s) for s <= t, else 0 (T, T); into it, exp(cs_t) (T,); out of it,
+    exp(cs_T - cs_s) (T,); across it, exp(cs_T); each 0 where it reaches back past a reset (see the module doc)."""
     i = tl.arange(0, BLOCK_T)
-    return tl.exp(tl.where(i[:, None] >= i[None, :], cs[:, None] - cs[None, :], float("-inf")))
+    cs_end = tl.sum(tl.where(i == BLOCK_T - 1, cs, 0.0), 0)
+    keep = i[:, None] >= i[None, :]
+    decay_in, decay_out, across = tl.exp(cs), tl.exp(cs_end - cs), tl.exp(cs_end)
+    if HAS_RESETS:
+        seg = tl.cumsum(tl.load(resets_ptr + row * length + t, t < length, 0).to(tl.int32), 0)
+        seg_end = tl.max(seg, 0)
+        keep = keep & (seg[:, None] == seg[None, :])
+        decay_in = tl.where(seg == 0, decay_in, 0.0)
+        decay_out = tl.where(seg == seg_end, decay_out, 0.0)
+        across = tl.where(seg_end == 0, across, 0.0)
+    within = tl.exp(tl.where(keep, cs[:, None] - cs[None, :], float("-inf")))
+    return within, decay_in, decay_out, across
 
 
 @triton.jit
@@ -74,9 +90,10 @@ def _state_offsets(row, head, c, chunks, heads, p, n, BP: tl.constexpr, BN: tl.c
 @triton.autotune(configs=warp_configs(), key=["BLOCK_T", "BP", "BN"])
 @triton.jit
 def _ssd_fwd(
-    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, init_ptr, y_ptr, final_ptr, states_ptr,
+    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, init_ptr, resets_ptr, y_ptr, final_ptr, states_ptr,
     length, heads, groups, p, n, hpg,
-    HAS_INIT: tl.constexpr, SAVE_STATES: tl.constexpr, BLOCK_T: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
+    HAS_INIT: tl.constexpr, HAS_RESETS: tl.constexpr, SAVE_STATES: tl.constexpr,
+    BLOCK_T: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
 ):  # fmt: skip
     row, head = tl.program_id(0), tl.program_id(1)
     A = tl.load(A_ptr + head)
@@ -95,22 +112,22 @@ def _ssd_fwd(
             x_ptr, dt_ptr, B_ptr, C_ptr, A, row, head, t, heads, groups, length, p, n, hpg, BP, BN
         )
         xdt = x * dt[:, None]
-        scores = _mm(C, tl.trans(B)) * _within_chunk_decay(cs, BLOCK_T)
-        y = _mm(scores, xdt) + tl.exp(cs)[:, None] * _mm(C, tl.trans(S))
+        within, decay_in, decay_out, across = _decays(cs, resets_ptr, row, t, length, HAS_RESETS, BLOCK_T)
+        scores = _mm(C, tl.trans(B)) * within
+        y = _mm(scores, xdt) + decay_in[:, None] * _mm(C, tl.trans(S))
         y_offs = (((row * length + t) * heads + head) * p)[:, None] + ip[None, :]
         tl.store(y_ptr + y_offs, y, (t < length)[:, None] & (ip < p)[None, :])
-        cs_end = tl.sum(dt * A, 0)
-        S = tl.exp(cs_end) * S + _mm(tl.trans(xdt * tl.exp(cs_end - cs)[:, None]), B)
+        S = across * S + _mm(tl.trans(xdt * decay_out[:, None]), B)
     tl.store(final_ptr + state_offs, S, state_mask)
 
 
 @triton.autotune(configs=warp_configs(), key=["BLOCK_T", "BP", "BN"])
 @triton.jit
 def _ssd_bwd(
-    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, states_ptr, dy_ptr, dfinal_ptr,
+    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, resets_ptr, states_ptr, dy_ptr, dfinal_ptr,
     dx_ptr, ddt_ptr, dA_ptr, dB_ptr, dC_ptr, dinit_ptr,
     length, heads, groups, p, n, hpg,
-    BLOCK_T: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
+    HAS_RESETS: tl.constexpr, BLOCK_T: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr,
 ):  # fmt: skip
     row, head = tl.program_id(0), tl.program_id(1)
     A = tl.load(A_ptr + head)
@@ -131,9 +148,7 @@ def _ssd_bwd(
         xp_mask = (t < length)[:, None] & (ip < p)[None, :]
         dy = tl.load(dy_ptr + xp_offs, xp_mask, 0.0).to(A.dtype)
         xdt = x * dt[:, None]
-        cs_end = tl.sum(dt * A, 0)
-        decay_in, decay_out = tl.exp(cs), tl.exp(cs_end - cs)
-        L = _within_chunk_decay(cs, BLOCK_T)
+        L, decay_in, decay_out, across = _decays(cs, resets_ptr, row, t, length, HAS_RESETS, BLOCK_T)
         CB_L = _mm(C, tl.trans(B)) * L  # (t, s)
         dyx = _mm(dy, tl.trans(xdt))  # (t, s): dy_t . (dt x)_s
         dyx_L = dyx * L
@@ -148,7 +163,7 @@ def _ssd_bwd(
         straddle = tl.sum(tl.where(i[:, None] >= i[None, :], tl.cumsum(W, 1) - W, 0.0), 0)
         carried_in = tl.cumsum(decay_in * tl.sum(dy * _mm(C, tl.trans(S)), 1), 0, reverse=True)
         out = decay_out * tl.sum(xdt * B_dS, 1)
-        d_dtA = straddle + carried_in + tl.cumsum(out, 0) - out + tl.exp(cs_end) * tl.sum(tl.sum(dS * S, 1), 0)
+        d_dtA = straddle + carried_in + tl.cumsum(out, 0) - out + across * tl.sum(tl.sum(dS * S, 1), 0)
         dA += d_dtA * dt
         t_ok = t < length
         tl.store(dx_ptr + xp_offs, dxdt * dt[:, None], xp_mask)
@@ -157,7 +172,7 @@ def _ssd_bwd(
         bc_mask = t_ok[:, None] & (jn < n)[None, :]
         tl.store(dB_ptr + bc_offs, dB, bc_mask)
         tl.store(dC_ptr + bc_offs, dC, bc_mask)
-        dS = tl.exp(cs_end) * dS + _mm(tl.trans(dy * decay_in[:, None]), C)
+        dS = across * dS + _mm(tl.trans(dy * decay_in[:, None]), C)
     tl.store(dinit_ptr + state_offs, dS, state_mask)
     tl.store(dA_ptr + row * heads + head, tl.sum(dA, 0))
 
@@ -166,8 +181,9 @@ class SSDScanFn(torch.autograd.Function):
     """(y, final_states) of the SSD recurrence without D and z; dt after bias / softplus; A in the working dtype."""
 
     @staticmethod
-    def forward(ctx, x, dt, A, B, C, initial_states, chunk_size: int) -> tuple[Tensor, Tensor]:
+    def forward(ctx, x, dt, A, B, C, initial_states, chunk_size: int, resets) -> tuple[Tensor, Tensor]:
         x, dt, B, C = (t.contiguous() for t in (x, dt, B, C))
+        resets = None if resets is None else resets.to(torch.int8).contiguous()
         b, length, heads, p = x.shape
         meta = _blocks(p, B.shape[-1], chunk_size)
         save = any(ctx.needs_input_grad)
@@ -176,31 +192,31 @@ class SSDScanFn(torch.autograd.Function):
         chunks = triton.cdiv(length, meta["BLOCK_T"])
         states = x.new_empty(b, heads, chunks, p, B.shape[-1], dtype=A.dtype) if save else None
         _ssd_fwd[(b, heads)](
-            x, dt, A, B, C, initial_states, y, final, states, *_sizes(x, B),
-            HAS_INIT=initial_states is not None, SAVE_STATES=save, **meta,
+            x, dt, A, B, C, initial_states, resets, y, final, states, *_sizes(x, B),
+            HAS_INIT=initial_states is not None, HAS_RESETS=resets is not None, SAVE_STATES=save, **meta,
         )  # fmt: skip
-        ctx.save_for_backward(x, dt, A, B, C, states)
+        ctx.save_for_backward(x, dt, A, B, C, resets, states)
         ctx.has_init, ctx.chunk_size = initial_states is not None, chunk_size
         return y, final
 
     @staticmethod
     def backward(ctx, dy: Tensor, dfinal: Tensor):
-        x, dt, A, B, C, states = ctx.saved_tensors
+        x, dt, A, B, C, resets, states = ctx.saved_tensors
         b, length, heads, p = x.shape
         groups, n = B.shape[2:]
         dx, ddt = torch.empty_like(x, dtype=A.dtype), torch.empty_like(dt, dtype=A.dtype)
         dB, dC = (x.new_empty(b, length, heads, n, dtype=A.dtype) for _ in range(2))  # per head
         dA, dinit = A.new_empty(b, heads), torch.empty_like(dfinal, dtype=A.dtype)
         _ssd_bwd[(b, heads)](
-            x, dt, A, B, C, states, dy.contiguous(), dfinal.contiguous(), dx, ddt, dA, dB, dC, dinit,
-            *_sizes(x, B), **_blocks(p, n, ctx.chunk_size),
+            x, dt, A, B, C, resets, states, dy.contiguous(), dfinal.contiguous(), dx, ddt, dA, dB, dC, dinit,
+            *_sizes(x, B), HAS_RESETS=resets is not None, **_blocks(p, n, ctx.chunk_size),
         )  # fmt: skip
         dB, dC = (g.view(b, length, groups, heads // groups, n).sum(3).to(B.dtype) for g in (dB, dC))
-        return dx.to(x.dtype), ddt.to(dt.dtype), dA.sum(0), dB, dC, dinit if ctx.has_init else None, None
+        return dx.to(x.dtype), ddt.to(dt.dtype), dA.sum(0), dB, dC, dinit if ctx.has_init else None, None, None
 
 
 @ssd_scan_backend
-def ssd_scan_triton(x, dt, A, B, C, chunk_size, initial_states):
+def ssd_scan_triton(x, dt, A, B, C, chunk_size, initial_states, resets):
     """The chunked Triton SSD scan; same signature, shapes and dtypes as `ssmkit.ops.ssd_scan_ref`.
 
     Chunks are `chunk_size` rounded up to a power of two within [16, 32], and 16 where p·n > 4096 or under the
@@ -210,7 +226,7 @@ def ssd_scan_triton(x, dt, A, B, C, chunk_size, initial_states):
     """
     init = None if initial_states is None else initial_states.contiguous()
     with on_device(x):
-        return SSDScanFn.apply(x, dt, A.contiguous(), B, C, init, chunk_size)
+        return SSDScanFn.apply(x, dt, A.contiguous(), B, C, init, chunk_size, resets)
 
 
 def _blocks(p: int, n: int, chunk_size: int) -> dict[str, int]:

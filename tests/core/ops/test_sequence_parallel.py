@@ -1,7 +1,8 @@
 """State-passing sequence parallelism: 2 and 4 CPU processes (gloo) give the single-process outputs and gradients,
 for the linear scan (resets, one right at a rank boundary; complex values as S5 has), the selective scan and the SSD
-scan (every optional input), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included), attention and a
-Mamba + attention hybrid (keys and values all-gathered)."""
+scan (every optional input, resets too), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included),
+attention, a Mamba + attention hybrid (keys and values all-gathered), and S5, Mamba and Mamba-2 with resets at and
+just after a rank boundary."""
 
 import os
 import sys
@@ -90,11 +91,15 @@ def scan_inputs(op: str) -> tuple[list[torch.Tensor], list[int | None], dict]:
         b, d, n = 2, 4, 3
         args = [r(b, d, LENGTH), r(b, d, LENGTH), -torch.rand(d, n, generator=g, dtype=torch.float64), r(b, n, LENGTH),
                 r(b, 2, n, LENGTH), r(d), r(b, d, LENGTH), r(d)]  # fmt: skip
-        return args, [2, 2, None, 2, 3, None, 2, None], {"delta_softplus": True}
+        resets = torch.zeros(b, LENGTH, dtype=torch.bool)
+        resets[0, [5, 12]], resets[1, 13] = True, True  # 12: a rank boundary for 2 and 4 ranks
+        return args, [2, 2, None, 2, 3, None, 2, None], {"delta_softplus": True, "resets": resets}
     b, h, p, n = 2, 2, 3, 4
     args = [r(b, LENGTH, h, p), r(b, LENGTH, h), -torch.rand(h, generator=g, dtype=torch.float64), r(b, LENGTH, 1, n),
             r(b, LENGTH, 1, n), r(h), r(b, LENGTH, h, p), r(h)]  # fmt: skip
-    return args, [1, 1, None, 1, 1, None, 1, None], {"dt_softplus": True, "chunk_size": 4}
+    resets = torch.zeros(b, LENGTH, dtype=torch.bool)
+    resets[0, [5, 12]], resets[1, 13] = True, True  # 12: a rank boundary for 2 and 4 ranks
+    return args, [1, 1, None, 1, 1, None, 1, None], {"dt_softplus": True, "chunk_size": 4, "resets": resets}
 
 
 def one_process_scan(op: str, args: list[torch.Tensor], kwargs: dict) -> torch.Tensor:
@@ -108,6 +113,7 @@ def scan_worker(rank: int, world: int, init_file: str, out_dir: str, op: str) ->
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         args, dims, kwargs = scan_inputs(op)
+        kwargs = {k: shard_sequence(v) if k == "resets" else v for k, v in kwargs.items()}
         args = [
             (a if dim is None else shard_sequence(a, dim=dim)).clone().requires_grad_()
             for a, dim in zip(args, dims, strict=True)
@@ -152,14 +158,25 @@ def tiny(mixer: str) -> dict:
 
 
 def make_backbone(mixer: str):
-    """A 2-layer backbone of `mixer`; "mamba+attention": Mamba with attention at layer 1 (a hybrid)."""
+    """A 2-layer backbone of `mixer`; "mamba+attention": Mamba with attention at layer 1 (a hybrid); "<mixer> resets":
+    the same read with resets (see `backbone_resets`)."""
     from ssmkit.models import SequenceBackbone
 
-    name, _, other = mixer.partition("+")
+    name, _, other = mixer.removesuffix(" resets").partition("+")
     hybrid = {other: [1]} if other else {}
     kwargs = {"hybrid": hybrid, "hybrid_kwargs": {other: tiny(other)}} if other else {}
     return SequenceBackbone(d_model=8, n_layers=2, mixer=name, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(name),
                             **kwargs).double()  # fmt: skip
+
+
+def backbone_resets(mixer: str) -> torch.Tensor | None:
+    """For "<mixer> resets": resets (2, LENGTH), one at the rank boundary 12 and one just after it (inside the conv
+    window of a boundary read from the previous rank)."""
+    if not mixer.endswith(" resets"):
+        return None
+    resets = torch.zeros(2, LENGTH, dtype=torch.bool)
+    resets[0, [3, 12]], resets[1, 14] = True, True
+    return resets
 
 
 def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: str) -> None:
@@ -175,8 +192,9 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
         except ValueError as exc:
             uneven = str(exc)
         try:
+            resets = backbone_resets(mixer)
             with sequence_parallel():
-                h = backbone(shard_sequence(x))
+                h = backbone(shard_sequence(x), resets=None if resets is None else shard_sequence(resets))
         except ValueError as exc:
             torch.save({"error": str(exc)}, f"{out_dir}/{rank}.pt")
             return
@@ -190,14 +208,17 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mixer", ["s5", "lru", "mamba", "mamba2", "attention", "mamba+attention"])
+@pytest.mark.parametrize(
+    "mixer",
+    ["s5", "lru", "mamba", "mamba2", "attention", "mamba+attention", "s5 resets", "mamba resets", "mamba2 resets"],
+)
 def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
     mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), mixer), nprocs=2)
     parts = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in range(2)]
     torch.manual_seed(0)
     backbone = make_backbone(mixer)
     x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    h = backbone(x)
+    h = backbone(x, resets=backbone_resets(mixer))
     h.square().sum().backward()
     torch.testing.assert_close(torch.cat([p["h"] for p in parts], dim=1), h.detach(), atol=1e-10, rtol=1e-9)
     for got, p in zip(parts[0]["grads"], backbone.parameters(), strict=True):
