@@ -5,15 +5,18 @@ import torch
 from gymnasium import spaces
 
 from ssmkit.models import BackboneConfig
-from ssmkit_rl.agents import ActorCritic, RNNMemory, SSMMemory, make_memory
+from ssmkit_rl.agents import ActorCritic, RNNMemory, SSMMemory, make_memory, resets_mixers
 from ssmkit_rl.spaces import ActionSpec
 
 B, L, D_IN = 3, 29, 5
 
 
 def ssm(mixer: str) -> SSMMemory:
+    from ssmkit.registry import mixer_class
+
     torch.manual_seed(0)
-    return SSMMemory(D_IN, BackboneConfig(d_model=8, n_layers=2, mixer=mixer, mixer_kwargs={"d_state": 8}))
+    kwargs = {**mixer_class(mixer).tiny_kwargs, "d_state": 8}
+    return SSMMemory(D_IN, BackboneConfig(d_model=8, n_layers=2, mixer=mixer, mixer_kwargs=kwargs))
 
 
 def random_resets(seed: int = 1) -> torch.Tensor:
@@ -31,16 +34,20 @@ def run_steps(memory, x, resets):
     return torch.stack(ys, 1)
 
 
-@pytest.mark.parametrize("mixer", ["s5", "lru"])
+def test_every_resettable_causal_mixer_qualifies():
+    assert {"s5", "lru", "mamba", "mamba2"} <= set(resets_mixers())
+
+
+@pytest.mark.parametrize("mixer", resets_mixers())
 def test_the_resettable_scan_equals_the_step_recurrence(mixer):
     memory, x, resets = ssm(mixer), torch.randn(B, L, D_IN), random_resets()
     with torch.no_grad():
         torch.testing.assert_close(memory.sequence(x, resets), run_steps(memory, x, resets), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("make", [lambda: ssm("s5"), lambda: ssm("lru"), lambda: RNNMemory(D_IN, 8, "lstm")])
-def test_a_done_cuts_the_outputs_after_it_off_the_inputs_before_it(make):
-    memory, x = make(), torch.randn(B, L, D_IN)
+@pytest.mark.parametrize("memory", [*resets_mixers(), "lstm"])
+def test_a_done_cuts_the_outputs_after_it_off_the_inputs_before_it(memory):
+    memory, x = RNNMemory(D_IN, 8, "lstm") if memory == "lstm" else ssm(memory), torch.randn(B, L, D_IN)
     resets = torch.zeros(B, L, dtype=torch.bool)
     resets[:, 0], resets[:, 11] = True, True  # the episode that ended at step 10 is over
     changed = x.clone()
@@ -69,7 +76,7 @@ def test_the_actor_critic_acts_as_it_learns():
 
 
 def test_a_mixer_without_resets_is_refused_by_name():
-    with pytest.raises(ValueError, match="takes no episode resets.*s5"):
+    with pytest.raises(ValueError, match="takes no episode resets.*mamba.*s5"):
         SSMMemory(D_IN, BackboneConfig(d_model=8, n_layers=1, mixer="s4d"))
     with pytest.raises(ValueError, match="agent must be one of"):
         make_memory("transformer", D_IN, None, 8)
