@@ -3,7 +3,9 @@
 - `working_dtype`: the precision a scan computes in.
 - `step_size` and `skip_and_gate`: the stages around the recurrence of the gated scans (Mamba's selective scan,
   Mamba-2's SSD): dt = softplus(dt + dt_bias) before it, y = (y + D x) * silu(z), cast back, after it.
-- `selective_scan_backend`, `selective_state_update_backend`, `ssd_scan_backend`, `linear_scan_backend`: decorators
+- `zoh_discretise`: S4D's zero-order hold, (A_bar, B_bar) of a diagonal SSM.
+- `selective_scan_backend`, `selective_state_update_backend`, `ssd_scan_backend`, `linear_scan_backend`,
+  `s4d_kernel_backend`: decorators
   that turn a backend's core into a function with its op's public signature (mamba_ssm's argument names, order and
   defaults, as `ssmkit.ops` declares them for the dispatcher and the reference) and do what every backend of that op
   does around its core. The result keeps the core's name, module and docstring.
@@ -160,6 +162,25 @@ def linear_scan_backend(scan: Callable[..., tuple[Tensor, Tensor]]):
         return (h.to(out_dtype), last.to(out_dtype)) if return_last_state else h.to(out_dtype)
 
     return _named_as(scan, linear_scan)
+
+
+def zoh_discretise(log_dt: Tensor, A: Tensor, B: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(A_bar, B_bar) = (exp(dt A), (exp(dt A) - 1) / A * B) of the ZOH discretisation with dt = exp(log_dt): (H, N)
+    each, from log_dt (H,), A and B (H, N) complex (B = 1 when None)."""
+    A_bar = torch.exp(A * torch.exp(log_dt)[:, None])
+    return A_bar, (A_bar - 1.0) / A * (1.0 if B is None else B)
+
+
+def s4d_kernel_backend(vandermonde: Callable[..., Tensor]):
+    """An `s4d_kernel` backend from `vandermonde(W, dtA, L) -> K (H, L)` = 2 Re(sum_n W z^l) over l = 0 .. L-1 with
+    z = exp(dtA), W and dtA (H, N) complex: forms dtA = exp(log_dt) A and W = C B_bar (`zoh_discretise`) in torch,
+    which differentiates them; the signature of `ssmkit.ops.s4d_kernel_ref`."""
+
+    def s4d_kernel(log_dt: Tensor, A: Tensor, C: Tensor, L: int, B: Tensor | None = None) -> Tensor:
+        dtA = A * torch.exp(log_dt)[:, None]
+        return vandermonde(C * zoh_discretise(log_dt, A, B)[1], dtA, L)
+
+    return _named_as(vandermonde, s4d_kernel)
 
 
 def _named_as(core: Callable, entry: Entry) -> Entry:

@@ -38,7 +38,7 @@ class H3(Mixer):
         shift_size: int = 4,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
-        block_size: int = 1024,
+        block_size: int | None = None,
     ) -> None:
         super().__init__(d_model)
         if d_model % head_dim:

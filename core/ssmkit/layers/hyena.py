@@ -19,7 +19,8 @@ Long inputs without gradients (inference at L >= `grouped_from`, 65,536 by defau
 group: the channels never mix between in_proj and out_proj (the short and long convolutions are depthwise, the
 gates element-wise), so each group of `group_channels` channels takes its rows of in_proj, the short conv and the
 filters, and adds its share of out_proj. The result is the same up to rounding; the temporaries (projections,
-filters, FFT buffers) shrink from about 16 D floats per position to 16 x `group_channels`.
+filters, FFT buffers) shrink from about 16 D floats per position to 16 x `group_channels`. `accumulate(x, out)` adds
+the groups' shares straight into `out` (the backbone's residual stream), so no (B, L, D) output buffer exists.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ssmkit.layers.conv import cached_conv_step, causal_conv, causal_conv_step
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.ops import fft_conv
 from ssmkit.registry import register_mixer
+from ssmkit.shapes import check_shape
 
 Tensor = torch.Tensor
 
@@ -93,10 +95,16 @@ class ImplicitFilter(nn.Module):
         return (hidden @ self.ffn[-1].weight[channels].T).T * window
 
     def hidden(self, length: int, chunk: int = 65_536) -> Tensor:
-        """(L, filter_order): the FFN before its last layer at positions 0..L-1, `chunk` positions at a time."""
+        """(L, filter_order): the FFN before its last layer at positions 0..L-1, `chunk` positions at a time without
+        gradients."""
         dtype = self.ffn[0].weight.dtype
         pos = self.positions(length, self.decay.device, dtype)
-        return torch.cat([self.ffn[:-1](part) for part in pos.split(chunk)])
+        if torch.is_grad_enabled():  # autograd keeps every chunk's activations anyway
+            return self.ffn[:-1](pos)
+        out = pos.new_empty(length, self.ffn[-1].in_features)
+        for part, dst in zip(pos.split(chunk), out.split(chunk), strict=True):  # no list of parts beside the result
+            dst.copy_(self.ffn[:-1](part))
+        return out
 
 
 class ExplicitFilter(nn.Module):
@@ -159,7 +167,7 @@ class Hyena(Mixer):
         self.out_proj = nn.Linear(d_model, d_model)
         no_weight_decay(*self.filter.parameters())
         # inference at L >= grouped_from runs `group_channels` channels at a time (module docstring)
-        self.grouped_from, self.group_channels = 65_536, 8
+        self.grouped_from, self.group_channels = 65_536, 4
 
     def _projections(self, u: Tensor) -> list[Tensor]:
         """u: (B, L, D) -> [v, x_1, .., x_N], each (B, D, L)."""
@@ -167,17 +175,25 @@ class Hyena(Mixer):
 
     def _forward(self, u: Tensor, lengths: Tensor | None) -> Tensor:
         if not torch.is_grad_enabled() and u.shape[1] >= self.grouped_from:
-            return self._forward_grouped(u)
+            return self._forward_grouped(u, torch.zeros_like(u))
         z, *gates = self._projections(u)
         h = self.filter(u.shape[1]).chunk(self.order, dim=0)  # N filters of (D, L)
         for n, x_n in enumerate(gates):
             z = x_n * fft_conv(self.dropout(z), h[n], self.filter_bias[n])
         return self.out_proj(z.transpose(1, 2))
 
-    def _forward_grouped(self, u: Tensor) -> Tensor:
-        """`_forward` without gradients, `group_channels` channels at a time: u (B, L, D) -> (B, L, D)."""
+    def accumulate(self, x: Tensor, out: Tensor) -> Tensor:
+        if torch.is_grad_enabled() or x.shape[1] < self.grouped_from or self.training:
+            return super().accumulate(x, out)
+        check_shape("x", x, "(B, L, D)", None, None, self.d_model)
+        check_shape("out", out, "(B, L, D)", *x.shape)
+        self._check_dtype("x", x)
+        return self._forward_grouped(x, out)
+
+    def _forward_grouped(self, u: Tensor, out: Tensor) -> Tensor:
+        """`_forward` without gradients, `group_channels` channels at a time, added into out: u, out (B, L, D)."""
         d, length = self.d_model, u.shape[1]
-        out = self.out_proj.bias.to(u.dtype).expand(u.shape).clone()
+        out += self.out_proj.bias.to(out.dtype)
         hidden = self.filter.hidden(length)  # the implicit filter's FFN features, shared by every group
         for c0 in range(0, d, self.group_channels):
             group = slice(c0, min(c0 + self.group_channels, d))
@@ -190,7 +206,8 @@ class Hyena(Mixer):
             for n, x_n in enumerate(gates):
                 h = self.filter(length, slice(n * d + group.start, n * d + group.stop), hidden)  # (G, L)
                 z = x_n * fft_conv(self.dropout(z), h, self.filter_bias[n, group])
-            out += z.transpose(1, 2) @ self.out_proj.weight[:, group].T.to(z.dtype)
+            weight = self.out_proj.weight[:, group].T.to(out.dtype).expand(z.shape[0], -1, -1)  # (B, G, D)
+            out.baddbmm_(z.transpose(1, 2).to(out.dtype), weight)  # in place: no (B, L, D) temporary
         return out
 
     def allocate_state(

@@ -168,6 +168,12 @@ class Mixer(nn.Module):
         padded, lengths = unpack(x, cu_seqlens)
         return pack(self.forward(padded, lengths=lengths, **extra), lengths)
 
+    def accumulate(self, x: Tensor, out: Tensor) -> Tensor:
+        """out += forward(x), in place, for inference (no gradients): x, out (B, L, D). A family that can form its
+        output piece by piece overrides this so the whole output never exists at once (Hyena's channel groups); the
+        default adds forward(x)."""
+        return out.add_(self(x))
+
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent step")

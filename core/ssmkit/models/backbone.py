@@ -56,6 +56,17 @@ class Block(nn.Module):
             return self._mlp_residual(x + y)
         return self._mlp_residual_inplace(y.add_(x))
 
+    def residual_into(self, x: Tensor) -> Tensor:
+        """Inference (no gradients, eval mode) on x: (B, L, D), written into x, which the caller gives up: x +=
+        mixer(norm(x)), then the MLP residual a chunk at a time. Of (B, L, D) buffers only x and norm(x) (formed a
+        chunk at a time) exist; the mixer adds its output into x when it can form it in pieces (`Mixer.accumulate`)."""
+        normed, chunk = torch.empty_like(x), self.INFERENCE_CHUNK
+        for part, out in zip(x.split(chunk, dim=1), normed.split(chunk, dim=1), strict=True):
+            out.copy_(self.norm(part))
+        self.mixer.accumulate(normed, x)
+        del normed
+        return self._mlp_residual_inplace(x)
+
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
         y, state = self.mixer.step(self.norm(x_t), state)
         return self._mlp_residual(x_t + self.dropout(y)), state
@@ -209,9 +220,15 @@ class SequenceBackbone(nn.Module):
         the single row holds N sequences end to end, none of which sees another (`ssmkit.layers.packing`).
         `resets: (B, L)` bool restarts every layer's state where true (mixers with `takes_resets`: S5, LRU)."""
         h = self._embed_sequence(inputs)
-        for block in self.layers:
-            h = block(h, lengths=lengths, cu_seqlens=cu_seqlens, resets=resets)
-        return self.norm_f(h)
+        plain = lengths is None and cu_seqlens is None and resets is None
+        inference = plain and not torch.is_grad_enabled() and not self.training and h is not inputs
+        for block in self.layers:  # inference: the residual stream h is this forward's own buffer, updated in place
+            h = block.residual_into(h) if inference else block(h, lengths=lengths, cu_seqlens=cu_seqlens, resets=resets)
+        if not inference:
+            return self.norm_f(h)
+        for part in h.split(Block.INFERENCE_CHUNK, dim=1):
+            part.copy_(self.norm_f(part))
+        return h
 
     def prefill(self, inputs: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
         """Reads a prompt in one call: inputs as in `forward` -> (hidden states (B, L, d_model), the per-layer state

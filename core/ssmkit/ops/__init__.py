@@ -8,7 +8,7 @@ from ssmkit.ops.dplr_kernel import dplr_kernel, dplr_kernel_ref
 from ssmkit.ops.dss_kernel import dss_kernel, dss_kernel_ref, dss_recurrence
 from ssmkit.ops.fft_conv import fft_conv, fft_conv_ref
 from ssmkit.ops.linear_scan import linear_scan, linear_scan_ref
-from ssmkit.ops.s4d_kernel import s4d_kernel, s4d_kernel_ref, zoh_discretise
+from ssmkit.ops.s4d_kernel import s4d_kernel, s4d_kernel_ref
 from ssmkit.ops.selective_scan import (
     selective_scan,
     selective_scan_ref,
@@ -16,6 +16,7 @@ from ssmkit.ops.selective_scan import (
     selective_state_update_ref,
 )
 from ssmkit.ops.ssd_scan import ssd_scan, ssd_scan_chunked, ssd_scan_ref
+from ssmkit_kernels.scan_api import zoh_discretise
 
 __all__ = [
     "backends",

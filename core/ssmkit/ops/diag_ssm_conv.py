@@ -18,8 +18,9 @@ import torch
 
 from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.ops.fft_conv import fft_conv
-from ssmkit.ops.s4d_kernel import random_diagonal_ssm, s4d_kernel, zoh_discretise
+from ssmkit.ops.s4d_kernel import random_diagonal_ssm, s4d_kernel
 from ssmkit.shapes import check_shape
+from ssmkit_kernels.scan_api import zoh_discretise
 
 Tensor = torch.Tensor
 

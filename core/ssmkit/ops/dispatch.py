@@ -111,6 +111,7 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("diag_ssm_conv", REFERENCE, "ssmkit.ops.diag_ssm_conv:diag_ssm_conv_ref"),
     Backend("diag_ssm_conv", "blocked", "ssmkit.ops.diag_ssm_conv:diag_ssm_conv_blocked", priority=10),
     Backend("s4d_kernel", REFERENCE, "ssmkit.ops.s4d_kernel:s4d_kernel_ref"),
+    Backend("s4d_kernel", "numba", "ssmkit_kernels.cpu.s4d_kernel:s4d_kernel_numba", _CPU, 10, "numba"),
     Backend("dss_kernel", REFERENCE, "ssmkit.ops.dss_kernel:dss_kernel_ref"),
     Backend("dplr_kernel", REFERENCE, "ssmkit.ops.dplr_kernel:dplr_kernel_ref"),
     Backend("krylov_kernel", REFERENCE, "ssmkit.ops.dense_ssm:krylov_kernel_ref"),

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
 
 from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
 from ssmkit.train.optim import param_groups, warmup_cosine
@@ -153,12 +154,21 @@ class TaskModule(L.LightningModule):
         self.shared_step(batch, "test")
 
     def configure_optimizers(self) -> dict:
+        opt, sched = self.optimizer_for(self)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def optimizer_for(
+        self, module: nn.Module, lr: float | None = None
+    ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+        """AdamW over `module`'s parameters (the SSM parameter groups) at `lr` (None: the configured one), with the
+        warm-up + cosine schedule over the fit's steps. A task with several optimisers (a GAN's generator and
+        discriminator, under manual optimisation) builds one per network and steps its schedulers itself."""
         c = self.optim_config
-        opt = torch.optim.AdamW(param_groups(self, c["lr"], c["weight_decay"]), lr=c["lr"], betas=c["betas"])
+        lr = c["lr"] if lr is None else lr
+        opt = torch.optim.AdamW(param_groups(module, lr, c["weight_decay"]), lr=lr, betas=c["betas"])
         total = max(1, int(self.trainer.estimated_stepping_batches))
         # Counting the steps built the training loader before a resumed run's checkpoint is restored, and Lightning
         # gives a loader its saved position only when it builds it after that: drop it, so the fit loop builds it
         # again and a run resumed mid-epoch sees the batches an uninterrupted run would.
         self.trainer.fit_loop._combined_loader = None
-        sched = warmup_cosine(opt, min(c["warmup_steps"], total), total, c["min_lr_ratio"])
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return opt, warmup_cosine(opt, min(c["warmup_steps"], total), total, c["min_lr_ratio"])

@@ -204,9 +204,10 @@ def test_chunked_prefill_equals_one_pass(mixer):
 
 @pytest.mark.parametrize("mixer", ["hyena", "mamba"])
 def test_inference_in_place_and_in_chunks_equals_the_training_forward(mixer):
-    """Without gradients the blocks add residuals into their own buffers and run the MLP a chunk of positions at a
-    time (Hyena also a group of channels at a time): the same logits as the forward with gradients, and the input
-    is left as it was."""
+    """Without gradients the blocks add residuals into the forward's own buffer and run the MLP a chunk of positions
+    at a time (Hyena also a group of channels at a time, added straight into the residual stream): the same logits
+    as the forward with gradients, and neither a block's input nor a backbone's feature input (read without an
+    embedding) is changed."""
     torch.manual_seed(0)
     kwargs = {"l_max": 64, "filter_order": 8} if mixer == "hyena" else {"d_state": 4}
     model = LanguageModel(12, 16, 2, mixer=mixer, mixer_kwargs=kwargs, mlp_ratio=2.0).double().eval()
@@ -222,4 +223,11 @@ def test_inference_in_place_and_in_chunks_equals_the_training_forward(mixer):
         got = model(tokens)
         model.backbone.layers[0](x)
     torch.testing.assert_close(got, want.detach(), atol=1e-12, rtol=1e-12)
+    assert torch.equal(x, before)
+    backbone = model.backbone.double()
+    features = SequenceBackbone(backbone.config).double().eval()  # d_input = d_model: no embedding
+    features.layers, features.norm_f = backbone.layers, backbone.norm_f
+    with torch.no_grad():
+        read = features(x)
+    torch.testing.assert_close(read, model.backbone(tokens).detach(), atol=1e-12, rtol=1e-12)
     assert torch.equal(x, before)

@@ -1,8 +1,10 @@
 import math
+from types import SimpleNamespace
 
 import torch
 
 from ssmkit.models import LanguageModel
+from ssmkit.train.module import TaskModule
 from ssmkit.train.optim import param_groups, warmup_cosine
 
 
@@ -30,3 +32,29 @@ def test_warmup_then_cosine():
     assert lrs[0] == 0.1 and math.isclose(lrs[9], 1.0)
     assert math.isclose(lrs[60], 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+
+
+def test_a_task_builds_one_optimiser_per_network():
+    """`TaskModule.optimizer_for`: AdamW over one network's parameters (a GAN's generator, its discriminator) with the
+    warm-up + cosine schedule over the fit's steps; `configure_optimizers` is the same over the whole task."""
+
+    class TwoNetworks(TaskModule):
+        def __init__(self) -> None:
+            super().__init__(lr=1e-3, warmup_steps=4)
+            self.generator, self.critic = torch.nn.Linear(3, 3), torch.nn.Linear(3, 1)
+
+    task = TwoNetworks()
+    task._trainer = SimpleNamespace(estimated_stepping_batches=10, fit_loop=SimpleNamespace(_combined_loader=[]))
+    opt_g, sched_g = task.optimizer_for(task.generator)
+    opt_c, _ = task.optimizer_for(task.critic, lr=5e-3)
+    ids = lambda opt: {id(p) for g in opt.param_groups for p in g["params"]}  # noqa: E731
+    assert ids(opt_g) == {id(p) for p in task.generator.parameters()}
+    assert ids(opt_c) == {id(p) for p in task.critic.parameters()}
+    assert opt_g.param_groups[0]["lr"] == 1e-3 / 4 and opt_c.param_groups[0]["lr"] == 5e-3 / 4  # warm-up step 1 of 4
+    for _ in range(9):
+        opt_g.step()
+        sched_g.step()
+    assert math.isclose(opt_g.param_groups[0]["lr"], 1e-3 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 5 / 6))))
+    whole = task.configure_optimizers()
+    assert ids(whole["optimizer"]) == {id(p) for p in task.parameters()}
+    assert whole["lr_scheduler"]["interval"] == "step" and task.trainer.fit_loop._combined_loader is None
