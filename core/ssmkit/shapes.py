@@ -37,6 +37,15 @@ def check_lengths(lengths: torch.Tensor | None, batch: int, seq_len: int) -> Non
         raise ValueError(f"lengths must lie in [1, L={seq_len}], got {lengths.tolist()}")
 
 
+def check_resets(resets: torch.Tensor | None, batch: int, seq_len: int) -> None:
+    """`resets: (B, L)` bool tensor (where true, a recurrence restarts before that step)."""
+    if resets is not None and (resets.shape != (batch, seq_len) or resets.dtype != torch.bool):
+        raise ValueError(
+            f"resets must be a bool tensor of shape (B, L) = ({batch}, {seq_len}), got {resets.dtype} "
+            f"{tuple(resets.shape)}"
+        )
+
+
 def _known(expected: str, sizes: tuple[int | None, ...]) -> list[str]:
     letters = [s.strip() for s in expected.strip("()").split(",")]
     return [f"{a}={s}" for a, s in zip(letters, sizes, strict=False) if s is not None]

@@ -41,10 +41,10 @@ def causal_conv_continued(
     """x: (B, C, L) -> (y (B, C, L), the window after x or None): `causal_conv` continuing after `window` (a
     recurrent state's, then the new window is returned), else, inside `sequence_parallel`, after the previous rank's
     last inputs (`conv_halo`), else from zeros. `resets: (B, L)` bool restarts the window before the flagged steps
-    (no output reads an input before the last reset at or before it); not with a recurrent `window`."""
+    (no output reads an input before the last reset at or before it; the window after x holds zeros before it)."""
     if window is not None:
         if resets is not None:
-            raise ValueError("resets restart a sequence inside one forward; a recurrent state continues one")
+            return causal_conv_restarting(conv, x, resets, window), restarted_window(window, x, resets)
         return causal_conv_from(conv, window.to(x.dtype), x)
     split = current_split()
     before = None if split is None else conv_halo(x, conv.kernel_size[0], split.group)
@@ -67,6 +67,17 @@ def causal_conv_restarting(conv: nn.Conv1d, x: Tensor, resets: Tensor, window: T
     weight = conv.weight[:, 0, :, None]  # (C, K, 1); weight[:, K - 1] multiplies x_t
     y = sum(weight[:, K - 1 - k] * full[..., K - 1 - k : K - 1 - k + length] * (since >= k) for k in range(K))
     return y if conv.bias is None else y + conv.bias[:, None]
+
+
+def restarted_window(window: Tensor, x: Tensor, resets: Tensor) -> Tensor:
+    """The recurrent window (B, C, K) after reading x: (B, C, L) from `window`, with the inputs before the last
+    reset in x (B, L) zeroed: the state a restarted sequence continues from."""
+    K, length = window.shape[-1], x.shape[-1]
+    last = causal_conv_window(torch.cat([window.to(x.dtype), x], dim=-1), K)
+    steps = torch.arange(length, device=x.device)
+    last_reset = torch.where(resets, steps, -1 - K).amax(dim=-1, keepdim=True)  # (B, 1): -1 - K where none
+    positions = torch.arange(length - K, length, device=x.device)  # of the window's entries, in x's steps
+    return last * (positions >= last_reset)[:, None, :]
 
 
 def causal_conv_window(x: Tensor, kernel_size: int) -> Tensor:

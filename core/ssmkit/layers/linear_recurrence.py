@@ -52,11 +52,11 @@ class DiagonalRecurrence(Mixer):
             h = linear_scan_sequence_parallel(lam.expand_as(bu), bu, resets, split.group)
         return self._readout(h, x, C)
 
-    def _prefill_from(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+    def _prefill_from(self, x: Tensor, state: State, resets: Tensor | None = None) -> tuple[Tensor, State]:
         """One parallel scan from the state's h (a chunk of a prompt, or the whole prompt from zeros)."""
         lam, B, C = self._dynamics()
         bu = torch.einsum("blh,ph->blp", x.to(B.dtype), B)
-        h = linear_scan(lam.expand_as(bu), bu, state["h"])
+        h = linear_scan(lam.expand_as(bu), bu, state["h"], resets)
         state["h"] = h[:, -1]
         return self._readout(h, x, C), state
 

@@ -72,8 +72,8 @@ class Mamba(Mixer):
     def _forward(self, u: Tensor, lengths: Tensor | None, resets: Tensor | None = None) -> Tensor:
         return self._mix(u, resets=resets)[0]
 
-    def _prefill_from(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._mix(u, state)
+    def _prefill_from(self, u: Tensor, state: State, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        return self._mix(u, state, resets)
 
     def _mix(self, u: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State | None]:
         """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it in one
@@ -92,7 +92,7 @@ class Mamba(Mixer):
         A, delta = -torch.exp(self.A_log), (dt @ self.dt_proj.weight.T).transpose(1, 2)
         args = (x, delta, A, B.transpose(1, 2), C.transpose(1, 2), self.D, z.transpose(1, 2), self.dt_proj.bias, True)
         if state is not None:
-            y, last = selective_scan(*args, return_last_state=True, initial_state=state["ssm"])
+            y, last = selective_scan(*args, return_last_state=True, initial_state=state["ssm"], resets=resets)
             state.update(conv=window, ssm=last.to(state["ssm"].dtype))
         elif split is not None:
             y = selective_scan_sequence_parallel(*args, resets=resets, group=split.group)

@@ -109,8 +109,8 @@ class Mamba2(Mixer):
     def _forward(self, u: Tensor, lengths: Tensor | None, resets: Tensor | None = None) -> Tensor:
         return self._mix(u, resets=resets)[0]
 
-    def _prefill_from(self, u: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._mix(u, state)
+    def _prefill_from(self, u: Tensor, state: State, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        return self._mix(u, state, resets)
 
     def _mix(self, u: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State | None]:
         """u: (B, L, D) -> (B, L, D); with a `state` (fresh, or from earlier positions), u continues from it and the

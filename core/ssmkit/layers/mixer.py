@@ -21,7 +21,7 @@ from torch import nn
 from ssmkit.layers.packing import check_cu_seqlens, pack, sequence_starts, unpack
 from ssmkit.ops.dispatch import import_backends
 from ssmkit.ops.sequence_parallel import current_split
-from ssmkit.shapes import check_lengths, check_shape
+from ssmkit.shapes import check_lengths, check_resets, check_shape
 
 Tensor = torch.Tensor
 State = dict[str, Tensor]
@@ -149,6 +149,7 @@ class Mixer(nn.Module):
             raise ValueError(cannot_split(type(self).__name__))
         self._check_dtype("x", x)
         check_lengths(lengths, x.shape[0], x.shape[1])
+        check_resets(extra.get("resets"), x.shape[0], x.shape[1])
         x = self._to_compute(x)
         mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
         y = self._forward(x if mask is None else x * mask, lengths, **extra)
@@ -183,10 +184,12 @@ class Mixer(nn.Module):
         self._debug_check(y, "step")
         return self._to_io(y), state
 
-    def prefill(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+    def prefill(self, x: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
         """Reads a prompt in one call: x (B, L, D) -> (y, state) with y equal to `forward(x)` and `state` the state
         after the last position, ready for `step`. Given a `state` (from an earlier prefill or step), x continues
         that sequence: a long prompt read in chunks gives the one-pass outputs with memory bounded by the chunk.
+        `resets (B, L)` bool (families that `takes_resets`) restarts the state before the flagged steps, as in
+        `forward`: a rollout of several episodes continues from the state the previous rollout left.
         Mixers with a parallel form override `_prefill` / `_prefill_from` (a given state); the default steps."""
         if not self.causal:
             raise NotImplementedError(f"{type(self).__name__} is bidirectional and has no recurrent state")
@@ -195,7 +198,14 @@ class Mixer(nn.Module):
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         self._check_dtype("x", x)
         x = self._to_compute(x)
-        y, state = self._prefill(x) if state is None else self._prefill_from(x, state)
+        if resets is not None:
+            if not self.takes_resets:
+                raise ValueError(f"{type(self).__name__} takes no resets (takes_resets is False)")
+            check_resets(resets, x.shape[0], x.shape[1])
+            state = self.allocate_state(x.shape[0], x.device, x.dtype) if state is None else state
+            y, state = self._prefill_from(x, state, resets=resets)
+        else:
+            y, state = self._prefill(x) if state is None else self._prefill_from(x, state)
         self._debug_check(y, "prefill", x)
         return self._to_io(y), state
 

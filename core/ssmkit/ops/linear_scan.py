@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from ssmkit.ops.dispatch import example_inputs, resolve
-from ssmkit.shapes import check_shape
+from ssmkit.shapes import check_resets, check_shape
 
 Tensor = torch.Tensor
 
@@ -36,11 +36,7 @@ def linear_scan(
     check_shape("a", a, "(B, L, D)", batch, length, dim)
     if h0 is not None:
         check_shape("h0", h0, "(B, D)", batch, dim)
-    if resets is not None and (resets.shape != (batch, length) or resets.dtype != torch.bool):
-        raise ValueError(
-            f"resets must be a bool tensor of shape (B, L) = ({batch}, {length}), "
-            f"got {resets.dtype} {tuple(resets.shape)}"
-        )
+    check_resets(resets, batch, length)
     return resolve("linear_scan", b.device.type, backend)(a, b, h0, resets, return_last_state)
 
 

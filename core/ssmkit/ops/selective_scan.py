@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 
 from ssmkit.ops.dispatch import example_inputs, resolve
-from ssmkit.shapes import check_shape
+from ssmkit.shapes import check_resets, check_shape
 from ssmkit_kernels.scan_api import skip_and_gate, step_size, working_dtype
 
 Tensor = torch.Tensor
@@ -176,10 +176,7 @@ def _check_scan_args(u, delta, A, B, C, D, z, delta_bias, initial_state, resets)
             check_shape(name, t, "(d,)", d)
     if initial_state is not None:
         check_shape("initial_state", initial_state, "(b, d, n)", b, d, n)
-    if resets is not None and (resets.shape != (b, length) or resets.dtype != torch.bool):
-        raise ValueError(
-            f"resets must be a bool tensor of shape (b, l) = ({b}, {length}), got {resets.dtype} {tuple(resets.shape)}"
-        )
+    check_resets(resets, b, length)
 
 
 @example_inputs("selective_scan")

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ssmkit.ops.dispatch import example_inputs, resolve
 from ssmkit.ops.linear_scan import linear_scan
-from ssmkit.shapes import check_shape
+from ssmkit.shapes import check_resets, check_shape
 from ssmkit_kernels.scan_api import skip_and_gate, ssd_scan_backend, step_size, working_dtype
 
 Tensor = torch.Tensor
@@ -175,10 +175,7 @@ def _check_args(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states, reset
         check_shape("dt_bias", dt_bias, "(h,)", h)
     if initial_states is not None:
         check_shape("initial_states", initial_states, "(b, h, p, n)", b, h, p, n)
-    if resets is not None and (resets.shape != (b, length) or resets.dtype != torch.bool):
-        raise ValueError(
-            f"resets must be a bool tensor of shape (b, l) = ({b}, {length}), got {resets.dtype} {tuple(resets.shape)}"
-        )
+    check_resets(resets, b, length)
 
 
 @example_inputs("ssd_scan")

@@ -235,6 +235,20 @@ class MixerContract:
             pieces = [mixer(x[b : b + 1, s:e]) for s, e in zip(cuts[:-1], cuts[1:], strict=True)]
             torch.testing.assert_close(y[b : b + 1], torch.cat(pieces, 1), atol=1e-9, rtol=0)
 
+    def test_prefill_with_resets_continues_the_forward(self) -> None:
+        """A family that `takes_resets`: a sequence with resets read by prefill in two pieces (one reset right at
+        the cut, one inside each piece) gives forward's outputs, and its state steps on as forward continues."""
+        mixer = self.make().eval()
+        if not (mixer_class(self.mixer_name).takes_resets and mixer.causal):
+            pytest.skip(f"{self.mixer_name} takes no resets")
+        x, resets = self.inputs(length=14), torch.zeros(2, 14, dtype=torch.bool)
+        resets[0, [2, 6]], resets[1, [5, 11]] = True, True  # the cut is at 6
+        y = mixer(x, resets=resets)
+        y_a, state = mixer.prefill(x[:, :6], resets=resets[:, :6])
+        y_b, state = mixer.prefill(x[:, 6:13], state, resets=resets[:, 6:13])
+        torch.testing.assert_close(torch.cat([y_a, y_b], dim=1), y[:, :13], atol=1e-9, rtol=1e-7)
+        torch.testing.assert_close(mixer.step(x[:, 13], state)[0], y[:, 13], atol=self.step_atol, rtol=1e-7)
+
     def test_padding_does_not_leak(self) -> None:
         mixer = self.make()
         x = self.inputs(batch=3)
