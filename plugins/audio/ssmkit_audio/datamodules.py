@@ -17,6 +17,10 @@ default the last speaker in sorted order is the test speaker and the one before 
 otherwise a stratified `val_fraction` of the clips is the validation split (`stratified_split`), which then also
 serves test. `predict_path` (a file or a folder) gives unlabelled clips to `predict`; without it predict serves
 the test split.
+
+Training (`augment.py`): with `augment`, each training clip is perturbed afresh at every draw (speed and pitch by
+resampling, gain, a time shift, noise); val and test clips never are. With `bucket`, training batches hold clips
+of similar length (less padding for the raw-sample models to pay for).
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import Dataset
+from torchdata.stateful_dataloader import StatefulDataLoader
 
 from ssmkit.data import BaseDataModule, DataError, PadCollate, group_split, stratified_split, time_split
 from ssmkit_audio import mulaw, readers
+from ssmkit_audio.augment import AugmentedClips, ClipAugmentation, LengthBatches
 from ssmkit_audio.degrade import Degradation, DegradationRange, compression_level
 from ssmkit_audio.synthetic import N_DIGITS, synthetic_digits, synthetic_music
 
@@ -59,6 +65,12 @@ class SpokenDigitsData(BaseDataModule):
         predict_path: str | None = None,
         n_synthetic: int = 1200,
         n_speakers: int = 6,
+        augment: bool = False,
+        speed: float = 0.15,
+        shift_seconds: float = 0.1,
+        gain_db: float = 6.0,
+        snr_db: tuple[float, float] | None = (20.0, 40.0),
+        bucket: bool = False,
         batch_size: int = 32,
         num_workers: int = 0,
         seed: int = 0,
@@ -80,13 +92,23 @@ class SpokenDigitsData(BaseDataModule):
             predict_path: an audio file or folder of clips to classify (None: predict serves the test split, or val).
             n_synthetic: synthetic clips to generate (root None).
             n_speakers: synthetic voices (root None).
+            augment: perturb every training clip afresh at every draw (`augment.perturb`: speed, gain, time
+                shift, noise); val and test clips never are.
+            speed: with `augment`, speed and pitch change by a factor uniform in [1 - speed, 1 + speed].
+            shift_seconds: with `augment`, up to this much silence is put in front of a clip.
+            gain_db: with `augment`, a gain uniform in [-gain_db, gain_db] dB.
+            snr_db: with `augment`, white noise at an SNR (dB) uniform in this range (None: no noise).
+            bucket: training batches of clips of similar length (`augment.LengthBatches`), to cut padding.
             batch_size: samples per batch.
             num_workers: loader processes (0: load in the main process).
-            seed: the data's own randomness (splits, generated data), apart from the training seed.
+            seed: the data's own randomness (splits, generated data, augmentation), apart from the training seed.
         """
         super().__init__(batch_size, num_workers, seed)
         if wrong_rate not in readers.WRONG_RATE or stereo not in readers.STEREO:
             raise ValueError(f"wrong_rate must be one of {readers.WRONG_RATE} and stereo one of {readers.STEREO}")
+        snr = None if snr_db is None else (float(snr_db[0]), float(snr_db[1]))
+        self.augmentation = ClipAugmentation(speed, shift_seconds, gain_db, snr) if augment else None
+        self.bucket = bucket
         self.root, self.labels, self.sample_rate = root, labels, sample_rate
         self.wrong_rate, self.stereo, self.max_seconds, self.normalize = wrong_rate, stereo, max_seconds, normalize
         self.val_speakers, self.test_speakers, self.val_fraction = val_speakers, test_speakers, val_fraction
@@ -132,7 +154,31 @@ class SpokenDigitsData(BaseDataModule):
         parts = self.split(labels, speakers)
         for split, idx in parts.items():
             self.names[split] = [names[i] for i in idx]
-        return {split: [(waveforms[i], int(labels[i])) for i in idx] for split, idx in parts.items()}
+        datasets = {split: [(waveforms[i], int(labels[i])) for i in idx] for split, idx in parts.items()}
+        if self.augmentation is not None:  # the train split only
+            datasets["train"] = AugmentedClips(
+                datasets["train"], self.augmentation, self.sample_rate, self.max_length, self.seed
+            )
+        return datasets
+
+    def dataloader(self, name: str) -> StatefulDataLoader:
+        """The kit's loaders; with `bucket`, the train loader's batches are `LengthBatches`."""
+        if name != "train" or not self.bucket:
+            return super().dataloader(name)
+        dataset = self.serving_split("train")[1]
+        clips = dataset.samples if isinstance(dataset, AugmentedClips) else dataset
+        batches = LengthBatches(
+            [len(w) for w, _ in clips],
+            self.batch_size,
+            torch.Generator().manual_seed(torch.initial_seed()),  # seeded by the run's seed, as the kit's shuffling
+        )
+        return StatefulDataLoader(
+            dataset,
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=self.collate_fn,
+        )
 
     def labelled(self) -> tuple[list[Tensor], np.ndarray, list[str | None], list[str]]:
         """(waveforms [(L_i,)], labels (N,), speakers (None where unknown), names) of every labelled clip."""
@@ -246,6 +292,8 @@ class MuLawWindowsData(SpokenDigitsData):
             kwargs: the settings of `SpokenDigitsData`.
         """
         super().__init__(*args, **kwargs)
+        if self.augmentation is not None or self.bucket:
+            raise ValueError("augment and bucket are audio.classify's settings; mu-law windows take neither")
         self.window, self.test_indices, self.n_generate = window, test_indices, n_generate
 
     def build(self, stage: str) -> dict[str, Dataset]:

@@ -30,7 +30,15 @@ from ssmkit.train.module import TaskModule
 from ssmkit_audio import mulaw
 from ssmkit_audio.apollo import NETWORKS, BandRestorer, DualPathSSM, RoformerConv, restore_in_chunks
 from ssmkit_audio.datamodules import MuLawWindowsData, RestorationData, SpokenDigitsData
+from ssmkit_audio.discriminator import (
+    GAN_LOSSES,
+    MultiFrequencyDiscriminator,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+)
 from ssmkit_audio.models import LogMel, LogMelCNN, StagedSSM
+from ssmkit_audio.perceptual import perceptual_scores
 from ssmkit_audio.plots import plot_clips
 from ssmkit_audio.sashimi import SashimiLM, max_pole_modulus
 from ssmkit_audio.spectral import codec_cutoff, lsd, mrstft_loss
@@ -330,11 +338,13 @@ class AudioRestorer(TaskModule):
       SSM restorer the same settings build (`roformer_width: null`), or set by hand.
 
     Loss: the multi-resolution STFT loss (`spectral.mrstft_loss`, sizes `stft_sizes`) + `wave_weight` x the
-    waveform L1 (- `si_snr_weight` x the output's SI-SNR in dB, off by default). No adversarial term (Apollo's
-    multi-frequency discriminator GAN is not built). Val / test log `<stage>/si_snr` of the output and
-    `<stage>/si_snr_input` of the degraded input (torchmetrics), `<stage>/lsd_high` and `<stage>/lsd_high_input`
-    (log-spectral distance above each clip's codec cut-off, `spectral.codec_cutoff`), and test `test/rtf`
-    (seconds of compute per second of audio).
+    waveform L1 (- `si_snr_weight` x the output's SI-SNR in dB, off by default). `gan_weight > 0` adds Apollo's GAN
+    term (`discriminator.py`): a `MultiFrequencyDiscriminator` trained beside the restorer under manual optimisation
+    (`adversarial_step`); 0 (the default) builds no discriminator and trains exactly as before. Val / test log
+    `<stage>/si_snr` of the output and `<stage>/si_snr_input` of the degraded input (torchmetrics),
+    `<stage>/lsd_high` and `<stage>/lsd_high_input` (log-spectral distance above each clip's codec cut-off,
+    `spectral.codec_cutoff`); test also `test/stoi`, `test/pesq` and their `_input` twins (`perceptual.py`; PESQ
+    only where the `pesq` package is installed) and `test/rtf` (seconds of compute per second of audio).
     `write_report` writes `report_clips` clips of the split (degraded, restored, clean WAVs in `clips/`, their
     spectrograms in `plots/<stage>_restored.png`); `predict` restores whole files in overlapping chunks of
     `chunk_seconds` (`apollo.restore_in_chunks`) and writes `restored/<name>.wav` and
@@ -361,6 +371,13 @@ class AudioRestorer(TaskModule):
         chunk_seconds: float = 4.0,
         overlap_seconds: float = 0.5,
         report_clips: int = 3,
+        gan_weight: float = 0.0,
+        gan_loss: str = "lsgan",
+        feature_weight: float = 1.0,
+        disc_sizes: list[int] | None = None,
+        disc_channels: int = 8,
+        disc_depth: int = 4,
+        disc_lr: float | None = None,
         **kwargs: Any,
     ) -> None:
         """A band-split restorer with the SSM or the Roformer band-sequence network (see the class doc).
@@ -385,11 +402,21 @@ class AudioRestorer(TaskModule):
             chunk_seconds: predict restores files in chunks of this length.
             overlap_seconds: overlap of neighbouring chunks (cross-faded).
             report_clips: clips written (WAV + spectrograms) by the fit and test reports.
+            gan_weight: weight of the GAN term, adversarial + feature_weight x feature matching (0: no
+                discriminator, automatic optimisation as without it; > 0: manual optimisation of both networks).
+            gan_loss: the adversarial loss, "lsgan" (least squares, Apollo's) or "hinge".
+            feature_weight: weight of the feature-matching loss inside the GAN term.
+            disc_sizes: the discriminator's STFT sizes, one convolution stack each (None: 256, 512, 1024).
+            disc_channels: channels of each stack's first convolution (doubling per layer).
+            disc_depth: convolution layers per stack before the score map.
+            disc_lr: the discriminator's peak learning rate (None: lr).
         """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         if model not in NETWORKS:
             raise ValueError(f"model must be one of {NETWORKS}, got {model!r}")
+        if gan_loss not in GAN_LOSSES or gan_weight < 0:
+            raise ValueError(f"gan_loss must be one of {GAN_LOSSES} and gan_weight >= 0: {gan_loss!r}, {gan_weight}")
         self.sample_rate, self.stft_sizes = sample_rate, tuple(stft_sizes or (256, 512, 1024))
         layout = dict(
             sample_rate=sample_rate,
@@ -407,7 +434,16 @@ class AudioRestorer(TaskModule):
         else:
             width = roformer_width or matched_width(n_parameters(ssm), layout, config.n_layers, roformer_heads)
             self.restorer = roformer_restorer(layout, width, config.n_layers, roformer_heads)
-        rank_zero_info(f"audio.restore: {model}, {len(self.restorer.widths)} bands, {n_parameters(self):,} parameters")
+        self.discriminator = None
+        self.clip_setting: tuple[float, str] | None = None  # the trainer's, taken over in configure_callbacks
+        gan = ""
+        if gan_weight > 0:
+            sizes = tuple(disc_sizes or (256, 512, 1024))
+            self.discriminator = MultiFrequencyDiscriminator(sizes, disc_channels, disc_depth)
+            self.automatic_optimization = False
+            gan = f"; GAN term x {gan_weight} ({gan_loss}), discriminator {n_parameters(self.discriminator):,}"
+        n_restorer = n_parameters(self.restorer)
+        rank_zero_info(f"audio.restore: {model}, {len(self.restorer.widths)} bands, {n_restorer:,} parameters{gan}")
 
     def forward(self, degraded: Tensor) -> Tensor:
         """degraded (B, L) -> restored (B, L)."""
@@ -418,7 +454,7 @@ class AudioRestorer(TaskModule):
         start = time.perf_counter()
         restored = self(degraded)
         elapsed = time.perf_counter() - start
-        restored = restored * (torch.arange(restored.shape[-1], device=lengths.device) < lengths[:, None])
+        restored = zero_padding(restored, lengths)
         loss = self.loss(restored, clean)
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(clean))
         if stage != "train":
@@ -426,7 +462,83 @@ class AudioRestorer(TaskModule):
         if stage == "test":
             rtf = elapsed / (float(lengths.sum()) / self.sample_rate)
             self.log("test/rtf", rtf, on_step=False, on_epoch=True, batch_size=len(clean))
+            self.log_perceptual(restored.detach(), degraded, clean, lengths)
         return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
+        if self.discriminator is None:
+            return super().training_step(batch, batch_idx)
+        return self.adversarial_step(batch)
+
+    def adversarial_step(self, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """One GAN step (manual optimisation; returns the reconstruction loss, logged as `train/loss` as without
+        the GAN): the discriminator on clean vs restored clips, then the restorer on the reconstruction loss +
+        gan_weight x (adversarial + feature_weight x feature matching). Each network's gradients are clipped by hand
+        with the trainer's setting, and both schedulers step once per batch. Only the restorer's step counts as a
+        training step, so `global_step` and `max_steps` count batches as they do without the GAN."""
+        degraded, lengths, clean = batch
+        h = self.hparams
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
+        restored = zero_padding(self(degraded), lengths)
+        n = len(clean)
+        with self.toggled_optimizer(opt_d):
+            scores, _ = self.discriminator(torch.cat([clean, restored.detach()]))
+            d_loss = discriminator_loss([s[:n] for s in scores], [s[n:] for s in scores], h.gan_loss)
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            self.clip_by_hand(opt_d)
+            # through the strategy (precision, AMP) but past Lightning's counter of training steps
+            self.trainer.strategy.optimizer_step(opt_d.optimizer, closure=lambda: None)
+            sched_d.step()
+        with self.toggled_optimizer(opt_g):
+            fake_scores, fake_features = self.discriminator(restored)
+            with torch.no_grad():
+                _, real_features = self.discriminator(clean)
+            reconstruction = self.loss(restored, clean)
+            adversarial = generator_loss(fake_scores, h.gan_loss)
+            matching = feature_matching_loss(fake_features, real_features)
+            g_loss = reconstruction + h.gan_weight * (adversarial + h.feature_weight * matching)
+            opt_g.zero_grad()
+            self.manual_backward(g_loss)
+            self.clip_by_hand(opt_g)
+            opt_g.step()
+            sched_g.step()
+        self.log("train/loss", reconstruction, prog_bar=True, batch_size=n)
+        parts = {"gen_loss": g_loss, "disc_loss": d_loss, "adv_loss": adversarial, "fm_loss": matching}
+        self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, batch_size=n)
+        return reconstruction.detach()
+
+    def configure_callbacks(self) -> list:
+        """Under manual optimisation (the GAN term) Lightning refuses `Trainer(gradient_clip_val=...)`, which the
+        kit sets (1.0) by default: take the setting over here, the one hook Lightning calls before that check, and
+        apply it by hand to each network (`clip_by_hand`)."""
+        trainer = self.trainer
+        if not self.automatic_optimization and trainer.gradient_clip_val:
+            self.clip_setting = (float(trainer.gradient_clip_val), trainer.gradient_clip_algorithm or "norm")
+            trainer.gradient_clip_val = None
+        return super().configure_callbacks()
+
+    def clip_by_hand(self, optimizer: Any) -> None:
+        """Clip the gradients of `optimizer`'s parameters as the trainer would have (no-op when it does not clip)."""
+        if self.clip_setting is not None:
+            value, algorithm = self.clip_setting
+            self.clip_gradients(optimizer, gradient_clip_val=value, gradient_clip_algorithm=algorithm)
+
+    def configure_optimizers(self) -> Any:
+        if self.discriminator is None:
+            return super().configure_optimizers()
+        opt_g, sched_g = self.optimizer_for(self.restorer)
+        opt_d, sched_d = self.optimizer_for(self.discriminator, self.hparams.disc_lr)
+        return [opt_g, opt_d], [sched_g, sched_d]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A GAN run's checkpoint also loads into a restorer built without the GAN term (to test or predict with
+        it): the discriminator only trains, so its weights are dropped."""
+        super().on_load_checkpoint(checkpoint)
+        if self.discriminator is None:
+            state = checkpoint["state_dict"]
+            checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("discriminator.")}
 
     def loss(self, restored: Tensor, clean: Tensor) -> Tensor:
         """restored, clean (B, L) -> MR-STFT loss + wave_weight * L1 - si_snr_weight * SI-SNR (dB)."""
@@ -451,6 +563,14 @@ class AudioRestorer(TaskModule):
             n_cut = int(cut.sum())
             self.log(f"{stage}/lsd_high", lsd_out[cut].mean(), on_step=False, on_epoch=True, batch_size=n_cut)
             self.log(f"{stage}/lsd_high_input", lsd_in[cut].mean(), on_step=False, on_epoch=True, batch_size=n_cut)
+
+    def log_perceptual(self, restored: Tensor, degraded: Tensor, clean: Tensor, lengths: Tensor) -> None:
+        """STOI and wide-band PESQ of the output and of the input (epoch means over the clips they score)."""
+        for name, scores in perceptual_scores(restored, degraded, clean, lengths, self.sample_rate).items():
+            valid = ~scores.isnan()
+            if valid.any():
+                value = scores[valid].mean()
+                self.log(f"test/{name}", value, on_step=False, on_epoch=True, batch_size=int(valid.sum()))
 
     def batch_tokens(self, batch: tuple[Tensor, Tensor, Tensor]) -> int:
         """Samples in a batch (throughput in samples per second)."""
@@ -514,6 +634,11 @@ class AudioRestorer(TaskModule):
         plot_clips([before, after], self.sample_rate, [f"{stem}: before", f"{stem}: restored"], png)
         seconds = len(after) / self.sample_rate
         rank_zero_info(f"restored {stem} ({seconds:.1f} s, real-time factor {rtf:.3f}): {wav} and {png}")
+
+
+def zero_padding(waveforms: Tensor, lengths: Tensor) -> Tensor:
+    """waveforms (B, L) with every sample from lengths[b] on set to zero."""
+    return waveforms * (torch.arange(waveforms.shape[-1], device=lengths.device) < lengths[:, None])
 
 
 def roformer_restorer(layout: dict[str, Any], width: int, n_layers: int, n_heads: int) -> BandRestorer:

@@ -9,7 +9,8 @@ import soundfile as sf
 import torch
 
 from ssmkit.data import DataError
-from ssmkit_audio.datamodules import SpokenDigitsData
+from ssmkit_audio.augment import AugmentedClips, LengthBatches
+from ssmkit_audio.datamodules import MuLawWindowsData, SpokenDigitsData
 from ssmkit_audio.synthetic import synthetic_digits, words
 
 SAMPLES = Path(__file__).parents[3] / "data" / "audio" / "fsdd"
@@ -134,3 +135,40 @@ def test_shared_fsdd_leave_speakers_out():
     assert {k: len(v) for k, v in data.datasets.items()} == {"train": 1000, "val": 500, "test": 500}
     labels = [label for _, label in data.datasets["test"]]
     assert np.bincount(labels).tolist() == [50] * 10
+
+
+def test_data_module_augments_train_only(tmp_path):
+    root = speaker_folder(tmp_path / "clips")
+    kwargs = {"root": str(root), "val_speakers": ["bob"], "test_speakers": ["cat"], "batch_size": 2}
+    plain, data = SpokenDigitsData(**kwargs), SpokenDigitsData(**kwargs, augment=True)
+    plain.setup("fit"), plain.setup("test"), data.setup("fit"), data.setup("test")
+    assert isinstance(data.datasets["train"], AugmentedClips)
+    for split in ("val", "test"):  # never augmented: the clips of the plain module, the same at every draw
+        for (a, la), (b, lb) in zip(plain.datasets[split], data.datasets[split], strict=True):
+            assert torch.equal(a, b) and la == lb
+        batches = [next(iter(data.dataloader(split)))[0] for _ in range(2)]
+        assert torch.equal(batches[0], batches[1])
+    train = data.datasets["train"]
+    assert not torch.equal(train[0][0], train.samples[0][0]) and train[0][1] == plain.datasets["train"][0][1]
+    with pytest.raises(ValueError, match="augment and bucket"):
+        MuLawWindowsData(str(root), augment=True)
+
+
+def test_bucketed_train_loader_uses_length_batches(tmp_path):
+    root = speaker_folder(tmp_path / "clips", speakers=("ann", "bob", "cat", "dan"))
+    data = SpokenDigitsData(str(root), val_speakers=["bob"], test_speakers=["cat"], batch_size=2, bucket=True)
+    data.setup("fit")
+    loader = data.train_dataloader()
+    assert isinstance(loader.batch_sampler, LengthBatches)
+    first_epoch = [lengths.tolist() for _, lengths, _ in loader]
+    batches = iter(loader)  # the second epoch
+    waveforms, lengths, labels = next(batches)
+    assert waveforms.shape == (2, int(lengths.max())) and labels.shape == (2,)
+    state = loader.state_dict()  # mid-epoch, as a checkpoint saves it
+    rest = [lengths.tolist() for _, lengths, _ in batches]
+    assert [lengths.tolist(), *rest] != first_epoch  # a new order every epoch
+    again = SpokenDigitsData(str(root), val_speakers=["bob"], test_speakers=["cat"], batch_size=2, bucket=True)
+    again.setup("fit")
+    resumed = again.train_dataloader()
+    resumed.load_state_dict(state)
+    assert len(rest) == len(loader) - 1 and [lengths.tolist() for _, lengths, _ in resumed] == rest
