@@ -25,12 +25,20 @@ def test_bench_quick_writes_json_and_markdown(tmp_path):
     assert all(r["forward_backward_s"] > 0 and r["peak_extra_mb"] is not None for r in out["scaling"])
     assert "| attention |" in table and (tmp_path / "scaling.png").stat().st_size > 0
     decoding = out["generation"]
-    assert [r["model"] for r in decoding] == ["mamba_lm_small", "transformer_lm_small"]
+    assert [(r["model"], r["batch"]) for r in decoding] == [
+        (m, b) for b in (1, 16) for m in ("mamba_lm_small", "transformer_lm_small")
+    ]
     assert all(r["tokens_per_s"] > 0 and r["state_mb"] > 0 for r in decoding)
     packed = out["packing"]
-    assert [r["mixer"] for r in packed] == ["s5", "lru", "mamba", "attention"]
+    assert [r["mixer"] for r in packed] == ["s5", "lru", "mamba", "mamba2", "attention"]
     assert all(r["tokens"] < r["padded_tokens"] and r["packed_tokens_per_s"] > 0 for r in packed)
     assert "## Packed batches" in table
+    trained = out["training"]
+    assert [(r["mixer"], r["L"]) for r in trained] == [
+        (m, length) for length in (32, 64) for m in ("mamba", "mamba2", "s5", "lru", "hyena", "s4d", "attention")
+    ]
+    assert all(r["tokens_per_s"] > 0 and r["batch"] * r["L"] == 128 for r in trained)
+    assert "Training throughput" in table
     peer = out["transformers"]
     assert [r["model"] for r in peer] == ["mamba", "mamba2"]
     assert all(r["ssmkit_train_s"] > 0 and r["transformers_decode_s"] > 0 for r in peer)

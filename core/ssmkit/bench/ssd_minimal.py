@@ -53,10 +53,10 @@ def ssd_minimal(X: Tensor, A: Tensor, B: Tensor, C: Tensor, block_len: int) -> t
 
 
 @ssd_scan_backend
-def ssd_scan_minimal(x, dt, A, B, C, chunk_size, initial_states):
-    """`ssd_minimal` with `ssd_scan`'s arguments (l a multiple of chunk_size, no initial state)."""
-    if initial_states is not None:
-        raise ValueError("the paper's minimal SSD starts from a zero state: initial_states is not supported")
+def ssd_scan_minimal(x, dt, A, B, C, chunk_size, initial_states, resets):
+    """`ssd_minimal` with `ssd_scan`'s arguments (l a multiple of chunk_size, no initial state, no resets)."""
+    if initial_states is not None or resets is not None:
+        raise ValueError("the paper's minimal SSD reads one sequence from a zero state: no initial_states or resets")
     heads_per_group = x.shape[2] // B.shape[2]
     B, C = (M.repeat_interleave(heads_per_group, dim=2) for M in (B, C))
     return ssd_minimal(x * dt[..., None], dt * A, B, C, chunk_size)

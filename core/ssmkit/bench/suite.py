@@ -1,7 +1,8 @@
 """The benchmark suite behind `ssmkit bench`: every registered backend of each op timed side by side in one run,
 forward and forward+backward, beside installed outside implementations (`PEERS`), with the machine's floors on
-top; then the one-block scaling table (`scaling.py`), decoding throughput (`generation.py`), packed beside padded
-batches (`packing.py`) and transformers' Mamba / Mamba-2 on the same weights (`transformers_peer.py`). Writes
+top; then the one-block scaling table (`scaling.py`), training throughput of whole LMs against the length
+(`training.py`), decoding throughput (`generation.py`), packed beside padded batches (`packing.py`) and transformers'
+Mamba / Mamba-2 on the same weights (`transformers_peer.py`). Writes
 `results.json`, `results.md` and `scaling.png` to the output folder.
 
 A backend in the dispatch table (`ssmkit.ops.dispatch.BACKENDS`) shows up here automatically. For each row it records
@@ -35,7 +36,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ssmkit.bench import generation, packing, scaling, transformers_peer
+from ssmkit.bench import generation, packing, scaling, training, transformers_peer
 from ssmkit.bench.measure import MAX_CALL_S, Work, floor, machine_floors, measure_calls, predicted_s
 from ssmkit.bench.ssd_minimal import ssd_scan_minimal
 from ssmkit.ops import dispatch, fft_conv, linear_scan, selective_scan, ssd_scan
@@ -313,6 +314,7 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
         meta["numba_selective_scan_first_call"] = _numba_compile_s()
     summary = _summary(rows)
     block_rows = scaling.run(quick)
+    trained = training.run(quick)
     decoding = generation.run(quick)
     packed = packing.run(quick)
     peer = transformers_peer.run(quick)
@@ -323,6 +325,7 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
         "summary": summary,
         "results": rows,
         "scaling": block_rows,
+        "training": trained,
         "generation": decoding,
         "packing": packed,
         "transformers": peer,
@@ -333,6 +336,7 @@ def main(quick: bool = False, out_dir: Path = Path("runs/bench")) -> int:
             [
                 _markdown(rows, meta, summary),
                 scaling.markdown(block_rows),
+                training.markdown(trained),
                 generation.markdown(decoding),
                 packing.markdown(packed),
                 transformers_peer.markdown(peer),
