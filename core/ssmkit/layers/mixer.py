@@ -116,7 +116,7 @@ class Mixer(nn.Module):
 
     def splits_across_ranks(self) -> bool:
         """Whether this instance reads a sequence split across ranks: its family passes state (`sequence_parallel`)
-        and it is causal."""
+        and it is causal. A bidirectional family that passes state both ways overrides this (Hydra)."""
         return self.sequence_parallel and self.causal
 
     def _apply(self, fn: Any, recurse: bool = True) -> Mixer:

@@ -94,29 +94,46 @@ def shard_sequence(x: Tensor, group: dist.ProcessGroup | None = None, dim: int =
     return x.narrow(dim, rank * (length // world), length // world)
 
 
-def entering_state(total: Tensor, last: Tensor, group: dist.ProcessGroup | None = None) -> Tensor:
+def entering_state(
+    total: Tensor, last: Tensor, group: dist.ProcessGroup | None = None, reverse: bool = False
+) -> Tensor:
     """The state entering this rank's chunk from every rank's (total decay, final state from zero), both shaped like
-    the state: S_in(r) = sum_{q < r} (prod_{q < p < r} total_p) last_q, zeros on rank 0. One all-gather."""
+    the state: S_in(r) = sum_{q < r} (prod_{q < p < r} total_p) last_q, zeros on rank 0. One all-gather. `reverse`:
+    the scan runs from the last rank to the first (a backward direction), so the ranks after r feed it."""
     pairs = _AllGather.apply(torch.stack([total.to(last.dtype), last]), group)  # (world, 2, *state)
     # every rank's output depends on the gathered pairs (rank 0's through the selection), so every rank runs the
     # all-gather's backward collective
+    rank = dist.get_rank(group)
+    if reverse:
+        pairs, rank = pairs.flip(0), len(pairs) - 1 - rank
     entering = [torch.zeros_like(last)]
     for decay, state in pairs[:-1]:
         entering.append(decay * entering[-1] + state)
-    return torch.stack(entering)[dist.get_rank(group)]
+    return torch.stack(entering)[rank]
 
 
 def conv_halo(x: Tensor, kernel_size: int, group: dist.ProcessGroup | None = None) -> Tensor:
     """x: (B, C, L_rank) this rank's inputs of a causal convolution -> (B, C, K) the K inputs before them: the previous
     rank's last K (zeros on rank 0), the `window` of `ssmkit.layers.conv.causal_conv_from`."""
-    if x.shape[-1] < kernel_size:
+    return neighbour_edges(x, kernel_size, dim=-1, group=group)[0]
+
+
+def neighbour_edges(
+    x: Tensor, width: int, dim: int = 1, group: dist.ProcessGroup | None = None
+) -> tuple[Tensor, Tensor]:
+    """(the previous rank's last `width` positions of x, the next rank's first `width`) along `dim`, zeros beyond the
+    sequence's ends: a halo on both sides (a centred convolution) or the value a shift moves across a rank boundary.
+    One all-gather of each rank's two edges."""
+    if x.shape[dim] < width:
         raise ValueError(
-            f"each rank's chunk ({x.shape[-1]} positions) must be at least the convolution's kernel ({kernel_size}): "
-            "use fewer ranks or a longer sequence"
+            f"each rank's chunk ({x.shape[dim]} positions) must be at least {width} positions (a convolution's "
+            "reach across the boundary): use fewer ranks or a longer sequence"
         )
-    tails = _AllGather.apply(x[..., -kernel_size:], group)  # (world, B, C, K)
-    rank = dist.get_rank(group)
-    return torch.stack([torch.zeros_like(tails[0]), *tails[:-1]])[rank]
+    edges = _AllGather.apply(torch.stack([x.narrow(dim, 0, width), x.narrow(dim, x.shape[dim] - width, width)]), group)
+    rank, zeros = dist.get_rank(group), torch.zeros_like(edges[0, 0])  # edges: (world, 2 (first, last), ...)
+    before = edges[rank - 1, 1] if rank > 0 else zeros + 0 * edges[0, 1]  # every rank takes part in the backward
+    after = edges[rank + 1, 0] if rank + 1 < len(edges) else zeros + 0 * edges[-1, 0]
+    return before, after
 
 
 def gather_sequence(x: Tensor, group: dist.ProcessGroup | None = None, dim: int = 1) -> Tensor:
@@ -178,17 +195,19 @@ def ssd_scan_sequence_parallel(
     dt_softplus: bool = False,
     resets: Tensor | None = None,
     group: dist.ProcessGroup | None = None,
+    reverse: bool = False,
 ) -> Tensor:
     """`ssmkit.ops.ssd_scan` (same arguments and shapes, this rank's positions along l) over a sequence split across
     `group`: equal to the same positions of one scan over the whole sequence. Two scans of the chunk: from zero for
     (total decay exp(A_h sum_t dt_t) per head, 0 if the chunk holds a reset; final state), then from the entering
-    state."""
+    state. `reverse`: the scan runs from the last rank to the first, each rank's inputs given in that order (a
+    bidirectional mixer's backward direction: this rank's positions flipped)."""
     _, last = ssd_scan(x, dt, A, B, C, chunk_size, dt_bias=dt_bias, dt_softplus=dt_softplus,
                        return_final_states=True, resets=resets)  # fmt: skip
     steps = step_size(dt, dt_bias, dt_softplus, working_dtype(x.dtype))  # (b, l, h)
     total = torch.exp(A.to(steps.dtype) * steps.sum(1))  # (b, h)
     if resets is not None:
         total = total * (~resets.any(-1)).to(total.dtype)[:, None]
-    h0 = entering_state(total[..., None, None].expand_as(last), last, group)  # (b, h, p, n)
+    h0 = entering_state(total[..., None, None].expand_as(last), last, group, reverse)  # (b, h, p, n)
     return ssd_scan(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states=h0, dt_softplus=dt_softplus,
                     resets=resets)  # fmt: skip

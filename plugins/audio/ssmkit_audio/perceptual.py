@@ -20,7 +20,7 @@ import warnings
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torchaudio.functional import resample
-from torchmetrics.functional.audio import perceptual_evaluation_speech_quality, short_time_objective_intelligibility
+from torchmetrics.functional.audio import short_time_objective_intelligibility
 
 Tensor = torch.Tensor
 PESQ_RATE = 16000
@@ -40,8 +40,10 @@ def stoi(estimate: Tensor, reference: Tensor, sample_rate: int) -> float:
 
 def pesq_wb(estimate: Tensor, reference: Tensor, sample_rate: int) -> float:
     """estimate, reference (L,) -> wide-band PESQ (MOS-LQO, about 1.0-4.6) at 16 kHz (NaN where PESQ refuses the
-    clip); requires the `pesq` package."""
+    clip); requires the `pesq` package (torchmetrics exports its PESQ function only where `pesq` is installed, so
+    both are imported here, not with the module)."""
     from pesq import PesqError
+    from torchmetrics.functional.audio.pesq import perceptual_evaluation_speech_quality
 
     x, y = (resample(w.double().cpu(), sample_rate, PESQ_RATE) for w in (estimate, reference))
     try:

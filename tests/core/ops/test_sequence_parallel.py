@@ -1,8 +1,9 @@
 """State-passing sequence parallelism: 2 and 4 CPU processes (gloo) give the single-process outputs and gradients,
 for the linear scan (resets, one right at a rank boundary; complex values as S5 has), the selective scan and the SSD
 scan (every optional input, resets too), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included),
-attention, a Mamba + attention hybrid (keys and values all-gathered), and S5, Mamba and Mamba-2 with resets at and
-just after a rank boundary."""
+attention, a Mamba + attention hybrid (keys and values all-gathered), Hydra (bidirectional: both neighbours' edges,
+the backward scan's state from the ranks after), and S5, Mamba and Mamba-2 with resets at and just after a rank
+boundary."""
 
 import os
 import sys
@@ -210,7 +211,18 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "mixer",
-    ["s5", "lru", "mamba", "mamba2", "attention", "mamba+attention", "s5 resets", "mamba resets", "mamba2 resets"],
+    [
+        "s5",
+        "lru",
+        "mamba",
+        "mamba2",
+        "attention",
+        "mamba+attention",
+        "hydra",
+        "s5 resets",
+        "mamba resets",
+        "mamba2 resets",
+    ],  # fmt: skip
 )
 def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
     mp.spawn(backbone_worker, (2, str(tmp_path / "init"), str(tmp_path), mixer), nprocs=2)
