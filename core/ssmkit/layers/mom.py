@@ -11,7 +11,8 @@ top-k memories; a shared memory sees every token:
 Each memory with a scalar decay is exactly an SSD head (x = routed v, B = k, C = q, dt A = log gamma), so
 the memories run as one `ssd_scan` with n_memories + 1 heads: chunked in training, one position per `step`.
 Decays are per memory, gamma = sigmoid(decay_logit), tagged as dynamics parameters. (The paper's
-load-balancing auxiliary loss is not included.)
+load-balancing auxiliary loss is not included.) Routing is per token, so on a sequence split across ranks only the
+scan passes state (`ssd_scan_sequence_parallel`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch import nn
 from ssmkit.layers.mixer import Mixer, State, no_weight_decay
 from ssmkit.layers.norms import RMSNorm
 from ssmkit.ops import ssd_scan
+from ssmkit.ops.sequence_parallel import current_split, ssd_scan_sequence_parallel
 from ssmkit.registry import register_mixer
 
 Tensor = torch.Tensor
@@ -30,6 +32,7 @@ Tensor = torch.Tensor
 
 @register_mixer("mom")
 class MoM(Mixer):
+    sequence_parallel = True  # one SSD scan passes the memories' state between ranks; routing is per token
     tiny_kwargs = {"n_memories": 3, "top_k": 2, "head_dim": 4, "chunk_size": 4}
 
     def __init__(
@@ -68,11 +71,11 @@ class MoM(Mixer):
         written = torch.cat([(gates > 0).to(x.dtype), x.new_ones(b, length, 1)], dim=-1)  # routed + shared
         k, v = self.kv_proj(x).unflatten(-1, (2, self.n_memories + 1, self.head_dim)).unbind(2)
         q = self.q_proj(x)[:, :, None].expand(-1, -1, self.n_memories + 1, -1)
-        reads = ssd_scan(
-            v * written[..., None], torch.ones_like(written), F.logsigmoid(self.decay_logit), k, q,
-            self.chunk_size, initial_states=state, return_final_states=state is not None,
-        )  # fmt: skip
-        return gates, reads
+        args = (v * written[..., None], torch.ones_like(written), F.logsigmoid(self.decay_logit), k, q, self.chunk_size)
+        split = current_split()
+        if split is not None and state is None:
+            return gates, ssd_scan_sequence_parallel(*args, group=split.group)
+        return gates, ssd_scan(*args, initial_states=state, return_final_states=state is not None)
 
     def _combine(self, gates: Tensor, reads: Tensor) -> Tensor:
         """Router-weighted routed memories plus the shared one, normalised and projected: (B, L, D)."""

@@ -2,7 +2,7 @@
 for the linear scan (resets, one right at a rank boundary; complex values as S5 has), the selective scan and the SSD
 scan (every optional input, resets too), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included),
 attention, a Mamba + attention hybrid (keys and values all-gathered), Hydra (bidirectional: both neighbours' edges,
-the backward scan's state from the ranks after), and S5, Mamba and Mamba-2 with resets at and just after a rank
+the backward scan's state from the ranks after), MoM (routed memories in one SSD scan), and S5, Mamba and Mamba-2 with resets at and just after a rank
 boundary."""
 
 import os
@@ -219,6 +219,7 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
         "attention",
         "mamba+attention",
         "hydra",
+        "mom",
         "s5 resets",
         "mamba resets",
         "mamba2 resets",
