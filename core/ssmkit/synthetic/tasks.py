@@ -28,6 +28,7 @@ class TokenSequenceTask(TaskModule):
     monitor = "val/acc"
     monitor_mode = "max"
     data_links = {"input_vocab_size": "vocab_size"}
+    sequence_dims = (1, 1)  # (tokens, targets) split along the sequence; the loss is a `sequence_mean`
 
     def __init__(self, vocab_size: int, backbone: BackboneConfig = DEFAULT_BACKBONE, **kwargs: Any) -> None:
         """vocab_size: number of input token ids (taken from the data by the command line)."""
@@ -49,7 +50,8 @@ class TokenSequenceTask(TaskModule):
     def shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         tokens, targets = batch
         logits = self(tokens)
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+        nats = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum")
+        loss = self.sequence_mean(nats, (targets != IGNORE).sum())
         acc = self.accuracy[f"{stage}_acc"]
         acc(logits.flatten(0, 1), targets.flatten())
         self.log(f"{stage}/loss", loss, prog_bar=True)

@@ -18,10 +18,12 @@ from typing import Any, ClassVar
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
+from ssmkit.ops.sequence_parallel import current_split
 from ssmkit.train.optim import param_groups, warmup_cosine
 
 Tensor = torch.Tensor
@@ -37,9 +39,9 @@ class TaskModule(L.LightningModule):
     # For sequence-parallel training (`--trainer.strategy sequence_parallel`, `ssmkit.train.sequence_parallel`):
     # the sequence dim of each batch tensor (a tuple batch: one entry per tensor, in order; a dict batch: by key;
     # None: a tensor every process keeps whole), e.g. (1, 1) for (tokens (B, L), targets (B, L)). None: the task
-    # cannot split its sequences. Declare it only where the loss is a mean over positions that each process counts
-    # equally many of (every position scored, or the same number in each chunk) and nothing else reads across
-    # positions (no pooling head): then each process's mean over its chunk, averaged by DDP, is the whole mean.
+    # cannot split its sequences. Declare it where the loss is a mean over positions taken with `sequence_mean`
+    # (each process's share of the whole sequences' mean, however many positions its chunk scores) and nothing else
+    # reads across positions (no pooling head).
     sequence_dims: ClassVar[tuple[int | None, ...] | dict[str, int | None] | None] = None
 
     def __init__(
@@ -135,6 +137,19 @@ class TaskModule(L.LightningModule):
     def log_dict(self, dictionary: Any, *args: Any, sync_dist: bool = True, **kwargs: Any) -> None:
         """`log` for several values (reduced over processes the same way)."""
         super().log_dict(dictionary, *args, sync_dist=sync_dist, **kwargs)
+
+    @staticmethod
+    def sequence_mean(total: Tensor, count: Tensor) -> Tensor:
+        """total / count: a loss summed over `count` scored positions, as their mean (0 where none is scored). Inside
+        `sequence_parallel` each process holds a chunk of the sequences, so the count is summed over the processes
+        and each returns its share times their number: DDP's average of the shares' gradients, and the logged mean
+        of the shares, are those of the whole sequences' mean, however many positions each chunk scores."""
+        split = current_split()
+        if split is None:
+            return total / count.clamp_min(1)
+        count = count.detach().clone()
+        dist.all_reduce(count, group=split.group)
+        return total * dist.get_world_size(split.group) / count.clamp_min(1)
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """Compute and log the loss (and metrics) for `stage` in {"train", "val", "test"}; return the loss."""

@@ -10,7 +10,7 @@ import torch
 
 from ssmkit.models.backbone import BackboneConfig, SequenceBackbone
 from ssmkit.registry import list_mixers, mixer_class
-from ssmkit.synthetic.tasks import TokenSequenceTask
+from ssmkit.synthetic.tasks import InContextRegression, TokenSequenceTask
 from ssmkit.train.sequence_parallel import check_splittable, split_batch
 
 # A task whose every position is scored (the running sum of the tokens so far, mod the vocabulary: each chunk needs
@@ -20,25 +20,26 @@ PLUGIN = """
 import torch
 from ssmkit.plugins import Plugin, Task
 from ssmkit.synthetic.datamodules import TokenTaskData
-from ssmkit.synthetic.tasks import TokenSequenceTask
+from ssmkit.synthetic.tasks import InContextRegression, TokenSequenceTask
 
 
 class RunningSumTask(TokenSequenceTask):
-    sequence_dims = (1, 1)
-
     def shared_step(self, batch, stage):
         self.log(f"{stage}/positions", float(batch[0].shape[1]))  # what each process reads
         return super().shared_step(batch, stage)
 
 
 class RunningSumData(TokenTaskData):
-    def __init__(self, seq_len: int = 16, vocab_size: int = 4, **data: int) -> None:
+    def __init__(self, seq_len: int = 16, vocab_size: int = 4, scored: int = 0, **data: int) -> None:
         super().__init__(**data)
-        self.seq_len, self.vocab_size = seq_len, vocab_size
+        self.seq_len, self.vocab_size, self.scored = seq_len, vocab_size, scored
 
     def generate(self, n, generator):
         tokens = torch.randint(self.vocab_size, (n, self.seq_len), generator=generator)
-        return tokens, tokens.cumsum(1) % self.vocab_size
+        targets = tokens.cumsum(1) % self.vocab_size
+        if self.scored:  # only the last `scored` positions count, as in selective copying
+            targets[:, : -self.scored] = -100
+        return tokens, targets
 
 
 config = "sp_task:running_sum.yaml"
@@ -75,15 +76,18 @@ def plugin_env(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_on_halves_of_each_sequence_train_as_one(tmp_path, fit, plugin_env):
+@pytest.mark.parametrize("scored", [0, 4], ids=["every position scored", "only the last 4 scored"])
+def test_two_processes_on_halves_of_each_sequence_train_as_one(tmp_path, fit, plugin_env, scored):
     """The baseline is DDP with one process: the same sampler and batches (16 whole sequences of 16 tokens); the
     sequence-parallel run gives each of two processes the same 16 sequences, tokens 0-7 or 8-15. Measured over 8
     steps: weights within 5.2e-7, training losses within 1.2e-7, the same validation loss (float32 rounding: the
     gradients are averaged over two processes, the state crosses between them); one process without DDP (another
     sample order) ends 4.9e-3 away in weights, so the tolerances (1e-5) would catch a lost state or a wrong
-    gradient average, and `positions` that the sequences were split at all."""
-    one = fit(TASK, tmp_path / "one", "--trainer.strategy", "ddp", "--trainer.devices", "1", env=plugin_env)
-    two = fit(TASK, tmp_path / "two", "--trainer.strategy", "sequence_parallel", "--trainer.devices", "2",
+    gradient average, and `positions` that the sequences were split at all. With only the last 4 positions scored,
+    process 0's chunk scores none: the loss is `sequence_mean`'s share (0 there), not a mean over its chunk (NaN)."""
+    flags = ("--data.scored", str(scored))
+    one = fit(TASK, tmp_path / "one", "--trainer.strategy", "ddp", "--trainer.devices", "1", *flags, env=plugin_env)
+    two = fit(TASK, tmp_path / "two", "--trainer.strategy", "sequence_parallel", "--trainer.devices", "2", *flags,
               env=plugin_env)  # fmt: skip
     assert "distributed_backend=gloo" in two.output
     assert "Starting with 2 processes" in two.output
@@ -123,8 +127,8 @@ def test_check_splittable_names_the_mixer_and_the_task():
         check_splittable(Splits(vocab_size=4, backbone=config))
     with pytest.raises(ValueError, match="BidirectionalMixer cannot read"):
         check_splittable(Splits(vocab_size=4, backbone=BackboneConfig(d_model=8, mixer="s5", bidirectional=True)))
-    with pytest.raises(ValueError, match="TokenSequenceTask does not declare `sequence_dims`"):
-        check_splittable(tiny_task(mixer="mamba"))
+    with pytest.raises(ValueError, match="InContextRegression does not declare `sequence_dims`"):
+        check_splittable(InContextRegression(dim=2, backbone=BackboneConfig(d_model=8, mixer="mamba")))
     check_splittable(Splits(vocab_size=4, backbone=BackboneConfig(d_model=8, mixer="lru")))  # accepted
 
 
