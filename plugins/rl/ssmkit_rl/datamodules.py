@@ -126,8 +126,10 @@ class MetaDTData(BaseDataModule):
         random_fraction: float = 0.1,
         aim_noise: float = 0.1,
         max_explore_steps: int = 6,
+        line_openings: float = 0.0,
         val_fraction: float = 0.1,
         eval_episodes: int = 10,
+        explore_steps: int = 0,
         batch_size: int = 64,
         num_workers: int = 0,
         seed: int = 0,
@@ -152,8 +154,12 @@ class MetaDTData(BaseDataModule):
             aim_noise: the behaviour policy's error about the task (Point-Robot: std of the goal per axis; physics:
                 the relative error of each constant its controller uses).
             max_explore_steps: the most random steps a behaviour episode opens with.
+            line_openings: Point-Robot: the share of those openings that are a straight line at full speed in a
+                random direction (then the turn toward the goal) instead of random steps.
             val_fraction: the share of each training task's episodes held out for validation.
             eval_episodes: online episodes per held-out task in test / predict.
+            explore_steps: an exploring start in test / predict: the first n actions of every online episode are
+                random (the domain's random policy, seeded), then the policy acts.
             batch_size: episodes per batch.
             num_workers: loader processes.
             seed: the tasks, the offline data and the evaluation episodes' starts.
@@ -170,9 +176,10 @@ class MetaDTData(BaseDataModule):
             "random_fraction": random_fraction,
             "aim_noise": aim_noise,
             "max_explore_steps": max_explore_steps,
+            "line_openings": line_openings,
             "seed": seed,
         }
-        self.val_fraction, self.eval_episodes = val_fraction, eval_episodes
+        self.val_fraction, self.eval_episodes, self.explore_steps = val_fraction, eval_episodes, explore_steps
         self._offline: OfflineData | None = None
 
     @property

@@ -4,14 +4,20 @@ model, the self-guided prompt, and online play in a domain of `ssmkit_rl.offline
 
 - `WorldModel`: a GRU `ContextEncoder` reads the h most recent transitions (s, a, r, s') before step t
   (`context_windows`; zeros before the episode start) into a task embedding z_t; a reward decoder and a next-state
-  decoder predict r_t and s'_t from (s_t, a_t, z_t). The encoder is trained only through these decoders.
+  decoder predict r_t and s'_t from (s_t, a_t, z_t). The encoder is trained only through these decoders. Options
+  (the anchor's form is the default): the encoder reads only (s', r) of each transition (`context_inputs="reward"`:
+  no action, so not the behaviour's heading); a deep set `SetEncoder` in place of the GRU; each z_t decodes every
+  step of its episode (`targets="episode"`, `WorldModel.loss`).
 - `DecisionModel`: tokens (return-to-go, state + z, action) per step, each with a timestep embedding, interleaved
   as R_0, s_0, a_0, R_1, ... and read by a causal `SequenceBackbone` (Mamba / S5 / attention, `BackboneConfig`);
   the action a_t is predicted (tanh) from the hidden state at the s_t token. An optional prompt of k steps
   (R, s, a, with embeddings of its own) goes before the sequence. `z_dim=0` is the plain DT (no context).
+  Options: read only the K latest steps (`horizon`), zeros in place of the past actions (`action_tokens=False`),
+  z standardised per dimension (`standardise_z`).
 - The self-guided prompt (`select_prompt`): from an episode of the task, the k-step segment whose world-model
   prediction error is largest (starting at h or later, so that its z saw a full context).
-- `play_meta_dt`: N episodes at once, the whole prefix re-read at every step.
+- `play_meta_dt`: N episodes at once, the whole prefix re-read at every step, optionally after given opening
+  actions (an exploring start).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from torch import nn
 from ssmkit.models import BackboneConfig, SequenceBackbone
 
 Tensor = torch.Tensor
+CONTEXT_INPUTS = ("transition", "reward")
+WORLD_TARGETS = ("step", "episode")
 
 
 def context_windows(transitions: Tensor, h: int) -> Tensor:
@@ -61,6 +69,14 @@ class Steps:
         parts = (self.observations, self.actions, self.rewards[..., None], self.next_observations)
         return torch.cat(parts, dim=-1)
 
+    def arrivals(self) -> Tensor:
+        """(B, T, d_obs + 1): (s', r) per step, where the step ended and its reward (no action, no heading)."""
+        return torch.cat([self.next_observations, self.rewards[..., None]], dim=-1)
+
+    def context(self, inputs: str) -> Tensor:
+        """The context encoder's input per step: "transition" (s, a, r, s') or "reward" (s', r)."""
+        return self.transitions() if inputs == "transition" else self.arrivals()
+
 
 def gather_steps(x: Tensor, index: Tensor) -> Tensor:
     """x (B, T, ...) and index (B, k) -> (B, k, ...)."""
@@ -69,10 +85,10 @@ def gather_steps(x: Tensor, index: Tensor) -> Tensor:
 
 class ContextEncoder(nn.Module):
     def __init__(self, d_transition: int, z_dim: int, hidden: int) -> None:
-        """A GRU over h transitions -> a task embedding.
+        """A GRU over h transitions -> a task embedding (the anchor's).
 
         Args:
-            d_transition: the width of one transition (s, a, r, s').
+            d_transition: the width of one transition as read ((s, a, r, s') or (s', r)).
             z_dim: the task embedding's width.
             hidden: the GRU's width.
         """
@@ -81,11 +97,34 @@ class ContextEncoder(nn.Module):
         self.gru = nn.GRU(hidden, hidden, batch_first=True)
         self.out = nn.Linear(hidden, z_dim)
 
-    def forward(self, windows: Tensor) -> Tensor:
-        """windows (..., h, d_transition) -> z (..., z_dim)."""
+    def forward(self, windows: Tensor, valid: Tensor) -> Tensor:
+        """windows (..., h, d_transition), valid (..., h, 1) (unused: the zeros before the start are read as they
+        are) -> z (..., z_dim)."""
         lead = windows.shape[:-2]
         _, last = self.gru(self.embed(windows.reshape(-1, *windows.shape[-2:])))
         return self.out(last[-1]).reshape(*lead, -1)
+
+
+class SetEncoder(nn.Module):
+    def __init__(self, d_transition: int, z_dim: int, hidden: int) -> None:
+        """A deep set over h transitions -> a task embedding: an MLP per transition, the mean over the window's
+        transitions (those before the episode start left out), an MLP. Order-blind: it cannot read a path's
+        direction from the order of its steps.
+
+        Args:
+            d_transition: the width of one transition as read ((s, a, r, s') or (s', r)).
+            z_dim: the task embedding's width.
+            hidden: the MLPs' width.
+        """
+        super().__init__()
+        self.each = mlp(d_transition, hidden, hidden)
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, z_dim))
+
+    def forward(self, windows: Tensor, valid: Tensor) -> Tensor:
+        """windows (..., h, d_transition), valid (..., h, 1) (1: a transition, 0: before the start)
+        -> z (..., z_dim)."""
+        pooled = (self.each(windows) * valid).sum(-2) / valid.sum(-2).clamp(min=1.0)
+        return self.out(pooled)
 
 
 def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
@@ -95,7 +134,17 @@ def mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
 
 
 class WorldModel(nn.Module):
-    def __init__(self, obs_dim: int, action_dim: int, z_dim: int, hidden: int, context_len: int) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        z_dim: int,
+        hidden: int,
+        context_len: int,
+        context_inputs: str = "transition",
+        targets: str = "step",
+        encoder: str = "gru",
+    ) -> None:
         """The context encoder and its reward and next-state decoders.
 
         Args:
@@ -104,16 +153,29 @@ class WorldModel(nn.Module):
             z_dim: the task embedding's width.
             hidden: the encoder's and decoders' width.
             context_len: h, the transitions the encoder reads.
+            context_inputs: what the encoder reads of each transition: "transition" (s, a, r, s'; the anchor's) or
+                "reward" (s', r: where the step ended and its reward, so no action and no heading).
+            targets: what each z_t is trained to decode (`loss`): "step" (step t; the anchor's) or "episode"
+                (every step of its episode).
+            encoder: the context encoder: "gru" (the anchor's) or "set" (a deep set, order-blind).
         """
         super().__init__()
-        self.context_len = context_len
-        self.encoder = ContextEncoder(2 * obs_dim + action_dim + 1, z_dim, hidden)
+        if context_inputs not in CONTEXT_INPUTS or targets not in WORLD_TARGETS or encoder not in ENCODERS:
+            raise ValueError(
+                f"context_inputs must be one of {CONTEXT_INPUTS}, targets one of {WORLD_TARGETS} and encoder one of "
+                f"{tuple(ENCODERS)}, got {context_inputs!r}, {targets!r} and {encoder!r}"
+            )
+        self.context_len, self.context_inputs, self.targets = context_len, context_inputs, targets
+        d_context = 2 * obs_dim + action_dim + 1 if context_inputs == "transition" else obs_dim + 1
+        self.encoder = ENCODERS[encoder](d_context, z_dim, hidden)
         self.reward = mlp(obs_dim + action_dim + z_dim, hidden, 1)
         self.next_state = mlp(obs_dim + action_dim + z_dim, hidden, obs_dim)
 
     def embed(self, steps: Steps) -> Tensor:
-        """z_t from transitions t-h .. t-1: (B, T, z_dim)."""
-        return self.encoder(context_windows(steps.transitions(), self.context_len))
+        """z_t from transitions t-h .. t-1 (as `context_inputs`): (B, T, z_dim)."""
+        features = steps.context(self.context_inputs)
+        valid = context_windows(torch.ones_like(features[..., :1]), self.context_len)
+        return self.encoder(context_windows(features, self.context_len), valid)
 
     def errors(self, steps: Steps, z: Tensor | None = None) -> Tensor:
         """Squared prediction errors per step (B, T): (r - r^)^2 + |s' - s'^|^2, with z_t = embed(steps)."""
@@ -122,6 +184,19 @@ class WorldModel(nn.Module):
         reward_error = (self.reward(inputs).squeeze(-1) - steps.rewards) ** 2
         state_error = ((self.next_state(inputs) - steps.next_observations) ** 2).sum(-1)
         return reward_error + state_error
+
+    def loss(self, steps: Steps, z: Tensor) -> Tensor:
+        """The mean squared error that trains the world model, z (B, T, z_dim) = embed(steps): "step" targets,
+        each z_t decodes its own step t (the anchor's); "episode" targets, each z_t decodes every step of its
+        episode (B T^2 predictions), so that z_t must hold the task itself rather than what step t needs of it."""
+        if self.targets == "step":
+            return self.errors(steps, z).mean()
+        n = steps.rewards.shape[1]
+        every = Steps(*(x.unsqueeze(1).expand(-1, n, *x.shape[1:]) for x in vars(steps).values()))  # (B, T_z, T, ...)
+        return self.errors(every, z.unsqueeze(2).expand(-1, -1, n, -1)).mean()
+
+
+ENCODERS = {"gru": ContextEncoder, "set": SetEncoder}
 
 
 def select_prompt(errors: Tensor, k: int, first: int = 0) -> Tensor:
@@ -180,6 +255,8 @@ class DecisionModel(nn.Module):
         return_scale: float,
         max_action: float = 1.0,
         horizon: int | None = None,
+        action_tokens: bool = True,
+        standardise_z: bool = False,
     ) -> None:
         """The return-conditioned policy over (R, s + z, a) tokens, with an optional prompt.
 
@@ -193,9 +270,16 @@ class DecisionModel(nn.Module):
             max_action: the action bound (actions are read and predicted divided by it, in [-1, 1]).
             horizon: K, the most recent steps a_t is predicted from (DT's context length; zeros before the episode
                 start); None: the whole episode so far.
+            action_tokens: false: the action tokens carry zeros instead of the past actions (the episode's own
+                heading is then read only through the states; the prompt keeps its actions).
+            standardise_z: standardise each z dimension (batch statistics in training, running ones when acting;
+                no learned scale) before it joins the state: the task shows in z as small variations around a
+                large common part, which the decision model otherwise barely reads.
         """
         super().__init__()
         self.z_dim, self.return_scale, self.max_action, self.horizon = z_dim, return_scale, max_action, horizon
+        self.action_tokens = action_tokens
+        self.z_norm = nn.BatchNorm1d(z_dim, affine=False) if standardise_z and z_dim else None
         self.backbone = SequenceBackbone(backbone)
         d = self.backbone.d_model
         self.tokens = TokenEmbedding(obs_dim + z_dim, action_dim, max_timestep, d)
@@ -206,11 +290,15 @@ class DecisionModel(nn.Module):
         self, rtg: Tensor, states: Tensor, z: Tensor | None, actions: Tensor, prompt: Prompt | None = None
     ) -> Tensor:
         """rtg (B, T), states (B, T, d_obs), z (B, T, z_dim) or None, actions (B, T, d_act) scaled to [-1, 1]
-        -> predicted actions (B, T, d_act) in [-1, 1]; a_t is read at the s_t token, so it sees a_{<t} only, and
-        with a horizon K only steps t-K+1 .. t (each step's window is read as a sequence of its own)."""
+        -> predicted actions (B, T, d_act) in [-1, 1]; a_t is read at the s_t token, so it sees a_{<t} only (none
+        without action tokens), and with a horizon K only steps t-K+1 .. t (each step's window is read as a
+        sequence of its own)."""
         n, n_steps = rtg.shape
         timesteps = torch.arange(n_steps, device=rtg.device).expand(n, n_steps)
-        states = states if z is None or self.z_dim == 0 else torch.cat([states, z], dim=-1)
+        actions = actions if self.action_tokens else torch.zeros_like(actions)
+        if z is not None and self.z_dim:
+            z = z if self.z_norm is None else self.z_norm(z.reshape(-1, self.z_dim)).reshape(z.shape)
+            states = torch.cat([states, z], dim=-1)
         k = self.horizon
         if k is None or k >= n_steps:
             return self.read(rtg, states, actions, timesteps, prompt)
@@ -247,10 +335,12 @@ def play_meta_dt(
     target_return: float,
     rtg_cap: Tensor,
     prompt: Prompt | None = None,
+    opening: Tensor | None = None,
 ) -> Steps:
     """One episode of T steps in each of env's N tasks (`reset() -> (N, d_obs)`, `step(actions (N, d_act)) ->
     (next observations, rewards (N,))`), acting with the policy on the whole prefix at every step
-    (z_t from the agent's own last h transitions; none without a world model) -> Steps (N, T).
+    (z_t from the agent's own last h transitions; none without a world model) -> Steps (N, T). `opening`
+    (N, n, d_act): the actions of the first n steps, played instead of the policy's (an exploring start).
 
     The return-to-go starts at `target_return` and drops by each reward, capped at rtg_cap (T,), the largest
     return-to-go of the offline data at each step: with Point-Robot's rewards of -distance an agent that still has to
@@ -269,10 +359,13 @@ def play_meta_dt(
     rtg[:, 0] = target_return
     for t in range(episode_length):
         s = slice(0, t + 1)
-        steps = Steps(obs[:, s], acts[:, s], rews[:, s], nexts[:, s])
-        z = world_model.embed(steps) if world_model is not None else None
-        scale = policy.max_action
-        action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / scale, prompt)[:, -1] * scale
+        if opening is not None and t < opening.shape[1]:
+            action = opening[:, t].to(device)
+        else:
+            steps = Steps(obs[:, s], acts[:, s], rews[:, s], nexts[:, s])
+            z = world_model.embed(steps) if world_model is not None else None
+            scale = policy.max_action
+            action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / scale, prompt)[:, -1] * scale
         following, reward = env.step(action.cpu().numpy())
         acts[:, t], rews[:, t] = action, torch.as_tensor(reward, device=device)
         nexts[:, t] = torch.as_tensor(following, device=device)

@@ -179,15 +179,21 @@ def generate(
     aim_noise: float = 0.1,
     max_explore_steps: int = 6,
     seed: int = 0,
+    line_openings: float = 0.0,
 ) -> OfflineData:
     """The offline multi-task set: `episodes_per_task` medium-policy episodes on every training task (none on the
-    held-out ones), seeded."""
+    held-out ones), seeded. `line_openings` (Point-Robot only): the share of the behaviour's openings that are a
+    straight line in a random direction rather than random steps."""
     d = domain(domain_name)
     params, test_tasks = d.tasks(n_tasks, n_test_tasks, seed)
     rng = np.random.default_rng(seed + 1)
     tasks = np.repeat(np.setdiff1d(np.arange(n_tasks), test_tasks), episodes_per_task)
     env = d.env(params[tasks], rng)
     settings = {"random_fraction": random_fraction, "aim_noise": aim_noise, "max_explore_steps": max_explore_steps}
+    if line_openings:
+        if d.name != "point_robot":
+            raise ValueError(f"line_openings is a point_robot setting, not one of {d.name}")
+        settings["line_openings"] = line_openings
     steps = play(env, d.behaviour(params[tasks], rng, **settings), episode_length)
     return OfflineData(*steps, tasks.astype(np.int64), params.astype(np.float32), test_tasks.astype(np.int64), d.name)
 

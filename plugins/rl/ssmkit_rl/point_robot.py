@@ -15,7 +15,9 @@ Controllers (`oracle_actions`, `behaviour_actions`, `random_actions`):
   probability 0.1 per step; a `random_fraction` of the episodes is all random. The random opening puts states
   whose history says nothing about the goal into the data, followed by goal-directed actions: what a policy
   acting on its own, at first uninformed, history meets online (without it the decision model learns to continue
-  the direction of its past actions and ignores z);
+  the direction of its past actions and ignores z). With `line_openings` > 0, that share of the openings is a
+  straight line at full speed in a random direction instead (then the turn toward the goal): the data then
+  holds episodes that head the wrong way and recover, as an agent that guessed wrong online must;
 - uniform random actions in the box.
 
 The offline data, its generator and its files (npz, Minari) are domain-independent: `ssmkit_rl.offline`.
@@ -85,6 +87,8 @@ class Behaviour:
     noise: np.ndarray  # (N, 1): action noise sigma
     random: np.ndarray  # (N,) bool: an all-random episode
     explore_steps: np.ndarray  # (N,) int: random actions before steering
+    heading: np.ndarray  # (N, 2): the opening's velocity in a line opening
+    line: np.ndarray  # (N,) bool: the opening is a straight line at `heading`, not random steps
 
     @classmethod
     def draw(
@@ -94,15 +98,16 @@ class Behaviour:
         aim_noise: float,
         max_explore_steps: int,
         rng: np.random.Generator,
+        line_openings: float = 0.0,
     ) -> Behaviour:
         n = len(goals)
-        return cls(
-            aim=goals + rng.normal(0.0, aim_noise, goals.shape),
-            gain=rng.uniform(0.3, 1.0, (n, 1)),
-            noise=rng.uniform(0.02, 0.1, (n, 1)),
-            random=rng.random(n) < random_fraction,
-            explore_steps=rng.integers(0, max_explore_steps + 1, n),
-        )
+        aim, gain = goals + rng.normal(0.0, aim_noise, goals.shape), rng.uniform(0.3, 1.0, (n, 1))
+        noise, random = rng.uniform(0.02, 0.1, (n, 1)), rng.random(n) < random_fraction
+        explore_steps = rng.integers(0, max_explore_steps + 1, n)
+        angle = rng.uniform(0.0, 2 * np.pi, n) if line_openings else np.zeros(n)  # no draw: the same data as before
+        line = rng.random(n) < line_openings if line_openings else np.zeros(n, dtype=bool)
+        heading = MAX_ACTION * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        return cls(aim, gain, noise, random, explore_steps, heading, line)
 
 
 def behaviour_actions(
@@ -110,8 +115,10 @@ def behaviour_actions(
 ) -> np.ndarray:
     """The medium policy's actions (N, 2) at step t and positions (N, 2), clipped to the box."""
     steer = b.gain * (b.aim - position) + rng.normal(0.0, 1.0, position.shape) * b.noise
-    explore = b.random | (t < b.explore_steps) | (rng.random(len(position)) < epsilon)
-    return np.clip(np.where(explore[:, None], random_actions(len(position), rng), steer), -MAX_ACTION, MAX_ACTION)
+    opening = (t < b.explore_steps) & ~b.random
+    explore = b.random | opening | (rng.random(len(position)) < epsilon)
+    noise = np.where((opening & b.line)[:, None], b.heading, random_actions(len(position), rng))
+    return np.clip(np.where(explore[:, None], noise, steer), -MAX_ACTION, MAX_ACTION)
 
 
 # ---- pictures ----------------------------------------------------------------------------------------------

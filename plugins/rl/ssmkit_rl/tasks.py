@@ -414,10 +414,10 @@ class MetaDT(TaskModule):
     A training batch is B episodes, each with a prompt episode of the same goal. The loss is the world model's
     (reward + next-state squared error; its gradient alone trains the context encoder) plus the decision model's
     action MSE (actions scaled to [-1, 1]) given z (detached); with `world_steps` > 0 the world model trains alone
-    first, then is frozen while the decision model trains. With probability `prompt_prob` a batch carries
-    prompts: the k-step segment of largest world-model error in each prompt episode; the others none, so one
-    model serves both the zero-shot and the few-shot mode. Logged: `<stage>/loss`, `<stage>/action_loss`,
-    `<stage>/world_loss`.
+    first (the decision model is not run), then is frozen while the decision model trains. With probability
+    `prompt_prob` a batch carries prompts: the k-step segment of largest world-model error in each prompt episode;
+    the others none, so one model serves both the zero-shot and the few-shot mode. Logged: `<stage>/loss`,
+    `<stage>/action_loss` (not in the world phase), `<stage>/world_loss`.
 
     `test` and `predict` play online on the held-out tasks, `data.eval_episodes` episodes each, and log
     `<stage>/return_<mode>` for zero_shot (no prompt; z from the agent's own last h transitions), few_shot (the
@@ -452,6 +452,11 @@ class MetaDT(TaskModule):
         return_scale: float = 10.0,
         horizon: int | None = None,
         world_steps: int = 0,
+        context_inputs: str = "transition",
+        world_targets: str = "step",
+        context_encoder: str = "gru",
+        action_tokens: bool = True,
+        standardise_z: bool = False,
         target_return: float | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -478,6 +483,14 @@ class MetaDT(TaskModule):
                 far).
             world_steps: optimiser steps that train the world model alone; after them it is frozen and the decision
                 model trains alone (0: both train together from the start, the world model never frozen).
+            context_inputs: what the context encoder reads of each transition: "transition" (s, a, r, s'; the
+                anchor's) or "reward" (s', r: no action, so it cannot read the goal off the behaviour's heading).
+            world_targets: what each z_t is trained to decode: "step" (its own step t; the anchor's) or "episode"
+                (every step of its episode, so z_t must hold the task).
+            context_encoder: "gru" (the anchor's) or "set" (a deep set over the h transitions, order-blind).
+            action_tokens: false: the decision model's action tokens carry zeros, not the episode's past actions.
+            standardise_z: standardise each z dimension before the decision model reads it (running statistics
+                when acting).
             target_return: the return the policy is conditioned on when acting (None: the best offline episode's);
                 it then drops by each reward, capped at the offline data's largest return-to-go at each step.
             lr: AdamW's peak learning rate.
@@ -489,8 +502,25 @@ class MetaDT(TaskModule):
         super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
         self.save_hyperparameters()
         z = z_dim if context else 0
-        self.world_model = WorldModel(obs_dim, action_dim, z_dim, world_hidden, context_len) if context else None
-        self.policy = DecisionModel(obs_dim, action_dim, z, episode_length, backbone, return_scale, max_action, horizon)
+        self.world_model = (
+            WorldModel(
+                obs_dim, action_dim, z_dim, world_hidden, context_len, context_inputs, world_targets, context_encoder
+            )
+            if context
+            else None
+        )
+        self.policy = DecisionModel(
+            obs_dim,
+            action_dim,
+            z,
+            episode_length,
+            backbone,
+            return_scale,
+            max_action,
+            horizon,
+            action_tokens,
+            standardise_z,
+        )
 
     # ---- training --------------------------------------------------------------------------------------------
 
@@ -502,20 +532,18 @@ class MetaDT(TaskModule):
             frozen = stage == "train" and self.hparams.world_steps > 0 and not world_phase
             with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
                 z = self.world_model.embed(episodes)
-                world_loss = self.world_model.errors(episodes, z).mean()
+                world_loss = self.world_model.loss(episodes, z)
             z = z.detach()
-        prompt = self.training_prompt(prompt_episodes) if self.carries_prompt(stage) else None
-        actions = episodes.actions / self.hparams.max_action
-        predicted = self.policy(returns_to_go(episodes.rewards), episodes.observations, z, actions, prompt)
-        action_loss = torch.nn.functional.mse_loss(predicted, actions)
-        loss = (0.0 if world_phase else 1.0) * action_loss + world_loss
+        parts = {f"{stage}/world_loss": world_loss}
+        loss = world_loss
+        if not world_phase:  # in the world phase the decision model is not run
+            prompt = self.training_prompt(prompt_episodes) if self.carries_prompt(stage) else None
+            actions = episodes.actions / self.hparams.max_action
+            predicted = self.policy(returns_to_go(episodes.rewards), episodes.observations, z, actions, prompt)
+            parts[f"{stage}/action_loss"] = action_loss = torch.nn.functional.mse_loss(predicted, actions)
+            loss = loss + action_loss
         n = len(episodes.rewards)
-        self.log_dict(
-            {f"{stage}/action_loss": action_loss, f"{stage}/world_loss": world_loss},
-            on_step=stage == "train",
-            on_epoch=stage != "train",
-            batch_size=n,
-        )
+        self.log_dict(parts, on_step=stage == "train", on_epoch=stage != "train", batch_size=n)
         self.log(
             f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train", batch_size=n
         )
@@ -555,18 +583,29 @@ class MetaDT(TaskModule):
         rtg_cap = returns_to_go(torch.as_tensor(offline.rewards)).max(0).values  # (T,)
         target = self.hparams.target_return
         target = float(rtg_cap[0]) if target is None else target
-        zero = play_meta_dt(self.policy, self.world_model, d.env(params, np.random.default_rng(seed)), target, rtg_cap)
+        opening = self.opening(len(tasks), seed)
+        env = d.env(params, np.random.default_rng(seed))
+        zero = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, opening=opening)
         shown, returns = zero, {"zero_shot": segment_returns(zero)}
         if self.world_model is not None:
             prompt = few_shot_prompt(self.world_model, zero, self.hparams.prompt_len)
             env = d.env(params, np.random.default_rng(seed))
-            shown = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, prompt)
+            shown = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, prompt, opening)
             returns["few_shot"] = segment_returns(shown)
         oracle_env, random_rng = d.env(params, np.random.default_rng(seed)), np.random.default_rng(seed + 1)
         returns["oracle"] = play(oracle_env, lambda o, t: d.oracle(o, params), length)[2].sum(1)
         random_env = d.env(params, np.random.default_rng(seed))
         returns["random"] = play(random_env, lambda o, t: d.random(len(o), random_rng), length)[2].sum(1)
         return returns, tasks, shown
+
+    def opening(self, n: int, seed: int) -> Tensor | None:
+        """The exploring start of n episodes (`data.explore_steps`): (n, steps, d_act) random actions, seeded (None
+        without one)."""
+        data = self.offline_data()
+        if data.explore_steps == 0:
+            return None
+        rng = np.random.default_rng(seed + 2)
+        return torch.as_tensor(np.stack([data.domain.random(n, rng) for _ in range(data.explore_steps)], axis=1))
 
     def report_returns(self, stage: str, returns: dict[str, np.ndarray], tasks: np.ndarray, name: str) -> None:
         """Log `<stage>/return_<mode>` and `<stage>/score_<mode>`; write the per-episode CSV and the bar plot."""

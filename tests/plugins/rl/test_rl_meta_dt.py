@@ -154,3 +154,79 @@ def test_world_steps_train_the_world_model_first_then_freeze_it(monkeypatch):
     assert grads(3) == (True, False)  # then the decision model alone
     plain = MetaDT(episode_length=6, backbone=TINY, context=False, world_steps=3)
     assert not plain.world_phase("train")  # no world model: the policy trains from the start
+
+
+def with_moved(steps: Steps, part: str, t: int) -> Steps:
+    """A copy of steps with one part (observations, actions, rewards, next_observations) moved at step t."""
+    moved = Steps(*(x.clone() for x in vars(steps).values()))
+    getattr(moved, part)[:, t] += 5.0
+    return moved
+
+
+@pytest.mark.parametrize("encoder", ["gru", "set"])
+def test_the_reward_only_encoder_reads_where_each_step_ended_and_its_reward_not_the_action(encoder):
+    torch.manual_seed(0)
+    model = WorldModel(2, 2, z_dim=8, hidden=16, context_len=4, context_inputs="reward", encoder=encoder)
+    steps, t = random_steps(), 7
+    z = model.embed(steps)[:, t]
+    for inside in range(t - 4, t):  # in the window: the action and the state it left are not read
+        assert torch.equal(model.embed(with_moved(steps, "actions", inside))[:, t], z)
+        assert torch.equal(model.embed(with_moved(steps, "observations", inside))[:, t], z)
+        assert not torch.allclose(model.embed(with_moved(steps, "rewards", inside))[:, t], z)
+        assert not torch.allclose(model.embed(with_moved(steps, "next_observations", inside))[:, t], z)
+    anchor = WorldModel(2, 2, z_dim=8, hidden=16, context_len=4)  # the anchor's encoder reads the action
+    assert not torch.allclose(anchor.embed(with_moved(steps, "actions", t - 1))[:, t], anchor.embed(steps)[:, t])
+    with pytest.raises(ValueError, match="context_inputs must be one of"):
+        WorldModel(2, 2, 8, 16, 4, context_inputs="heading")
+
+
+def test_the_set_encoder_is_order_blind_and_skips_the_steps_before_the_start():
+    torch.manual_seed(0)
+    model = WorldModel(2, 2, z_dim=8, hidden=16, context_len=4, context_inputs="reward", encoder="set")
+    windows, valid = torch.randn(5, 4, 3), torch.ones(5, 4, 1)
+    z = model.encoder(windows, valid)
+    assert torch.allclose(model.encoder(windows[:, [2, 0, 3, 1]], valid), z, atol=1e-6)
+    valid[:, :2] = 0  # two padded rows: their content does not count
+    padded = windows.clone()
+    padded[:, :2] = 9.0
+    assert torch.allclose(model.encoder(padded, valid), model.encoder(windows, valid), atol=1e-6)
+
+
+def test_episode_targets_make_each_z_decode_every_step_of_its_episode():
+    torch.manual_seed(0)
+    steps = random_steps(2, 6)
+    for targets, reads_later_steps in (("step", False), ("episode", True)):
+        model = WorldModel(2, 2, z_dim=4, hidden=8, context_len=2, targets=targets)
+        grads = []
+        for s in (steps, with_moved(steps, "rewards", 4)):
+            z = model.embed(s).detach().requires_grad_(True)
+            model.loss(s, z).backward()
+            grads.append(z.grad[:, 0].clone())  # z_0's gradient: from step 0 only, or from every step
+        assert torch.allclose(grads[0], grads[1]) is not reads_later_steps
+
+
+def test_without_action_tokens_past_actions_do_not_change_the_policy_and_z_is_standardised():
+    torch.manual_seed(0)
+    model = DecisionModel(2, 2, 4, 12, TINY, 10.0, 0.1, action_tokens=False, standardise_z=True)
+    s, z = random_steps(3, 12), torch.randn(3, 12, 4)
+    out = model(s.rewards, s.observations, z, s.actions)
+    assert torch.allclose(model(s.rewards, s.observations, z, s.actions + 3.0), out, atol=1e-6)
+    assert torch.allclose(model(s.rewards, s.observations, z + 100.0, s.actions), out, atol=1e-4)  # batch stats
+    assert not torch.allclose(model(s.rewards, s.observations, z * torch.tensor([1, 1, 1, -1.0]), s.actions), out)
+    with_actions = DecisionModel(2, 2, 4, 12, TINY, 10.0, 0.1)
+    assert not torch.allclose(
+        with_actions(s.rewards, s.observations, z, s.actions + 3.0)[:, 1:],
+        with_actions(s.rewards, s.observations, z, s.actions)[:, 1:],
+    )
+
+
+def test_an_exploring_start_plays_the_opening_actions_first():
+    torch.manual_seed(0)
+    task = MetaDT(episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2)
+    assert task.opening(2, seed=0) is None  # no exploring start by default
+    task.offline_data = lambda: MetaDTData(explore_steps=2)
+    env = PointRobot(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.random.default_rng(0))
+    opening = task.opening(2, seed=0)
+    assert opening.shape == (2, 2, 2) and opening.abs().max() <= 0.1
+    steps = play_meta_dt(task.policy, task.world_model, env, -5.0, torch.full((6,), -1.0), opening=opening)
+    assert torch.equal(steps.actions[:, :2], opening) and not torch.equal(steps.actions[:, 2], opening[:, 1])

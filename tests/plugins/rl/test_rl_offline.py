@@ -82,3 +82,20 @@ def test_meta_dt_fits_and_tests_on_pendulum_physics_from_a_minari_dataset(tmp_pa
     cli = run_task("test", "rl.meta_dt", [*args, "--ckpt_path", "last"], runs_dir=tmp_path, quick=True)
     rows = (Path(cli.trainer.logger.log_dir) / "test_returns.csv").read_text().splitlines()
     assert rows[0] == "task,g,m,l,mode,episode,return" and len(rows) == 1 + 4 * 2 * 2  # 4 modes, 2 tasks x 2
+
+
+def test_line_openings_head_one_way_at_full_speed_then_steer():
+    from ssmkit_rl.point_robot import Behaviour, behaviour_actions
+
+    goals = np.tile([[0.0, 1.0]], (200, 1))
+    b = Behaviour.draw(goals, 0.0, 0.0, 6, np.random.default_rng(0), line_openings=1.0)
+    rng = np.random.default_rng(1)
+    first, second = (behaviour_actions(np.zeros((200, 2)), t, b, rng, epsilon=0.0) for t in (0, 1))
+    opening = b.explore_steps >= 2
+    assert np.allclose(first[opening], second[opening]) and np.allclose(first[opening], b.heading[opening])
+    assert np.allclose(np.linalg.norm(b.heading, axis=1), 0.1)
+    assert (second[b.explore_steps == 0, 1] > 0.05).all()  # no opening: steering up at once
+    data = generate("point_robot", 4, 1, 50, 6, random_fraction=0.0, line_openings=0.5, seed=0)
+    assert not np.array_equal(data.actions, generate("point_robot", 4, 1, 50, 6, random_fraction=0.0).actions)
+    with pytest.raises(ValueError, match="line_openings is a point_robot setting"):
+        generate("cartpole", 4, 1, 2, 6, line_openings=0.5)
