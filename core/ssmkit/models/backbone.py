@@ -71,8 +71,8 @@ class Block(nn.Module):
         y, state = self.mixer.step(self.norm(x_t), state)
         return self._mlp_residual(x_t + self.dropout(y)), state
 
-    def prefill(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        y, state = self.mixer.prefill(self.norm(x), state)
+    def prefill(self, x: Tensor, state: State | None = None, resets: Tensor | None = None) -> tuple[Tensor, State]:
+        y, state = self.mixer.prefill(self.norm(x), state, resets)
         return self._mlp_residual(x + self.dropout(y)), state
 
     def _mlp_residual(self, x: Tensor) -> Tensor:
@@ -230,16 +230,19 @@ class SequenceBackbone(nn.Module):
             part.copy_(self.norm_f(part))
         return h
 
-    def prefill(self, inputs: Tensor, state: list[State] | None = None) -> tuple[Tensor, list[State]]:
+    def prefill(
+        self, inputs: Tensor, state: list[State] | None = None, resets: Tensor | None = None
+    ) -> tuple[Tensor, list[State]]:
         """Reads a prompt in one call: inputs as in `forward` -> (hidden states (B, L, d_model), the per-layer state
         after the last position, ready for `step`). Given the per-layer `state` of an earlier prefill, the inputs
-        continue that sequence (chunked prefill)."""
+        continue that sequence (chunked prefill). `resets (B, L)` restarts every layer's state where true (mixers
+        with `takes_resets`)."""
         if not self.causal:
             raise NotImplementedError("a bidirectional backbone has no recurrent state")
         h, layer_states = self._embed_sequence(inputs), state or [None] * len(self.layers)
         state = []
         for block, layer_state in zip(self.layers, layer_states, strict=True):
-            h, layer_state = block.prefill(h, layer_state)
+            h, layer_state = block.prefill(h, layer_state, resets)
             state.append(layer_state)
         return self.norm_f(h), state
 

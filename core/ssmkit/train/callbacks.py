@@ -57,7 +57,7 @@ class FinalCheckpoint(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         callback = trainer.checkpoint_callback
         if callback is not None and callback.dirpath and not trainer.interrupted:
-            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt")
+            trainer.save_checkpoint(Path(callback.dirpath) / "last.ckpt", weights_only=False)  # a full, resumable one
 
 
 class EpochSummary(Callback):

@@ -66,9 +66,18 @@ class SSMMemory(nn.Module):
                 )
         self.d_out = config.d_model
 
-    def sequence(self, x: Tensor, resets: Tensor) -> Tensor:
-        """x (B, L, d_in), resets (B, L) bool -> (B, L, d_model): one resettable scan per layer."""
-        return self.backbone(self.encoder(x), resets=resets)
+    def sequence(self, x: Tensor, resets: Tensor, state: list[State] | None = None) -> Tensor:
+        """x (B, L, d_in), resets (B, L) bool -> (B, L, d_model): one resettable scan per layer, from `state` (the
+        memory a rollout started with) if given, else from zeros."""
+        if state is None:
+            return self.backbone(self.encoder(x), resets=resets)
+        state = [dict(layer) for layer in state]  # prefill replaces the entries of the dicts it is given
+        return self.backbone.prefill(self.encoder(x), state, resets=resets)[0]
+
+    @staticmethod
+    def state_rows(state: list[State], index: Tensor) -> list[State]:
+        """The memory of the environments `index`."""
+        return [{k: v[index] for k, v in layer.items()} for layer in state]
 
     def initial_state(self, batch_size: int) -> list[State]:
         p = next(self.parameters())
@@ -103,13 +112,17 @@ class RNNMemory(nn.Module):
         y, new = self.rnn(self.encoder(x_t)[:, None], state[0] if self.cell == "gru" else state)
         return y[:, 0], (new,) if self.cell == "gru" else new
 
-    def sequence(self, x: Tensor, resets: Tensor) -> Tensor:
-        """x (B, L, d_in), resets (B, L) bool -> (B, L, hidden), one step at a time."""
-        state, ys = self.initial_state(x.shape[0]), []
+    def sequence(self, x: Tensor, resets: Tensor, state: tuple[Tensor, ...] | None = None) -> Tensor:
+        """x (B, L, d_in), resets (B, L) bool -> (B, L, hidden), one step at a time from `state` (zeros if None)."""
+        state, ys = self.initial_state(x.shape[0]) if state is None else state, []
         for x_t, r_t in zip(x.unbind(1), resets.unbind(1), strict=True):
             y, state = self.step(x_t, r_t, state)
             ys.append(y)
         return torch.stack(ys, dim=1)
+
+    @staticmethod
+    def state_rows(state: tuple[Tensor, ...], index: Tensor) -> tuple[Tensor, ...]:
+        return tuple(s[:, index] for s in state)  # (layers, B, hidden)
 
 
 class MLPMemory(nn.Module):
@@ -126,8 +139,12 @@ class MLPMemory(nn.Module):
     def step(self, x_t: Tensor, resets_t: Tensor, state: None) -> tuple[Tensor, None]:
         return self.net(x_t), None
 
-    def sequence(self, x: Tensor, resets: Tensor) -> Tensor:
+    def sequence(self, x: Tensor, resets: Tensor, state: None = None) -> Tensor:
         return self.net(x)
+
+    @staticmethod
+    def state_rows(state: None, index: Tensor) -> None:
+        return None
 
 
 def make_memory(agent: str, d_in: int, backbone: BackboneConfig | dict[str, Any], hidden: int) -> nn.Module:
@@ -166,9 +183,10 @@ class ActorCritic(nn.Module):
         """features (..., d) -> (the action distribution with batch shape `...`, values (...))."""
         return self.action.distribution(self.actor(features), self.log_std), self.critic(features)[..., 0]
 
-    def sequence(self, inputs: Tensor, resets: Tensor) -> tuple[Distribution, Tensor]:
-        """inputs (B, L, d_in), resets (B, L) bool -> (distribution over (B, L), values (B, L))."""
-        return self.heads(self.memory.sequence(inputs, resets))
+    def sequence(self, inputs: Tensor, resets: Tensor, state: Any = None) -> tuple[Distribution, Tensor]:
+        """inputs (B, L, d_in), resets (B, L) bool -> (distribution over (B, L), values (B, L)); from the memory
+        `state` a rollout started with if given (else empty)."""
+        return self.heads(self.memory.sequence(inputs, resets, state))
 
     def initial_state(self, batch_size: int) -> Any:
         return self.memory.initial_state(batch_size)

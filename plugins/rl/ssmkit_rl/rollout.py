@@ -1,10 +1,12 @@
 """Acting in vector environments on the agent's recurrent `step` path: training rollouts and evaluation episodes.
 
 `EnvRunner` holds what survives between rollouts (the environments, the current observations, the previous
-actions and rewards, the running episode returns). `collect` runs `n_steps` steps and returns a `Rollout`: the
-agent's memory starts empty at every rollout (`resets[:, 0]` is true; see the README: the core mixers' `forward`
-takes no initial state, so the update's scan cannot start from the acting state), and restarts at every episode
-boundary, so acting and the update's one parallel scan over the rollout compute the same function.
+actions and rewards, the running episode returns, and with `carry` the agent's memory). `collect` runs `n_steps`
+steps and returns a `Rollout`. Without `carry` the agent's memory starts empty at every rollout (`resets[:, 0]` is
+true); with it the rollout starts from the memory the previous one left (`Rollout.initial_state`, which the
+update's scan starts from: `prefill` with resets), so an episode spanning two rollouts keeps its past. Either way
+the memory restarts at every episode boundary, and acting and the update's one parallel scan over the rollout
+compute the same function.
 `run_episodes` plays one episode in each of N environments (the first episode of each) and can keep the frames of
 the first one. Environments that report `trial_returns` in the info of an episode's last step (the meta-RL task,
 `ssmkit_rl.meta_rl`) get them collected per ended episode beside the returns.
@@ -31,7 +33,8 @@ class Rollout:
 
     inputs (B, L, d_in): what the agent read; resets (B, L) bool: memory restarts before step t (episode or rollout
     start); actions (B, L) long or (B, L, A) float; log_probs, values, rewards (B, L); dones (B, L) bool: the episode
-    ended at step t; last_values (B,): the value of the observation after the last step."""
+    ended at step t; last_values (B,): the value of the observation after the last step; initial_state: the agent's
+    memory before the first step (None: empty)."""
 
     inputs: Tensor
     resets: Tensor
@@ -44,11 +47,13 @@ class Rollout:
     episode_returns: list[float] = field(default_factory=list)  # of the episodes that ended in this rollout
     episode_lengths: list[int] = field(default_factory=list)
     trial_returns: list[np.ndarray] = field(default_factory=list)  # (n_trials,) per ended episode, where reported
+    initial_state: Any = None
 
-    def rows(self, index: Tensor) -> Rollout:
-        """The environments `index` (a minibatch of whole sequences)."""
+    def rows(self, index: Tensor, agent: ActorCritic) -> Rollout:
+        """The environments `index` (a minibatch of whole sequences), with their rows of the initial memory."""
         keys = ("inputs", "resets", "actions", "log_probs", "values", "rewards", "dones", "last_values")
-        return Rollout(**{k: getattr(self, k)[index] for k in keys})
+        state = None if self.initial_state is None else agent.memory.state_rows(self.initial_state, index)
+        return Rollout(**{k: getattr(self, k)[index] for k in keys}, initial_state=state)
 
 
 @dataclass
@@ -78,6 +83,7 @@ class EnvRunner:
         self.prev_reward = torch.zeros(self.n)
         self.running_return = np.zeros(self.n)
         self.running_length = np.zeros(self.n, dtype=np.int64)
+        self.memory: Any = None  # with `collect(carry=True)`: (the agent's state, resets of the next step)
 
     def inputs(self) -> Tensor:
         """(N, d_features + d_action + 1): observation features, previous action, previous reward."""
@@ -122,11 +128,13 @@ def act(agent: ActorCritic, inputs: Tensor, resets: Tensor, state: Any, determin
 
 
 @torch.no_grad()
-def collect(agent: ActorCritic, runner: EnvRunner, n_steps: int) -> Rollout:
-    """n_steps of every environment with sampled actions; the memory starts empty."""
+def collect(agent: ActorCritic, runner: EnvRunner, n_steps: int, carry: bool = False) -> Rollout:
+    """n_steps of every environment with sampled actions; the memory starts empty, or with `carry` from where the
+    previous rollout of this runner left it (empty at its first)."""
     device = next(agent.parameters()).device
-    state = agent.initial_state(runner.n)
-    resets_t = torch.ones(runner.n, dtype=torch.bool, device=device)
+    initial, resets_t = (None, None) if runner.memory is None or not carry else runner.memory
+    state = agent.initial_state(runner.n) if initial is None else initial
+    resets_t = torch.ones(runner.n, dtype=torch.bool, device=device) if resets_t is None else resets_t
     record: dict[str, list[Tensor]] = {k: [] for k in ("inputs", "resets", "actions", "log_probs", "values")}
     rewards, dones, ended = [], [], []
     for _ in range(n_steps):
@@ -140,6 +148,7 @@ def collect(agent: ActorCritic, runner: EnvRunner, n_steps: int) -> Rollout:
         ended += e
         resets_t = dones[-1].to(device)
     _, last_values, _ = agent.step(runner.inputs().to(device), resets_t, state)
+    runner.memory = (state, resets_t) if carry else None
     stacked = {k: torch.stack(v, dim=1) for k, v in record.items()}
     return Rollout(
         **stacked,
@@ -149,6 +158,7 @@ def collect(agent: ActorCritic, runner: EnvRunner, n_steps: int) -> Rollout:
         episode_returns=[e.episode_return for e in ended],
         episode_lengths=[e.length for e in ended],
         trial_returns=[e.trial_returns for e in ended if e.trial_returns is not None],
+        initial_state=initial,
     )
 
 

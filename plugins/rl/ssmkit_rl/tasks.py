@@ -94,6 +94,7 @@ class PPO(TaskModule):
         ent_coef: float = 0.01,
         max_grad_norm: float = 0.5,
         restart_envs: bool = False,
+        carry_memory: bool = False,
         deterministic_eval: bool = True,
         max_eval_steps: int = 10_000,
         gif_frames: int = 300,
@@ -108,7 +109,7 @@ class PPO(TaskModule):
         Args:
             env_id: the environment (taken from the data: set it as --data.env_id).
             agent: the memory: "ssm" (the `backbone` stack), "gru", "lstm" or "mlp" (memoryless).
-            backbone: the SSM stack (agent "ssm"); its mixer must take episode resets (s5, lru).
+            backbone: the SSM stack (agent "ssm"); its mixer must take episode resets (s5, lru, mamba, mamba2).
             hidden: the width of the GRU / LSTM / MLP memories.
             head_hidden: the width of the actor's and the critic's two tanh layers.
             n_envs: environments acting in parallel (rows of a rollout).
@@ -124,6 +125,9 @@ class PPO(TaskModule):
             max_grad_norm: the gradient norm each optimiser step is clipped to.
             restart_envs: restart every environment at each rollout's start (no episode spans two rollouts, so none
                 loses its memory mid-way; meant for long meta-RL episodes).
+            carry_memory: each rollout starts from the memory the previous one left (as popjaxrl's agents do), and
+                the update's scan starts from it too (`prefill` with resets), so an episode spanning two rollouts
+                keeps its past; false: the memory starts empty at every rollout.
             deterministic_eval: validation / test / predict act greedily (argmax / mean); false samples.
             max_eval_steps: steps after which an evaluation episode is cut.
             gif_frames: the most frames predict's episode.gif holds.
@@ -174,7 +178,7 @@ class PPO(TaskModule):
 
     def training_step(self, batch: Tensor, batch_idx: int) -> None:
         start = time.perf_counter()
-        rollout = collect(self.agent, self.train_runner(), self.hparams.n_steps)
+        rollout = collect(self.agent, self.train_runner(), self.hparams.n_steps, self.hparams.carry_memory)
         advantages, returns = gae(
             rollout.rewards,
             rollout.values,
@@ -197,7 +201,7 @@ class PPO(TaskModule):
         n = 0
         for _ in range(self.hparams.update_epochs):
             for rows in minibatch_rows(rollout.rewards.shape[0], self.hparams.n_minibatches):
-                loss, parts = self.ppo_loss(rollout.rows(rows), advantages[rows], returns[rows])
+                loss, parts = self.ppo_loss(rollout.rows(rows, self.agent), advantages[rows], returns[rows])
                 opt.zero_grad()
                 self.manual_backward(loss)
                 self.clip_gradients(opt, gradient_clip_val=self.hparams.max_grad_norm, gradient_clip_algorithm="norm")
@@ -210,7 +214,7 @@ class PPO(TaskModule):
     def ppo_loss(self, batch: Rollout, advantages: Tensor, returns: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The PPO loss of a minibatch of whole sequences, read in one `agent.sequence` call."""
         h = self.hparams
-        dist, values = self.agent.sequence(batch.inputs, batch.resets)
+        dist, values = self.agent.sequence(batch.inputs, batch.resets, batch.initial_state)
         pg = policy_loss(dist.log_prob(batch.actions), batch.log_probs, normalise(advantages), h.clip_coef)
         vl = value_loss(values, batch.values, returns, h.value_clip)
         entropy = dist.entropy().mean()

@@ -64,3 +64,37 @@ def test_a_rollout_marks_episode_starts_and_zeroes_the_previous_action_there():
     assert (rollout.inputs[~rollout.resets][:, 4:8].sum(-1) == 1).all()  # a one-hot previous action elsewhere
     assert all(-1.0 <= r <= 1.0 for r in rollout.episode_returns)
     runner.close()
+
+
+@pytest.mark.parametrize("memory", ["s5", "mamba", "gru"])
+def test_a_carried_memory_gives_the_update_what_acting_saw(memory):
+    """With `carry`, the second rollout starts mid-episode from the memory the first left: the update's scan from
+    `initial_state` (prefill with resets; a GRU stepping from it) recomputes the values acting recorded, for every
+    row and a minibatch of rows; from an empty memory it does not (episodes of 51 steps span the 30-step rollouts)."""
+    from ssmkit.models import BackboneConfig
+    from ssmkit.registry import mixer_class
+    from ssmkit_rl.agents import RNNMemory, SSMMemory
+
+    torch.manual_seed(0)
+    envs = make_vector_env("RepeatPreviousEasy", 3)
+    d_in = 4 + 4 + 1
+    if memory == "gru":
+        made = RNNMemory(d_in, 8, "gru")
+    else:
+        kwargs = {**mixer_class(memory).tiny_kwargs, "d_state": 4}
+        made = SSMMemory(d_in, BackboneConfig(d_model=8, n_layers=2, mixer=memory, mixer_kwargs=kwargs))
+    agent = ActorCritic(made, ActionSpec(envs.single_action_space), 8)
+    runner = EnvRunner(envs, agent, seed=0)
+    collect(agent, runner, 30, carry=True)
+    rollout = collect(agent, runner, 30, carry=True)
+    assert rollout.initial_state is not None and not rollout.resets[:, 0].any()
+    with torch.no_grad():
+        _, values = agent.sequence(rollout.inputs, rollout.resets, rollout.initial_state)
+        _, fresh = agent.sequence(rollout.inputs, rollout.resets)
+        rows = torch.tensor([2, 0])
+        part = rollout.rows(rows, agent)
+        _, part_values = agent.sequence(part.inputs, part.resets, part.initial_state)
+    torch.testing.assert_close(values, rollout.values, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(part_values, rollout.values[rows], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fresh, rollout.values, atol=1e-4)
+    runner.close()
