@@ -218,7 +218,8 @@ class SequenceBackbone(nn.Module):
     ) -> Tensor:
         """inputs: tokens (B, L) or features (B, L, d_input) -> hidden states (B, L, d_model). `cu_seqlens: (N + 1,)`:
         the single row holds N sequences end to end, none of which sees another (`ssmkit.layers.packing`).
-        `resets: (B, L)` bool restarts every layer's state where true (mixers with `takes_resets`: S5, LRU)."""
+        `resets: (B, L)` bool restarts every layer's state where true (mixers with `takes_resets`: S5, LRU, Mamba,
+        Mamba-2)."""
         h = self._embed_sequence(inputs)
         plain = lengths is None and cu_seqlens is None and resets is None
         inference = plain and not torch.is_grad_enabled() and not self.training and h is not inputs
