@@ -114,8 +114,11 @@ def entering_state(
 
 def conv_halo(x: Tensor, kernel_size: int, group: dist.ProcessGroup | None = None) -> Tensor:
     """x: (B, C, L_rank) this rank's inputs of a causal convolution -> (B, C, K) the K inputs before them: the previous
-    rank's last K (zeros on rank 0), the `window` of `ssmkit.layers.conv.causal_conv_from`."""
-    return neighbour_edges(x, kernel_size, dim=-1, group=group)[0]
+    rank's last K (zeros on rank 0), the `window` of `ssmkit.layers.conv.causal_conv_from`. Only the tails travel
+    (`neighbour_edges` would send the heads too)."""
+    _check_reach(x.shape[-1], kernel_size)
+    tails = _AllGather.apply(x[..., -kernel_size:], group)  # (world, B, C, K)
+    return torch.stack([torch.zeros_like(tails[0]), *tails[:-1]])[dist.get_rank(group)]
 
 
 def neighbour_edges(
@@ -124,16 +127,20 @@ def neighbour_edges(
     """(the previous rank's last `width` positions of x, the next rank's first `width`) along `dim`, zeros beyond the
     sequence's ends: a halo on both sides (a centred convolution) or the value a shift moves across a rank boundary.
     One all-gather of each rank's two edges."""
-    if x.shape[dim] < width:
-        raise ValueError(
-            f"each rank's chunk ({x.shape[dim]} positions) must be at least {width} positions (a convolution's "
-            "reach across the boundary): use fewer ranks or a longer sequence"
-        )
+    _check_reach(x.shape[dim], width)
     edges = _AllGather.apply(torch.stack([x.narrow(dim, 0, width), x.narrow(dim, x.shape[dim] - width, width)]), group)
     rank, zeros = dist.get_rank(group), torch.zeros_like(edges[0, 0])  # edges: (world, 2 (first, last), ...)
     before = edges[rank - 1, 1] if rank > 0 else zeros + 0 * edges[0, 1]  # every rank takes part in the backward
     after = edges[rank + 1, 0] if rank + 1 < len(edges) else zeros + 0 * edges[-1, 0]
     return before, after
+
+
+def _check_reach(chunk: int, width: int) -> None:
+    if chunk < width:
+        raise ValueError(
+            f"each rank's chunk ({chunk} positions) must be at least {width} positions (a convolution's reach across "
+            "the boundary): use fewer ranks or a longer sequence"
+        )
 
 
 def gather_sequence(x: Tensor, group: dist.ProcessGroup | None = None, dim: int = 1) -> Tensor:
