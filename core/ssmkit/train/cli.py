@@ -239,7 +239,17 @@ class SsmkitCLI(LightningCLI):
         cache = self.parser_cache
         if cache is not None and cache.load() is None:
             cache.store(self._subcommand_parsers[cache.verb].facts())
+        self.model_flags = [a.removeprefix("--model.").split("=")[0] for a in args or [] if a.startswith("--model.")]
         super().parse_arguments(parser, args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning parses a checkpoint's hyper-parameters over the whole parsed config, which silently undid the
+        command line's own `--model.*` flags (predict's `--model.temperature`, say); here those flags win."""
+        sub = self.config.get("subcommand")
+        given = {key: self.config[f"{sub}.model.{key}"] for key in self.model_flags} if sub else {}
+        super()._parse_ckpt_path()
+        for key, value in given.items():
+            self.config[f"{sub}.model.{key}"] = value
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for source, target in getattr(self.model_class, "data_links", {}).items():

@@ -235,6 +235,16 @@ def test_test_after_a_quick_fit_needs_no_quick(tmp_path):
     assert main([*args, "--trainer.limit_test_batches", "1"]) == 0
 
 
+def test_a_model_flag_given_with_a_checkpoint_wins_over_the_checkpoint_s_setting(tmp_path):
+    """Lightning parses a checkpoint's hyper-parameters over the command line's; a `--model.*` flag given to test /
+    predict with `--ckpt_path` is the user's and must hold (it was silently replaced by the fitted value)."""
+    assert fit(tmp_path, "selective_copy", "--model.lr", "0.002") == 0
+    flags = ["--ckpt_path", "last", "--trainer.limit_test_batches", "1"]
+    fitted = run_task("test", "synthetic.selective_copy", flags, runs_dir=tmp_path)
+    given = run_task("test", "synthetic.selective_copy", [*flags, "--model.lr", "0.5"], runs_dir=tmp_path)
+    assert fitted.model.hparams.lr == 0.002 and given.model.hparams.lr == 0.5
+
+
 def test_help_without_a_task_is_an_answer_not_a_mistake(capsys):
     assert main(["fit", "--help"]) == 0 and "usage: ssmkit fit PLUGIN.TASK" in capsys.readouterr().out
     assert main(["fit"]) == 2
