@@ -4,9 +4,9 @@
 
 Models: every mixer in `MIXERS` with its registry defaults (`l_max` = L where a family takes one), a gated MLP of ratio
 2 in every block (the attention model's too), vocabulary 256, float32. At each length the models are timed in
-interleaved rounds (`measure.measure_calls`, best of the rounds), so a busy moment of a shared machine hits them
-alike; a model whose step is predicted over `MAX_CALL_S` from its shorter lengths is skipped and says so. The
-ratio column reads each model's tokens/s over attention's at the same length.
+interleaved rounds (one step each per round, after one untimed step; best of the rounds), so a busy moment of a
+shared machine hits them alike; a model whose step is predicted over `MAX_CALL_S` from its shorter lengths is
+skipped and says so. The ratio column reads each model's tokens/s over attention's at the same length.
 
     python -m ssmkit.bench.training [--quick] [--lengths 256 1024 ...] [--mixers mamba s4d ...]
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from ssmkit.bench.measure import MAX_CALL_S, measure_calls, predicted_s
+from ssmkit.bench.measure import MAX_CALL_S, best_time, predicted_s
 from ssmkit.models.lm import LanguageModel
 from ssmkit.registry import with_l_max
 from ssmkit.train.plots import markdown_table
@@ -31,7 +31,7 @@ D_MODEL, N_LAYERS, VOCAB = 256, 4, 256
 
 def training_step(name: str, length: int, batch: int) -> Callable[[], torch.Tensor]:
     """One AdamW step of the model of `name` on a (batch, length) random token batch, as a call that returns the
-    loss (detached, so `measure_calls`' own backward of it does nothing)."""
+    loss."""
     torch.manual_seed(0)
     kwargs = with_l_max(name, {}, length)
     model = LanguageModel(VOCAB, D_MODEL, N_LAYERS, mixer=name, mixer_kwargs=kwargs, mlp_ratio=2.0)
@@ -44,7 +44,7 @@ def training_step(name: str, length: int, batch: int) -> Callable[[], torch.Tens
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return loss.detach().requires_grad_()
+        return loss.detach()
 
     return step
 
@@ -57,18 +57,29 @@ def run(quick: bool, lengths: tuple[int, ...] = LENGTHS, mixers: tuple[str, ...]
         batch = max(1, tokens // length)  # `measured` holds seconds per sequence: the step over its batch
         skipped = {n for n in mixers if measured[n] and batch * predicted_s(measured[n], length) > MAX_CALL_S}
         calls = {n: training_step(n, length, batch) for n in mixers if n not in skipped}
-        times = measure_calls(calls, repeats=1 if quick else 2)
+        times = _interleaved(calls, repeats=1 if quick else 2)
         for name in mixers:
             row = {"mixer": name, "L": length, "batch": batch}
             if name in skipped:
                 row["skipped"] = f"predicted > {MAX_CALL_S:.0f} s per step"
             else:
-                seconds = times[name]["forward_s"]  # the call is the whole step; its "forward" time is the step's
+                seconds = times[name]
                 measured[name].append((length, seconds / batch))
                 row |= {"step_s": seconds, "tokens_per_s": batch * length / seconds}
             rows.append(row)
             _print(row)
     return rows
+
+
+def _interleaved(calls: dict[str, Callable[[], torch.Tensor]], repeats: int) -> dict[str, float]:
+    """Each call's best time over `repeats` rounds of one call each, after one untimed call (first-call costs)."""
+    for call in calls.values():
+        call()
+    best = {name: float("inf") for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            best[name] = min(best[name], best_time(call, backward=False, repeats=1))
+    return best
 
 
 def _print(row: dict) -> None:

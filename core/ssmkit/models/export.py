@@ -16,7 +16,6 @@ the complex arithmetic rewritten as real arithmetic on (real, imaginary) pairs; 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,6 +25,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 from torch.utils._pytree import tree_unflatten
 
 from ssmkit.layers.mixer import Mixer, State
+from ssmkit.train.checkpoint import write_atomic
 
 Tensor = torch.Tensor
 
@@ -82,28 +82,14 @@ def export_step_onnx(lm: nn.Module, path: str | os.PathLike, batch_size: int = 1
         cause = next((e for e in causes if isinstance(e, OnnxExportError)), causes[-1])
         reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         raise OnnxExportError(f"the decoding step of {', '.join(mixers)} does not export to ONNX: {reason}") from exc
-    return _save_atomic(program, Path(path))
+    # weights inside the file, so under 2 GB
+    return write_atomic(path, lambda tmp: program.save(tmp, external_data=False))
 
 
 def _causes(exc: BaseException):
     while exc is not None:
         yield exc
         exc = exc.__cause__ or exc.__context__
-
-
-def _save_atomic(program: Any, path: Path) -> Path:
-    """Save an `ONNXProgram` (weights inside the file, so under 2 GB) through a temporary file in `path`'s folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        program.save(tmp, external_data=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 class _Pair(NamedTuple):
