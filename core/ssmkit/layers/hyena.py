@@ -17,10 +17,12 @@ The implicit filter's parameters take no weight decay (as in safari).
 
 Long inputs without gradients (inference at L >= `grouped_from`, 65,536 by default) run channel group by channel
 group: the channels never mix between in_proj and out_proj (the short and long convolutions are depthwise, the
-gates element-wise), so each group of `group_channels` channels takes its rows of in_proj, the short conv and the
-filters, and adds its share of out_proj. The result is the same up to rounding; the temporaries (projections,
-filters, FFT buffers) shrink from about 16 D floats per position to 16 x `group_channels`. `accumulate(x, out)` adds
-the groups' shares straight into `out` (the backbone's residual stream), so no (B, L, D) output buffer exists.
+gates element-wise), so each group of channels takes its rows of in_proj, the short conv and the filters, and adds
+its share of out_proj. The result is the same up to rounding; the temporaries (projections, filters, FFT buffers)
+shrink from about 16 D floats per position to 16 per channel of a group, and a group holds
+`group_positions // (B L)` channels (at least one): 4 at a million positions, 1 from 4M on, so the temporaries
+stay about the same size whatever the length. `accumulate(x, out)` adds the groups' shares straight into `out`
+(the backbone's residual stream), so no (B, L, D) output buffer exists.
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ class ImplicitFilter(nn.Module):
         fastest, slowest = math.log(target) / fast_decay_pct, math.log(target) / slow_decay_pct
         self.register_buffer("decay", torch.linspace(slowest, fastest, channels).abs()[:, None], persistent=False)
 
-    def positions(self, length: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """(L, emb_dim) features of positions 0..L-1."""
-        t = torch.arange(length, device=device, dtype=dtype)[:, None] / self.l_max
+    def positions(self, start: int, stop: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """(stop - start, emb_dim) features of positions start..stop-1."""
+        t = torch.arange(start, stop, device=device, dtype=dtype)[:, None] / self.l_max
         k = torch.arange(1, self.bands + 1, device=device, dtype=dtype)
         return torch.cat([t, torch.cos(2 * math.pi * k * t), torch.sin(2 * math.pi * k * t)], dim=-1)
 
@@ -97,13 +99,13 @@ class ImplicitFilter(nn.Module):
     def hidden(self, length: int, chunk: int = 65_536) -> Tensor:
         """(L, filter_order): the FFN before its last layer at positions 0..L-1, `chunk` positions at a time without
         gradients."""
-        dtype = self.ffn[0].weight.dtype
-        pos = self.positions(length, self.decay.device, dtype)
+        device, dtype = self.decay.device, self.ffn[0].weight.dtype
         if torch.is_grad_enabled():  # autograd keeps every chunk's activations anyway
-            return self.ffn[:-1](pos)
-        out = pos.new_empty(length, self.ffn[-1].in_features)
-        for part, dst in zip(pos.split(chunk), out.split(chunk), strict=True):  # no list of parts beside the result
-            dst.copy_(self.ffn[:-1](part))
+            return self.ffn[:-1](self.positions(0, length, device, dtype))
+        out = torch.empty(length, self.ffn[-1].in_features, device=device, dtype=dtype)
+        for start in range(0, length, chunk):  # no (L, emb_dim) features, no list of parts beside the result
+            stop = min(start + chunk, length)
+            out[start:stop] = self.ffn[:-1](self.positions(start, stop, device, dtype))
         return out
 
 
@@ -166,8 +168,8 @@ class Hyena(Mixer):
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(d_model, d_model)
         no_weight_decay(*self.filter.parameters())
-        # inference at L >= grouped_from runs `group_channels` channels at a time (module docstring)
-        self.grouped_from, self.group_channels = 65_536, 4
+        # inference at L >= grouped_from runs group_positions // (B L) channels at a time (module docstring)
+        self.grouped_from, self.group_positions = 65_536, 1 << 22
 
     def _projections(self, u: Tensor) -> list[Tensor]:
         """u: (B, L, D) -> [v, x_1, .., x_N], each (B, D, L)."""
@@ -191,12 +193,13 @@ class Hyena(Mixer):
         return self._forward_grouped(x, out)
 
     def _forward_grouped(self, u: Tensor, out: Tensor) -> Tensor:
-        """`_forward` without gradients, `group_channels` channels at a time, added into out: u, out (B, L, D)."""
+        """`_forward` without gradients, a group of channels at a time, added into out: u, out (B, L, D)."""
         d, length = self.d_model, u.shape[1]
         out += self.out_proj.bias.to(out.dtype)
         hidden = self.filter.hidden(length)  # the implicit filter's FFN features, shared by every group
-        for c0 in range(0, d, self.group_channels):
-            group = slice(c0, min(c0 + self.group_channels, d))
+        width = max(1, self.group_positions // (u.shape[0] * length))
+        for c0 in range(0, d, width):
+            group = slice(c0, min(c0 + width, d))
             rows = torch.cat([torch.arange(group.start, group.stop) + k * d for k in range(self.order + 1)])
             proj = F.linear(u, self.in_proj.weight[rows], self.in_proj.bias[rows]).transpose(1, 2)  # (B, (N+1)G, L)
             short = self.short_conv.kernel_size[0]

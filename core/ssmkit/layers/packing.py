@@ -38,6 +38,17 @@ def sequence_starts(cu_seqlens: Tensor, seq_len: int) -> Tensor:
     return starts
 
 
+def rows_cu_seqlens(starts: Tensor) -> Tensor:
+    """starts: (B, L) bool, true where a sequence starts inside a row -> cu_seqlens (N + 1,) of the B rows laid end to
+    end as one packed row (1, B * L): each row's first position starts a sequence too."""
+    if starts.dim() != 2 or starts.dtype != torch.bool:
+        raise ValueError(f"starts must be a bool tensor (B, L), got {starts.dtype} {tuple(starts.shape)}")
+    bounds = starts.flatten().clone()
+    bounds[:: starts.shape[1]] = True
+    first = bounds.nonzero().squeeze(1)
+    return torch.cat([first, first.new_tensor([bounds.numel()])])
+
+
 def unpack(x: Tensor, cu_seqlens: Tensor) -> tuple[Tensor, Tensor]:
     """x: (1, L, D) packed -> (padded (N, L_max, D) with zeros after each sequence, lengths (N,))."""
     lengths = cu_seqlens.diff()

@@ -1,13 +1,14 @@
 """A HyenaDNA forward pass at a million tokens: peak memory and time (batch 1, inference mode).
 
-    python -m ssmkit_genomics.long_forward [--length 1048576] [--autocast bf16] [--out runs/bench]
+    python -m ssmkit_genomics.long_forward [--length 1048576] [--autocast bf16 | --dtype bfloat16] [--out runs/bench]
 
 The model is the pretrain config's (`configs/pretrain.yaml`: 2 order-2 Hyena layers, d_model 128, gated MLP
 ratio 2, LM head) with `max_length = length`, on random bases. Measured: wall and process CPU seconds of one
 forward under `torch.inference_mode()`, and its peak memory, the process's peak resident memory during the
 forward (Linux `VmHWM`, reset through `/proc/self/clear_refs` just before) minus its resident memory before
-it, and whether every logit is finite (`--autocast bf16`: the forward under CPU bfloat16 autocast). Writes
-`long_forward.json` to `--out`.
+it, and whether every logit is finite (`--autocast bf16`: the forward under CPU bfloat16 autocast; `--dtype
+bfloat16`: weights and activations in bfloat16, Hyena's FFTs still in float32, which halves the residual stream and
+its norm, the two (L, d_model) buffers that dominate at 16M tokens). Writes `long_forward.json` to `--out`.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ def build_model(length: int, **backbone_changes: Any) -> GenomicsLM:
     return GenomicsLM(**{**model_args, "max_length": length, "backbone": backbone}).eval()
 
 
-def measure(length: int, seed: int = 0, autocast: str | None = None, **backbone_changes: Any) -> dict[str, Any]:
-    """One forward of (1, length) random bases (under `autocast` "bf16" if given); seconds (wall, CPU), peak extra
-    MiB, the output shape and whether it is finite."""
+def measure(
+    length: int, seed: int = 0, autocast: str | None = None, dtype: str = "float32", **backbone_changes: Any
+) -> dict[str, Any]:
+    """One forward of (1, length) random bases (under `autocast` "bf16" if given, with the model in `dtype`);
+    seconds (wall, CPU), peak extra MiB, the output shape and whether it is finite."""
     torch.manual_seed(seed)
-    model = build_model(length, **backbone_changes)
+    model = build_model(length, **backbone_changes).to(getattr(torch, dtype))
     tokens = torch.randint(A, T + 1, (1, length))
     before_kib = _reset_peak_rss()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -51,6 +54,7 @@ def measure(length: int, seed: int = 0, autocast: str | None = None, **backbone_
     return {
         "length": length,
         "autocast": autocast,
+        "dtype": dtype,
         "d_model": model.backbone.config.d_model,
         "n_layers": model.backbone.config.n_layers,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -85,14 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--length", type=int, default=1 << 20, help="tokens in the sequence (default 1,048,576)")
     parser.add_argument("--autocast", choices=["bf16"], help="run the forward under CPU bfloat16 autocast")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="the model's dtype")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
     args = parser.parse_args(argv)
-    result = measure(args.length, autocast=args.autocast)
+    result = measure(args.length, autocast=args.autocast, dtype=args.dtype)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "long_forward.json").write_text(json.dumps(result, indent=2))
     peak = "n/a" if result["peak_extra_mib"] is None else f"{result['peak_extra_mib']:,.0f} MiB"
     print(
-        f"HyenaDNA forward{' (bf16 autocast)' if args.autocast else ''}, batch 1, {result['length']:,} tokens, "
+        f"HyenaDNA forward{' (bf16 autocast)' if args.autocast else ''} in {args.dtype}, batch 1, "
+        f"{result['length']:,} tokens, "
         f"d_model {result['d_model']}, "
         f"{result['n_layers']} layers: {result['wall_s']:.1f} s wall, {result['cpu_s']:.1f} s CPU, "
         f"{result['tokens_per_s']:,.0f} tokens/s, peak extra memory {peak} "

@@ -31,6 +31,7 @@ from Bio.SeqRecord import SeqRecord
 from lightning.pytorch.utilities import rank_zero_info
 
 from ssmkit.layers.mixer import State
+from ssmkit.layers.packing import rows_cu_seqlens
 from ssmkit.models.backbone import DEFAULT_BACKBONE, BackboneConfig
 from ssmkit.models.heads import ClassificationHead, LMHead
 from ssmkit.models.lm import TokenDecoder
@@ -93,10 +94,15 @@ class GenomicsLM(TokenDecoder, GenomicsBackbone, TaskModule):
         max_length: int = 1024,
         length_warmup_start: int = 0,
         length_warmup_steps: int = 0,
+        pack_records: bool = False,
         backbone: BackboneConfig = DEFAULT_BACKBONE,
         **kwargs: Any,
     ) -> None:
         """A next-nucleotide language model over DNA tokens.
+
+        `pack_records`: a window that holds the end of one record, its [SEP] and the start of the next is read as
+        packed sequences (`ssmkit.layers.packing`): no state or convolution window crosses the [SEP], so every
+        record is read as if alone while no position is spent on padding.
 
         HyenaDNA's sequence-length warm-up: for the first `length_warmup_steps` steps each training window is cut
         into pieces of `length_warmup_start` tokens, then twice that, ... (equal shares of the steps; the tokens per
@@ -106,11 +112,13 @@ class GenomicsLM(TokenDecoder, GenomicsBackbone, TaskModule):
             max_length: the longest sequence in tokens (the mixers' l_max; prompt + generated tokens stay within it).
             length_warmup_start: the first piece length in tokens of the length warm-up (0: no warm-up).
             length_warmup_steps: training steps the length warm-up lasts (0: no warm-up).
+            pack_records: keep records apart inside a window: the position after each [SEP] starts a new sequence.
             backbone: the sequence backbone's settings.
         """
         super().__init__(**kwargs)
         self.save_hyperparameters()
         self.length_warmup_start, self.length_warmup_steps = length_warmup_start, length_warmup_steps
+        self.pack_records = pack_records
         self.build_backbone(backbone, max_length)
         self.lm_head = LMHead(self.backbone.d_model, VOCAB_SIZE)
         self.register_buffer("bits", torch.zeros(0), persistent=False)  # (L,) summed bits per window position
@@ -118,8 +126,12 @@ class GenomicsLM(TokenDecoder, GenomicsBackbone, TaskModule):
         self.generated: list[SeqRecord] = []
 
     def forward(self, tokens: Tensor) -> Tensor:
-        """tokens (B, L) -> next-token logits (B, L, V)."""
-        return self.lm_head(self.backbone(tokens))
+        """tokens (B, L) -> next-token logits (B, L, V); with `pack_records` the B windows are one packed row whose
+        sequences start at each window's start and after each [SEP]."""
+        if not self.pack_records:
+            return self.lm_head(self.backbone(tokens))
+        cu_seqlens = rows_cu_seqlens(F.pad(tokens[:, :-1] == SEP, (1, 0)))
+        return self.lm_head(self.backbone(tokens.reshape(1, -1), cu_seqlens=cu_seqlens)).view(*tokens.shape, -1)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """batch: (B, L) windows, cut into (B * L / l, l) pieces while the length warm-up lasts."""

@@ -14,7 +14,7 @@ def test_grouped_inference_equals_the_whole_forward(filter_kind, order, group):
     x = torch.randn(2, 50, 20, dtype=torch.float64)
     with torch.no_grad():
         whole = mixer(x)
-        mixer.grouped_from, mixer.group_channels = 50, group  # 20 channels: groups of 4, of 6 (the last 2), one
+        mixer.grouped_from, mixer.group_positions = 50, group * 100  # B L = 100; 20 channels: groups of 4, of 6, one
         grouped = mixer(x)
     torch.testing.assert_close(grouped, whole, atol=1e-12, rtol=1e-12)
     base = torch.randn(2, 50, 20, dtype=torch.float64)
@@ -34,3 +34,26 @@ def test_grouped_inference_is_only_for_long_inputs_without_gradients():
         mixer(x[:, :9])  # shorter than grouped_from
         mixer(x)
     assert calls == [12]
+
+
+def test_groups_narrow_as_the_input_grows():
+    mixer = Hyena(8, l_max=64, order=1, filter_order=8).eval()
+    mixer.grouped_from, mixer.group_positions = 0, 128
+    widths = []
+
+    def filters(length, channels, hidden):
+        widths.append(channels.stop - channels.start)
+        return torch.zeros(widths[-1], length)
+
+    mixer.filter.forward = filters
+    with torch.no_grad():
+        for length in (32, 64, 200):  # 128 // L channels per group, at least one
+            mixer(torch.randn(1, length, 8))
+    assert widths == [4, 4, 2, 2, 2, 2] + [1] * 8
+
+
+def test_filter_features_in_chunks_equal_the_whole():
+    mixer = Hyena(8, l_max=64, order=2, filter_order=8).double()
+    whole = mixer.filter.hidden(50)  # gradients on: one pass
+    with torch.no_grad():
+        torch.testing.assert_close(mixer.filter.hidden(50, chunk=7), whole.detach(), atol=1e-14, rtol=1e-14)

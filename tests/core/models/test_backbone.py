@@ -216,7 +216,7 @@ def test_inference_in_place_and_in_chunks_equals_the_training_forward(mixer):
     for block in model.backbone.layers:
         block.INFERENCE_CHUNK = 7
         if mixer == "hyena":
-            block.mixer.grouped_from, block.mixer.group_channels = 0, 5
+            block.mixer.grouped_from, block.mixer.group_positions = 0, 5 * 100  # groups of 5
     x = model.backbone.embed(tokens)
     before = x.clone()
     with torch.no_grad():

@@ -10,6 +10,7 @@ from Bio import SeqIO
 from ssmkit.cli import main
 from ssmkit.models.backbone import BackboneConfig
 from ssmkit_genomics.tasks import GenomicsClassifier, GenomicsLM, warmup_length
+from ssmkit_genomics.tokenizer import SEP, A, T
 
 TINY_HYENA = BackboneConfig(d_model=8, n_layers=1, mixer="hyena", mixer_kwargs={"filter_order": 4})
 
@@ -164,3 +165,19 @@ def test_length_warmup_cuts_training_windows_into_aligned_pieces(monkeypatch):
     x, y = seen[0]
     assert x.shape == y.shape == (8, 8) and torch.equal(x[1, 1:], y[1, :-1])
     assert torch.equal(x.reshape(2, 32), tokens[:, :-1])
+
+
+@pytest.mark.parametrize("mixer", ["hyena", "mamba"])  # a padded-batch mixer and a resettable scan
+def test_pack_records_reads_each_record_of_a_window_as_if_alone(mixer):
+    torch.manual_seed(0)
+    backbone = BackboneConfig(d_model=8, n_layers=2, mixer=mixer)
+    model = GenomicsLM(max_length=16, pack_records=True, backbone=backbone).eval()
+    a, b, c = (torch.randint(A, T + 1, (1, n)) for n in (5, 6, 16))
+    sep = torch.tensor([[SEP]])
+    window = torch.cat([a, sep, b, sep, a[:, :3]], 1)  # two records and the start of a third
+    tokens = torch.cat([window, c])  # a second window holding no [SEP]
+    logits = model(tokens)
+    alone = [model(piece)[0] for piece in (torch.cat([a, sep], 1), torch.cat([b, sep], 1), a[:, :3], c)]
+    torch.testing.assert_close(logits.flatten(0, 1), torch.cat(alone), atol=1e-5, rtol=1e-5)
+    model.pack_records = False  # the plain reading: the second record sees the first
+    assert not torch.allclose(model(tokens)[0, 6:13], alone[1], atol=1e-3)
