@@ -190,7 +190,11 @@ def cases(quick: bool) -> dict[str, tuple[Callable[..., torch.Tensor], list[Case
             "linear_scan": (linear_scan, [_linear_scan_case(1, 64, 8, reset_rate=0.1)]),
         }
     return {
-        "selective_scan": (selective_scan, [_selective_scan_case(2, 768, 16, 4096)]),
+        # Mamba-130m's width at 4k; the selective-copy demo's shape (batch 64, E = 2 x 64, 64 + 4 steps)
+        "selective_scan": (
+            selective_scan,
+            [_selective_scan_case(2, 768, 16, 4096), _selective_scan_case(64, 128, 16, 68)],
+        ),
         "ssd_scan": (ssd_scan, [_ssd_scan_case(2, 24, 64, 64, length) for length in (1024, 4096, 16384)]),
         "fft_conv": (fft_conv, [_fft_conv_case(1, 256, 2**k) for k in range(7, 17)]),
         "linear_scan": (linear_scan, [_linear_scan_case(2, 4096, 768)]),
