@@ -13,7 +13,6 @@ positions (the step's cache is reset at each chunk boundary). With `lengths`, pa
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -97,7 +96,7 @@ class Attention(Mixer):
         chunk: its queries attend to the keys and values of the whole sequence, all-gathered (LASP-2H)."""
         batch, seq_len, _ = x.shape
         split = current_split()
-        start = 0 if split is None else dist.get_rank(split.group) * seq_len
+        start = 0 if split is None else split.start(seq_len)
         queries = torch.arange(start, start + seq_len, device=x.device)
         q, k, v = self._heads(x, queries)
         if split is not None:

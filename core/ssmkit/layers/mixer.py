@@ -35,9 +35,10 @@ def set_debug(enabled: bool) -> None:
     _DEBUG = enabled
 
 
-def padding_mask(lengths: Tensor, seq_len: int) -> Tensor:
-    """(B, L) bool, true at valid positions t < lengths[b]."""
-    return torch.arange(seq_len, device=lengths.device)[None, :] < lengths[:, None]
+def padding_mask(lengths: Tensor, seq_len: int, start: int = 0) -> Tensor:
+    """(B, L) bool, true at valid positions: start + t < lengths[b] (`start`: the global position of position 0 in a
+    chunk of a sequence split across ranks)."""
+    return torch.arange(start, start + seq_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def _first_non_finite(t: Tensor) -> str:
@@ -141,17 +142,20 @@ class Mixer(nn.Module):
         self, x: Tensor, *, lengths: Tensor | None = None, cu_seqlens: Tensor | None = None, **extra: Tensor | None
     ) -> Tensor:
         """x: (B, L, D) -> (B, L, D). `extra`: per-family inputs passed on to `_forward` (S5's `resets`).
-        `cu_seqlens: (N + 1,)`: x is a packed row (1, L, D) of N sequences end to end (see `ssmkit.layers.packing`)."""
+        `cu_seqlens: (N + 1,)`: x is a packed row (1, L, D) of N sequences end to end (see `ssmkit.layers.packing`).
+        Inside `sequence_parallel` x is this rank's chunk and `lengths (B,)` still count the whole sequence."""
         check_shape("x", x, "(B, L, D)", None, None, self.d_model)
         if cu_seqlens is not None:
             return self._forward_packed(x, cu_seqlens, lengths, **extra)
-        if current_split() is not None and not self.splits_across_ranks():
+        split = current_split()
+        if split is not None and not self.splits_across_ranks():
             raise ValueError(cannot_split(type(self).__name__))
         self._check_dtype("x", x)
-        check_lengths(lengths, x.shape[0], x.shape[1])
+        check_lengths(lengths, x.shape[0], x.shape[1] if split is None else split.total(x.shape[1]))
         check_resets(extra.get("resets"), x.shape[0], x.shape[1])
         x = self._to_compute(x)
-        mask = None if lengths is None else padding_mask(lengths, x.shape[1])[..., None].to(x.dtype)
+        start = 0 if split is None else split.start(x.shape[1])  # lengths count the whole sequence's positions
+        mask = None if lengths is None else padding_mask(lengths, x.shape[1], start)[..., None].to(x.dtype)
         y = self._forward(x if mask is None else x * mask, lengths, **extra)
         if mask is not None:
             y = y * mask

@@ -39,6 +39,14 @@ class SequenceSplit:
 
     group: dist.ProcessGroup | None = None
 
+    def start(self, chunk: int) -> int:
+        """The global position of this rank's first, when each rank holds `chunk` positions."""
+        return dist.get_rank(self.group) * chunk
+
+    def total(self, chunk: int) -> int:
+        """The whole sequence's length, when each rank holds `chunk` positions."""
+        return dist.get_world_size(self.group) * chunk
+
 
 _SPLITS: list[SequenceSplit] = []
 

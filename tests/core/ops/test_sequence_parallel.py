@@ -2,8 +2,9 @@
 for the linear scan (resets, one right at a rank boundary; complex values as S5 has), the selective scan and the SSD
 scan (every optional input, resets too), and whole backbones of S5, LRU, Mamba, Mamba-2 (conv halo included),
 attention, a Mamba + attention hybrid (keys and values all-gathered), Hydra (bidirectional: both neighbours' edges,
-the backward scan's state from the ranks after), MoM (routed memories in one SSD scan), and S5, Mamba and Mamba-2 with resets at and just after a rank
-boundary."""
+the backward scan's state from the ranks after), MoM (routed memories in one SSD scan), S5, Mamba and Mamba-2 with
+resets at and just after a rank boundary, and S5, Mamba and a Mamba + attention hybrid with `lengths` (of the whole
+sequence) ending before and after a rank boundary."""
 
 import os
 import sys
@@ -159,25 +160,28 @@ def tiny(mixer: str) -> dict:
 
 
 def make_backbone(mixer: str):
-    """A 2-layer backbone of `mixer`; "mamba+attention": Mamba with attention at layer 1 (a hybrid); "<mixer> resets":
-    the same read with resets (see `backbone_resets`)."""
+    """A 2-layer backbone of `mixer`; "mamba+attention": Mamba with attention at layer 1 (a hybrid); "<mixer> resets"
+    / "<mixer> lengths": the same read with resets / lengths (see `backbone_inputs`)."""
     from ssmkit.models import SequenceBackbone
 
-    name, _, other = mixer.removesuffix(" resets").partition("+")
+    name, _, other = mixer.removesuffix(" resets").removesuffix(" lengths").partition("+")
     hybrid = {other: [1]} if other else {}
     kwargs = {"hybrid": hybrid, "hybrid_kwargs": {other: tiny(other)}} if other else {}
     return SequenceBackbone(d_model=8, n_layers=2, mixer=name, mlp_ratio=2.0, d_input=3, mixer_kwargs=tiny(name),
                             **kwargs).double()  # fmt: skip
 
 
-def backbone_resets(mixer: str) -> torch.Tensor | None:
+def backbone_inputs(mixer: str) -> dict[str, torch.Tensor]:
     """For "<mixer> resets": resets (2, LENGTH), one at the rank boundary 12 and one just after it (inside the conv
-    window of a boundary read from the previous rank)."""
+    window of a boundary read from the previous rank). For "<mixer> lengths": lengths (2,) of the whole sequence,
+    one ending before the boundary (rank 1 holds only padding) and one after it."""
+    if mixer.endswith(" lengths"):
+        return {"lengths": torch.tensor([7, 17])}
     if not mixer.endswith(" resets"):
-        return None
+        return {}
     resets = torch.zeros(2, LENGTH, dtype=torch.bool)
     resets[0, [3, 12]], resets[1, 14] = True, True
-    return resets
+    return {"resets": resets}
 
 
 def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: str) -> None:
@@ -193,9 +197,11 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
         except ValueError as exc:
             uneven = str(exc)
         try:
-            resets = backbone_resets(mixer)
+            given = backbone_inputs(mixer)
+            if "resets" in given:
+                given["resets"] = shard_sequence(given["resets"])
             with sequence_parallel():
-                h = backbone(shard_sequence(x), resets=None if resets is None else shard_sequence(resets))
+                h = backbone(shard_sequence(x), **given)  # lengths count the whole sequence
         except ValueError as exc:
             torch.save({"error": str(exc)}, f"{out_dir}/{rank}.pt")
             return
@@ -223,6 +229,9 @@ def backbone_worker(rank: int, world: int, init_file: str, out_dir: str, mixer: 
         "s5 resets",
         "mamba resets",
         "mamba2 resets",
+        "s5 lengths",
+        "mamba lengths",
+        "mamba+attention lengths",
     ],  # fmt: skip
 )
 def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
@@ -231,7 +240,7 @@ def test_a_backbone_on_a_split_sequence_equals_one_process(tmp_path, mixer):
     torch.manual_seed(0)
     backbone = make_backbone(mixer)
     x = torch.randn(2, LENGTH, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    h = backbone(x, resets=backbone_resets(mixer))
+    h = backbone(x, **backbone_inputs(mixer))
     h.square().sum().backward()
     torch.testing.assert_close(torch.cat([p["h"] for p in parts], dim=1), h.detach(), atol=1e-10, rtol=1e-9)
     for got, p in zip(parts[0]["grads"], backbone.parameters(), strict=True):
