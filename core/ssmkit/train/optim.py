@@ -1,4 +1,5 @@
-"""AdamW parameter groups following the S4 / Mamba convention, and the warm-up + cosine schedule.
+"""AdamW parameter groups following the S4 / Mamba convention, and the warm-up + cosine schedule (once, or restarting
+at the start of each phase of a task that trains in phases).
 
 Parameters tagged by a mixer with `_optim` (see `ssmkit.layers.mixer.no_weight_decay`) get their own group
 with that weight decay and, if given, `lr_scale * lr`. Otherwise matrices decay and vectors (biases, norm
@@ -43,3 +44,14 @@ def warmup_cosine(
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def restarting_schedule(
+    optimizer: torch.optim.Optimizer, phases: list[int], warmup_steps: int, min_lr_ratio: float = 0.1
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Warm-up + cosine (`warmup_cosine`) over each phase's steps in turn, restarting at each: a task whose training
+    runs in phases (self-pretraining then fine-tuning, a world model then a decision model) gives each its whole
+    schedule instead of one phase the low tail of a single cosine."""
+    schedules = [warmup_cosine(optimizer, min(warmup_steps, n), n, min_lr_ratio) for n in phases]
+    milestones = [sum(phases[: i + 1]) for i in range(len(phases) - 1)]
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=milestones)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from Bio import SeqIO
@@ -38,7 +37,7 @@ from ssmkit.models.lm import TokenDecoder
 from ssmkit.train.checkpoint import load_checkpoint
 from ssmkit.train.classification import ClassificationTask
 from ssmkit.train.module import TaskModule
-from ssmkit.train.optim import warmup_cosine
+from ssmkit.train.optim import restarting_schedule
 from ssmkit_genomics.plots import plot_context_curve
 from ssmkit_genomics.tokenizer import PAD, SEP, VOCAB_SIZE, decode
 
@@ -297,12 +296,3 @@ def warmup_length(step: int, length: int, start: int, steps: int) -> int:
     if any(length % s for s in stages):
         raise ValueError(f"length warm-up: window length {length} is not a power-of-two multiple of {start}")
     return stages[step * len(stages) // steps]
-
-
-def restarting_schedule(
-    optimizer: torch.optim.Optimizer, phases: list[int], warmup_steps: int, min_lr_ratio: float
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Warm-up + cosine (`ssmkit.train.optim.warmup_cosine`) over each phase's steps in turn, restarting at each."""
-    schedules = [warmup_cosine(optimizer, min(warmup_steps, n), n, min_lr_ratio) for n in phases]
-    milestones = np.cumsum(phases[:-1]).tolist()
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=milestones)

@@ -16,8 +16,12 @@ model, the self-guided prompt, and online play in a domain of `ssmkit_rl.offline
   z standardised per dimension (`standardise_z`).
 - The self-guided prompt (`select_prompt`): from an episode of the task, the k-step segment whose world-model
   prediction error is largest (starting at h or later, so that its z saw a full context).
+- Test-time task inference by fitting the world model (`ZFit`): the z among the encoder's and the training tasks'
+  codes (`task_codes`, per-task means of `episode_codes`) whose decoders best explain the transitions seen so far,
+  optionally refined by Adam steps.
 - `play_meta_dt`: N episodes at once, the whole prefix re-read at every step, optionally after given opening
-  actions (an exploring start).
+  actions (an exploring start), with z from the encoder or the fit, and optionally an earlier episode of the task
+  as history.
 """
 
 from __future__ import annotations
@@ -166,6 +170,7 @@ class WorldModel(nn.Module):
                 f"{tuple(ENCODERS)}, got {context_inputs!r}, {targets!r} and {encoder!r}"
             )
         self.context_len, self.context_inputs, self.targets = context_len, context_inputs, targets
+        self.z_dim = z_dim
         d_context = 2 * obs_dim + action_dim + 1 if context_inputs == "transition" else obs_dim + 1
         self.encoder = ENCODERS[encoder](d_context, z_dim, hidden)
         self.reward = mlp(obs_dim + action_dim + z_dim, hidden, 1)
@@ -197,6 +202,70 @@ class WorldModel(nn.Module):
 
 
 ENCODERS = {"gru": ContextEncoder, "set": SetEncoder}
+Z_INFERENCE = ("encoder", "fit")
+
+
+DECISION_Z = ("step", "episode")
+
+
+def episode_codes(z: Tensor, h: int) -> Tensor:
+    """z (B, T, z_dim) of whole episodes -> (B, z_dim): the mean of z_t over the steps whose window was full
+    (t >= h; all steps when T <= h), the episode's task code."""
+    return z[:, h:].mean(1) if z.shape[1] > h else z.mean(1)
+
+
+def task_codes(world_model: WorldModel, steps: Steps, tasks: Tensor) -> Tensor:
+    """The episode codes of offline episodes (E, T) averaged per task: tasks (E,) -> (G, z_dim), one row per task
+    present (in ascending task order)."""
+    with torch.no_grad():
+        z = episode_codes(world_model.embed(steps), world_model.context_len)  # (E, z_dim)
+    return torch.stack([z[tasks == t].mean(0) for t in torch.unique(tasks)])
+
+
+class ZFit:
+    """Test-time inference of z by fitting the world model: z = argmin_z sum_j err_j(z) + prior |(z - m) / s|^2,
+    err_j the reward + next-state decoders' squared error (`WorldModel.errors`) on the transitions j seen so far,
+    m and s the mean and std of the training tasks' codes (the prior keeps z near the training distribution).
+
+    The search: the lowest-error candidate among the encoder's z and the training tasks' codes (G, z_dim) (a
+    multi-start: after one step the rewards leave two mirror goals, and descent from one start can settle in the
+    wrong one); then `iters` steps of Adam (learning rate `lr`, in standardised units) from it. iters = 0 returns
+    the candidate: a z the decision model has trained on, where descent can leave the codes' manifold."""
+
+    def __init__(
+        self, world_model: WorldModel, codes: Tensor, iters: int = 0, lr: float = 0.1, prior: float = 1e-3
+    ) -> None:
+        self.world_model, self.codes, self.iters, self.lr, self.prior = world_model, codes, iters, lr, prior
+        self.mean, self.std = codes.mean(0), codes.std(0).clamp(min=1e-6)
+
+    def __call__(self, steps: Steps, start: Tensor) -> Tensor:
+        """steps (N, t) the transitions seen (t >= 1), start (N, z_dim) the encoder's z -> z (N, z_dim)."""
+        n, t = steps.rewards.shape
+        candidates = torch.cat([start[:, None], self.codes.expand(n, -1, -1)], dim=1)  # (N, C, z_dim)
+        c = candidates.shape[1]
+        wide = Steps(*(x.unsqueeze(1).expand(-1, c, *x.shape[1:]) for x in vars(steps).values()))  # (N, C, t, ...)
+        with torch.no_grad():
+            errors = self.world_model.errors(wide, candidates[:, :, None].expand(-1, -1, t, -1)).sum(-1)
+        best = gather_steps(candidates, errors.argmin(1)[:, None])[:, 0]  # (N, z_dim)
+        if self.iters == 0:
+            return best
+        # out of the evaluation's inference mode: its tensors cannot be saved for backward, so they are cloned
+        with torch.inference_mode(False), torch.enable_grad():
+            steps = Steps(*(x.detach().clone() for x in vars(steps).values()))
+            mean, std = self.mean.detach().clone(), self.std.detach().clone()
+            u = ((best.detach().clone() - mean) / std).requires_grad_(True)
+            optimiser = torch.optim.Adam([u], lr=self.lr)
+            for _ in range(self.iters):
+                optimiser.zero_grad()
+                self.objective(steps, mean + std * u, u).sum().backward()
+                optimiser.step()
+            return (mean + std * u).detach()
+
+    def objective(self, steps: Steps, z: Tensor, u: Tensor) -> Tensor:
+        """(N,): the summed decoder error of z (N, z_dim) over the steps (N, t), plus prior |u|^2 (u: z
+        standardised)."""
+        errors = self.world_model.errors(steps, z[:, None].expand(-1, steps.rewards.shape[1], -1))
+        return errors.sum(1) + self.prior * (u**2).sum(-1)
 
 
 def select_prompt(errors: Tensor, k: int, first: int = 0) -> Tensor:
@@ -336,11 +405,19 @@ def play_meta_dt(
     rtg_cap: Tensor,
     prompt: Prompt | None = None,
     opening: Tensor | None = None,
+    z_fit: ZFit | None = None,
+    history: Steps | None = None,
+    hold_z: bool = False,
 ) -> Steps:
     """One episode of T steps in each of env's N tasks (`reset() -> (N, d_obs)`, `step(actions (N, d_act)) ->
     (next observations, rewards (N,))`), acting with the policy on the whole prefix at every step
     (z_t from the agent's own last h transitions; none without a world model) -> Steps (N, T). `opening`
-    (N, n, d_act): the actions of the first n steps, played instead of the policy's (an exploring start).
+    (N, n, d_act): the actions of the first n steps, played instead of the policy's (an exploring start). With
+    `z_fit`, z_t is fitted to the transitions seen before step t (`ZFit`; z_0 is the encoder's without history).
+    `history` (N, H): transitions of an earlier episode of each task, read before this episode's own (the
+    encoder's window reaches back into it; the fit includes them, from step 0). `hold_z`: the policy reads the
+    current z_t at every step of the prefix (a decision model trained on one code per episode); otherwise each
+    step keeps the z it acted with.
 
     The return-to-go starts at `target_return` and drops by each reward, capped at rtg_cap (T,), the largest
     return-to-go of the offline data at each step: with Point-Robot's rewards of -distance an agent that still has to
@@ -355,6 +432,7 @@ def play_meta_dt(
     rews = torch.zeros(n, episode_length, device=device)
     nexts = torch.zeros_like(obs)
     rtg = torch.zeros(n, episode_length, device=device)
+    zs = torch.zeros(n, episode_length, world_model.z_dim if world_model else 0, device=device)
     obs[:, 0] = first
     rtg[:, 0] = target_return
     for t in range(episode_length):
@@ -363,7 +441,12 @@ def play_meta_dt(
             action = opening[:, t].to(device)
         else:
             steps = Steps(obs[:, s], acts[:, s], rews[:, s], nexts[:, s])
-            z = world_model.embed(steps) if world_model is not None else None
+            if world_model is not None:
+                zs[:, t] = world_model.embed(joined(history, steps))[:, -1]
+                seen = joined(history, Steps(obs[:, :t], acts[:, :t], rews[:, :t], nexts[:, :t]))
+                if z_fit is not None and seen.rewards.shape[1] > 0:
+                    zs[:, t] = z_fit(seen, zs[:, t].clone())
+            z = None if world_model is None else zs[:, t : t + 1].expand(-1, t + 1, -1) if hold_z else zs[:, s]
             scale = policy.max_action
             action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / scale, prompt)[:, -1] * scale
         following, reward = env.step(action.cpu().numpy())
@@ -372,6 +455,13 @@ def play_meta_dt(
         if t + 1 < episode_length:
             obs[:, t + 1], rtg[:, t + 1] = nexts[:, t], torch.clamp(rtg[:, t] - rews[:, t], max=float(rtg_cap[t + 1]))
     return Steps(obs, acts, rews, nexts)
+
+
+def joined(history: Steps | None, steps: Steps) -> Steps:
+    """history (N, H) then steps (N, t) -> (N, H + t); steps alone without history."""
+    if history is None:
+        return steps
+    return Steps(*(torch.cat([a, b], dim=1) for a, b in zip(vars(history).values(), vars(steps).values(), strict=True)))
 
 
 def few_shot_prompt(world_model: WorldModel, explored: Steps, k: int) -> Prompt:

@@ -45,21 +45,26 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from ssmkit.models import BackboneConfig
 from ssmkit.train.module import TaskModule
-from ssmkit.train.optim import param_groups, warmup_cosine
+from ssmkit.train.optim import param_groups, restarting_schedule, warmup_cosine
 from ssmkit_rl.agents import S5_MEMORY, ActorCritic, make_memory
 from ssmkit_rl.datamodules import EnvData, MetaDTData
 from ssmkit_rl.envs import can_render, make_env
 from ssmkit_rl.meta_dt import (
+    DECISION_Z,
+    Z_INFERENCE,
     DecisionModel,
     Prompt,
     Steps,
     WorldModel,
+    ZFit,
+    episode_codes,
     few_shot_prompt,
     play_meta_dt,
     returns_to_go,
     segment_returns,
+    task_codes,
 )
-from ssmkit_rl.offline import play
+from ssmkit_rl.offline import OfflineData, play
 from ssmkit_rl.plots import plot_learning_curves, plot_returns_by_task, plot_trial_returns, write_gif
 from ssmkit_rl.ppo import gae, minibatch_rows, normalise, policy_loss, value_loss
 from ssmkit_rl.rollout import EnvRunner, Episodes, Rollout, collect, run_episodes
@@ -424,8 +429,9 @@ class MetaDT(TaskModule):
     `<stage>/action_loss` (not in the world phase), `<stage>/world_loss`.
 
     `test` and `predict` play online on the held-out tasks, `data.eval_episodes` episodes each, and log
-    `<stage>/return_<mode>` for zero_shot (no prompt; z from the agent's own last h transitions), few_shot (the
-    prompt chosen by the world model from the zero-shot episode of the same start), oracle (the task-aware
+    `<stage>/return_<mode>` for zero_shot (no prompt; z from the agent's own transitions: the encoder's last h, or
+    the fit, `z_inference`), few_shot (the prompt chosen by the world model from the zero-shot episode of the same
+    start; with `few_shot_history` that episode is also read as history), oracle (the task-aware
     controller) and random, plus `<stage>/score_<mode>` = (R - random) / (oracle - random). They write
     `<stage>_returns.csv` (test) / `episode_returns.csv` (predict) with one row per episode and a bar plot of the
     mean per goal; predict also writes `episode.gif` (a few-shot episode) and prints the paths.
@@ -461,6 +467,11 @@ class MetaDT(TaskModule):
         context_encoder: str = "gru",
         action_tokens: bool = True,
         standardise_z: bool = False,
+        decision_z: str = "step",
+        z_inference: str = "encoder",
+        few_shot_history: bool = False,
+        z_fit_iters: int = 0,
+        z_fit_prior: float = 1e-3,
         target_return: float | None = None,
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
@@ -495,6 +506,19 @@ class MetaDT(TaskModule):
             action_tokens: false: the decision model's action tokens carry zeros, not the episode's past actions.
             standardise_z: standardise each z dimension before the decision model reads it (running statistics
                 when acting).
+            decision_z: the z the decision model trains on: "step" (z_t, the encoder's on the h transitions before
+                step t; the anchor's) or "episode" (every step gets its episode's code, the mean of z_t over the
+                steps with a full window: a clean task code, as a goal-conditioned policy reads its goal).
+            z_inference: how z is inferred when acting online: "encoder" (the context encoder on the last h
+                transitions; the anchor's) or "fit" (the z that best explains the transitions seen so far through
+                the world model's decoders, `ZFit`: the lowest-error candidate among the encoder's z and the
+                training tasks' codes, then `z_fit_iters` Adam steps).
+            few_shot_history: in few-shot play, the zero-shot episode's transitions are read as this task's history
+                before the episode's own (the encoder's window reaches back into them; the fit uses them all), so z
+                is informed from the first step; false: as the anchor, the prompt is the only thing carried over.
+            z_fit_iters: Adam steps of the "fit" inference per acting step, from the best candidate (0: the
+                candidate itself, which stays on the codes the decision model trained on).
+            z_fit_prior: the weight of the "fit" inference's prior |(z - mean) / std|^2 over the training codes.
             target_return: the return the policy is conditioned on when acting (None: the best offline episode's);
                 it then drops by each reward, capped at the offline data's largest return-to-go at each step.
             lr: AdamW's peak learning rate.
@@ -504,6 +528,11 @@ class MetaDT(TaskModule):
             betas: AdamW's betas.
         """
         super().__init__(lr, weight_decay, warmup_steps, min_lr_ratio, betas)
+        if z_inference not in Z_INFERENCE or decision_z not in DECISION_Z:
+            raise ValueError(
+                f"z_inference must be one of {Z_INFERENCE} and decision_z one of {DECISION_Z}, got {z_inference!r} "
+                f"and {decision_z!r}"
+            )
         self.save_hyperparameters()
         z = z_dim if context else 0
         self.world_model = (
@@ -538,6 +567,8 @@ class MetaDT(TaskModule):
                 z = self.world_model.embed(episodes)
                 world_loss = self.world_model.loss(episodes, z)
             z = z.detach()
+            if self.hparams.decision_z == "episode":
+                z = episode_codes(z, self.world_model.context_len)[:, None].expand_as(z)
         parts = {f"{stage}/world_loss": world_loss}
         loss = world_loss
         if not world_phase:  # in the world phase the decision model is not run
@@ -552,6 +583,18 @@ class MetaDT(TaskModule):
             f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train", batch_size=n
         )
         return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The kit's AdamW with warm-up + cosine; with `world_steps` the schedule runs twice, over the world phase
+        and again over the decision phase (one cosine over both would leave the decision model its low tail)."""
+        config = super().configure_optimizers()
+        world = self.hparams.world_steps
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        if self.world_model is None or not 0 < world < total:
+            return config
+        opt, c = config["optimizer"], self.optim_config
+        schedule = restarting_schedule(opt, [world, total - world], c["warmup_steps"], c["min_lr_ratio"])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def world_phase(self, stage: str) -> bool:
         """A training step of the world model alone (the first `world_steps`; never without context)."""
@@ -587,20 +630,37 @@ class MetaDT(TaskModule):
         rtg_cap = returns_to_go(torch.as_tensor(offline.rewards)).max(0).values  # (T,)
         target = self.hparams.target_return
         target = float(rtg_cap[0]) if target is None else target
-        opening = self.opening(len(tasks), seed)
+        opening, z_fit = self.opening(len(tasks), seed), self.z_fit(offline)
         env = d.env(params, np.random.default_rng(seed))
-        zero = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, opening=opening)
+        hold = self.hparams.decision_z == "episode"
+        zero = play_meta_dt(
+            self.policy, self.world_model, env, target, rtg_cap, opening=opening, z_fit=z_fit, hold_z=hold
+        )
         shown, returns = zero, {"zero_shot": segment_returns(zero)}
         if self.world_model is not None:
             prompt = few_shot_prompt(self.world_model, zero, self.hparams.prompt_len)
             env = d.env(params, np.random.default_rng(seed))
-            shown = play_meta_dt(self.policy, self.world_model, env, target, rtg_cap, prompt, opening)
+            history = zero if self.hparams.few_shot_history else None
+            shown = play_meta_dt(
+                self.policy, self.world_model, env, target, rtg_cap, prompt, opening, z_fit, history, hold
+            )
             returns["few_shot"] = segment_returns(shown)
         oracle_env, random_rng = d.env(params, np.random.default_rng(seed)), np.random.default_rng(seed + 1)
         returns["oracle"] = play(oracle_env, lambda o, t: d.oracle(o, params), length)[2].sum(1)
         random_env = d.env(params, np.random.default_rng(seed))
         returns["random"] = play(random_env, lambda o, t: d.random(len(o), random_rng), length)[2].sum(1)
         return returns, tasks, shown
+
+    def z_fit(self, offline: OfflineData) -> ZFit | None:
+        """The "fit" inference of z (`z_inference`) with the training tasks' codes from the offline episodes (None
+        with the encoder, or without context)."""
+        if self.world_model is None or self.hparams.z_inference == "encoder":
+            return None
+        device = next(self.world_model.parameters()).device
+        parts = (offline.observations, offline.actions, offline.rewards, offline.next_observations)
+        steps = Steps(*(torch.as_tensor(x, device=device) for x in parts))
+        codes = task_codes(self.world_model, steps, torch.as_tensor(offline.tasks, device=device))
+        return ZFit(self.world_model, codes, self.hparams.z_fit_iters, prior=self.hparams.z_fit_prior)
 
     def opening(self, n: int, seed: int) -> Tensor | None:
         """The exploring start of n episodes (`data.explore_steps`): (n, steps, d_act) random actions, seeded (None

@@ -1,11 +1,12 @@
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from ssmkit.models import LanguageModel
 from ssmkit.train.module import TaskModule
-from ssmkit.train.optim import param_groups, warmup_cosine
+from ssmkit.train.optim import param_groups, restarting_schedule, warmup_cosine
 
 
 def test_ssm_parameters_get_no_weight_decay_and_their_own_lr():
@@ -58,3 +59,17 @@ def test_a_task_builds_one_optimiser_per_network():
     whole = task.configure_optimizers()
     assert ids(whole["optimizer"]) == {id(p) for p in task.parameters()}
     assert whole["lr_scheduler"]["interval"] == "step" and task.trainer.fit_loop._combined_loader is None
+
+
+def test_restarting_schedule_gives_each_phase_its_warm_up_and_cosine():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = restarting_schedule(opt, [4, 6], warmup_steps=2, min_lr_ratio=0.1)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.5, 1.0, 1.0, 0.55])  # warm-up, then cosine over the first phase
+    assert lrs[4:6] == pytest.approx([0.5, 1.0]) and lrs[-1] == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 4))
+    )

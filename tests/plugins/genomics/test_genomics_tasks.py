@@ -1,7 +1,6 @@
 """Each task's quick config end to end through the `ssmkit` command, and the predict runs."""
 
 import csv
-import math
 
 import pytest
 import torch
@@ -115,20 +114,7 @@ def test_self_pretraining_then_fine_tuning_in_one_fit(tmp_path):
     assert any(k.startswith("lm_head.") for k in ckpt["state_dict"])
 
 
-def test_self_pretraining_schedule_restarts_and_bad_settings_are_named():
-    from ssmkit_genomics.tasks import restarting_schedule
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = restarting_schedule(opt, [4, 6], warmup_steps=2, min_lr_ratio=0.1)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs[:4] == pytest.approx([0.5, 1.0, 1.0, 0.55])  # warm-up, then cosine over the pretraining
-    assert lrs[4:6] == pytest.approx([0.5, 1.0]) and lrs[-1] == pytest.approx(
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 3 / 4))
-    )
+def test_self_pretraining_bad_settings_are_named():
     with pytest.raises(ValueError, match="needs a causal backbone"):
         GenomicsClassifier(2, 32, backbone=BackboneConfig.of(TINY_HYENA, bidirectional=True), self_pretrain_steps=4)
     with pytest.raises(ValueError, match="self_pretrain_steps must be >= 0"):

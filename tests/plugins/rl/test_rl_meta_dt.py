@@ -12,7 +12,9 @@ from ssmkit_rl.meta_dt import (
     Prompt,
     Steps,
     WorldModel,
+    ZFit,
     context_windows,
+    episode_codes,
     play_meta_dt,
     recent_windows,
     select_prompt,
@@ -230,3 +232,47 @@ def test_an_exploring_start_plays_the_opening_actions_first():
     assert opening.shape == (2, 2, 2) and opening.abs().max() <= 0.1
     steps = play_meta_dt(task.policy, task.world_model, env, -5.0, torch.full((6,), -1.0), opening=opening)
     assert torch.equal(steps.actions[:, :2], opening) and not torch.equal(steps.actions[:, 2], opening[:, 1])
+
+
+def decoded_steps(model: WorldModel, z: torch.Tensor, t: int = 6) -> Steps:
+    """Steps (N, t) whose rewards and next states are the decoders' own outputs for the codes z (N, z_dim)."""
+    g = torch.Generator().manual_seed(1)
+    obs, acts = torch.randn(len(z), t, 2, generator=g), torch.randn(len(z), t, 2, generator=g)
+    inputs = torch.cat([obs, acts, z[:, None].expand(-1, t, -1)], dim=-1)
+    with torch.no_grad():
+        return Steps(obs, acts, model.reward(inputs).squeeze(-1), model.next_state(inputs))
+
+
+def test_fitting_z_recovers_the_code_that_generated_the_rewards():
+    torch.manual_seed(0)
+    model = WorldModel(2, 2, z_dim=4, hidden=16, context_len=2)
+    codes = torch.randn(8, 4)
+    truth = codes[[5, 2]]  # the transitions of two episodes, made by the decoders with codes 5 and 2
+    steps = decoded_steps(model, truth)
+    start = torch.zeros(2, 4)
+    picked = ZFit(model, codes, iters=0)(steps, start)  # the lowest-error candidate, no descent
+    assert torch.equal(picked, truth)
+    between = ZFit(model, codes[[0, 1, 3]], iters=200, lr=0.05, prior=0.0)  # the truth is not a candidate
+    fitted = between(steps, start)
+    error = lambda z: model.errors(steps, z[:, None].expand(-1, 6, -1)).mean(1)  # noqa: E731
+    first = ZFit(model, codes[[0, 1, 3]], iters=0)(steps, start)
+    with torch.no_grad():
+        assert torch.all(error(fitted) < 0.1 * error(first))  # descent from the best candidate cuts the error
+    assert (fitted - truth).norm(dim=1).max() < (first - truth).norm(dim=1).min()
+
+
+def test_episode_codes_and_fitted_play_with_history():
+    z = torch.arange(12.0).reshape(1, 6, 2)
+    assert episode_codes(z, 2).tolist() == [[7.0, 8.0]]  # the mean of z_2 .. z_5
+    torch.manual_seed(0)
+    task = MetaDT(episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, decision_z="episode")
+    goals = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    fit, cap = ZFit(task.world_model, torch.randn(3, 4), iters=2), torch.full((6,), -1.0)
+    env = PointRobot(goals, np.random.default_rng(0))
+    first = play_meta_dt(task.policy, task.world_model, env, -5.0, cap, z_fit=fit, hold_z=True)
+    env = PointRobot(goals, np.random.default_rng(0))  # the same starts: only z_0 differs, fitted to the history
+    again = play_meta_dt(task.policy, task.world_model, env, -5.0, cap, z_fit=fit, history=first, hold_z=True)
+    assert torch.equal(again.observations[:, 0], first.observations[:, 0])
+    assert again.actions.shape == (2, 6, 2) and not torch.allclose(again.actions[:, 0], first.actions[:, 0])
+    with pytest.raises(ValueError, match="z_inference must be one of"):
+        MetaDT(episode_length=6, z_inference="guess")
