@@ -8,11 +8,20 @@ from torch import nn
 from ssmkit.layers.mixer import padding_mask
 
 Tensor = torch.Tensor
-POOLINGS = ("mean", "last", "cls")
+POOLINGS = ("mean", "meanmax", "last", "cls")
+
+
+def pooled_width(d_model: int, pooling: str | None) -> int:
+    """The width of `pool`'s output: 2 d_model for meanmax, else d_model."""
+    return 2 * d_model if pooling == "meanmax" else d_model
 
 
 def pool(h: Tensor, pooling: str, lengths: Tensor | None = None) -> Tensor:
-    """(B, L, D) -> (B, D). mean: over valid positions; last: the last valid position; cls: position 0."""
+    """(B, L, D) -> (B, D), or (B, 2 D) for meanmax. mean: over valid positions; meanmax: their mean and maximum side
+    by side; last: the last valid position; cls: position 0."""
+    if pooling == "meanmax":
+        valid = h if lengths is None else h.masked_fill(~padding_mask(lengths, h.shape[1])[..., None], float("-inf"))
+        return torch.cat([pool(h, "mean", lengths), valid.amax(1)], -1)
     if pooling == "cls":
         return h[:, 0]
     if pooling == "last":
@@ -40,7 +49,7 @@ class LMHead(nn.Module):
 
 
 class ClassificationHead(nn.Module):
-    """Pooled logits (B, n_classes) with mean / last / cls pooling."""
+    """Pooled logits (B, n_classes) with mean / meanmax / last / cls pooling."""
 
     def __init__(self, d_model: int, n_classes: int, pooling: str = "mean", dropout: float = 0.0) -> None:
         super().__init__()
@@ -48,7 +57,7 @@ class ClassificationHead(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(d_model, n_classes)
+        self.proj = nn.Linear(pooled_width(d_model, pooling), n_classes)
 
     def forward(self, h: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.proj(self.dropout(pool(h, self.pooling, lengths)))
@@ -62,7 +71,7 @@ class RegressionHead(nn.Module):
         if pooling is not None and pooling not in POOLINGS:
             raise ValueError(f"pooling must be None or one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
-        self.proj = nn.Linear(d_model, d_out)
+        self.proj = nn.Linear(pooled_width(d_model, pooling), d_out)
 
     def forward(self, h: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.proj(h if self.pooling is None else pool(h, self.pooling, lengths))

@@ -1,12 +1,14 @@
 """Leave-one-speaker-out (LOSO) evaluation of `audio.classify`: one `ssmkit fit` per fold, then `ssmkit test` of
 its best-validation checkpoint, and a table of per-fold and mean test accuracy.
 
-    python plugins/audio/scripts/loso.py --name raw_s4d --config fsdd.yaml --minutes 7 --epochs 40
-    python plugins/audio/scripts/loso.py --name cnn --config fsdd.yaml --config cnn.yaml --minutes 7 --epochs 300
+    python plugins/audio/scripts/loso.py --name raw_s4d --config fsdd.yaml --minutes 7 --epochs 48
+    python plugins/audio/scripts/loso.py --name cnn --config fsdd.yaml --config cnn.yaml --minutes 7 --epochs 200
 
 Folds: the speakers of `--root` in sorted order s_0 ... s_{n-1} (FSDD: george, nicolas, theo, yweweler). Fold i
-tests on s_i, selects the checkpoint on s_{(i+1) mod n} (`--data.test_speakers [s_i] --data.val_speakers
-[s_{i+1}]`) and trains on the others (FSDD: two speakers, 1,000 clips).
+tests on s_i (`--data.test_speakers [s_i]`) and trains on the others. `--val held-in` (the default,
+`--data.val_speakers []`): all other speakers train (FSDD: three, 1,500 clips) and a stratified
+`--data.val_fraction` of their clips selects the checkpoint. `--val speaker`: the checkpoint is selected on
+s_{(i+1) mod n} (`--data.val_speakers [s_{i+1}]`) and the rest train (FSDD: two speakers, 1,000 clips).
 
 Budget per fold: `--minutes` of training (`--trainer.max_time`) and at most `--epochs` epochs (which also sets
 the length of the cosine schedule: pick it so the epochs fit the minutes). `--config` names a file of the plugin's
@@ -33,13 +35,13 @@ SPEC = "audio.classify"
 FIELDS = ["model", "fold", "test_speaker", "val_speaker", "val_acc", "test_acc", "epochs", "steps", "seconds", "run"]
 
 
-def folds(speakers: list[str]) -> list[tuple[str, str]]:
-    """(test speaker, val speaker) per fold: each speaker in sorted order is tested once, the next one (cyclically)
-    is its validation speaker."""
+def folds(speakers: list[str], val_speaker: bool = True) -> list[tuple[str, str]]:
+    """(test speaker, val speaker) per fold: each speaker in sorted order is tested once; its validation speaker is
+    the next one (cyclically), or "" without `val_speaker` (val: a share of the training speakers' clips)."""
     ordered = sorted(set(speakers))
-    if len(ordered) < 3:
-        raise ValueError(f"leave-one-speaker-out with a validation speaker needs >= 3 speakers, got {ordered}")
-    return [(s, ordered[(i + 1) % len(ordered)]) for i, s in enumerate(ordered)]
+    if len(ordered) < (3 if val_speaker else 2):
+        raise ValueError(f"leave-one-speaker-out needs >= 3 speakers (2 without a validation speaker), got {ordered}")
+    return [(s, ordered[(i + 1) % len(ordered)] if val_speaker else "") for i, s in enumerate(ordered)]
 
 
 def config_path(name: str) -> str:
@@ -55,7 +57,7 @@ def fold_args(base: list[str], test: str, val: str, minutes: float, epochs: int)
     return [
         *base,
         f"--data.test_speakers=[{test}]",
-        f"--data.val_speakers=[{val}]",
+        f"--data.val_speakers=[{val}]",  # []: a stratified share of the training speakers' clips
         f"--trainer.max_time={max_time}",
         f"--trainer.max_epochs={epochs}",
     ]
@@ -124,6 +126,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=7.0, help="training time per fold")
     parser.add_argument("--epochs", type=int, default=1000, help="at most this many epochs per fold")
     parser.add_argument("--folds", nargs="*", default=None, help="test speakers to run (default: all)")
+    parser.add_argument(
+        "--val",
+        choices=["speaker", "held-in"],
+        default="held-in",
+        help="checkpoint selection on the next speaker, or on a stratified --data.val_fraction of the training"
+        " speakers' clips (all other speakers train)",
+    )
     parser.add_argument("--out", default="runs/loso", help="runs, loso.csv and loso.md go here")
     parser.add_argument("extra", nargs="*", help="after --: more `ssmkit fit` flags for every fold")
     opts = parser.parse_args(argv)
@@ -131,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     base = [arg for c in opts.config for arg in ("--config", config_path(c))]
     base += [f"--data.root={opts.root}", *opts.extra]
-    for fold, (test, val) in enumerate(folds([c.speaker for c in find_clips(opts.root, "filename")])):
+    speakers = [c.speaker for c in find_clips(opts.root, "filename")]
+    for fold, (test, val) in enumerate(folds(speakers, opts.val == "speaker")):
         if opts.folds is not None and test not in opts.folds:
             continue
         result = fit_and_test(fold_args(base, test, val, opts.minutes, opts.epochs), out / opts.name)

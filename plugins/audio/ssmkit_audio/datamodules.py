@@ -13,8 +13,9 @@ recordings and speakers differ in loudness.
 
 Split (one rule, chosen by what is known): when every clip names its speaker and there are at least three (or
 `val_speakers` and `test_speakers` are given), by speaker (`ssmkit.data.group_split`, leave-speakers-out: by
-default the last speaker in sorted order is the test speaker and the one before it the validation speaker);
-otherwise a stratified `val_fraction` of the clips is the validation split (`stratified_split`), which then also
+default the last speaker in sorted order is the test speaker and the one before it the validation speaker;
+`val_speakers: []` trains on every speaker but the test ones and validates on a stratified `val_fraction` of their
+clips); otherwise a stratified `val_fraction` of the clips is the validation split (`stratified_split`), which then also
 serves test. `predict_path` (a file or a folder) gives unlabelled clips to `predict`; without it predict serves
 the test split.
 
@@ -59,6 +60,7 @@ class SpokenDigitsData(BaseDataModule):
         stereo: str = "mix",
         max_seconds: float = 2.0,
         normalize: bool = True,
+        trim_db: float | None = None,
         val_speakers: list[str] | None = None,
         test_speakers: list[str] | None = None,
         val_fraction: float = 0.2,
@@ -86,7 +88,10 @@ class SpokenDigitsData(BaseDataModule):
             stereo: a multi-channel file: "mix" (to mono, with one warning) or "refuse".
             max_seconds: longer clips are cut to this many seconds (also the model's longest input).
             normalize: scale each clip to peak 1.
-            val_speakers: held-out validation speakers (None: the second-last speaker in sorted order, when known).
+            trim_db: cut leading and trailing silence: the 10 ms frames more than this many dB below the clip's
+                loudest frame (`trim_silence`, on every split alike; None: keep it).
+            val_speakers: held-out validation speakers (None: the second-last speaker in sorted order, when known;
+                []: no validation speaker, val is a stratified `val_fraction` of the training speakers' clips).
             test_speakers: held-out test speakers (None: the last speaker in sorted order, when known).
             val_fraction: the stratified share of clips for validation when the split is not by speaker.
             predict_path: an audio file or folder of clips to classify (None: predict serves the test split, or val).
@@ -111,6 +116,7 @@ class SpokenDigitsData(BaseDataModule):
         self.bucket = bucket
         self.root, self.labels, self.sample_rate = root, labels, sample_rate
         self.wrong_rate, self.stereo, self.max_seconds, self.normalize = wrong_rate, stereo, max_seconds, normalize
+        self.trim_db = trim_db
         self.val_speakers, self.test_speakers, self.val_fraction = val_speakers, test_speakers, val_fraction
         self.predict_path, self.n_synthetic, self.n_speakers = predict_path, n_synthetic, n_speakers
         self.names: dict[str, list[str]] = {}
@@ -200,7 +206,10 @@ class SpokenDigitsData(BaseDataModule):
         return self.prepare(waveforms, source)
 
     def prepare(self, waveforms: list[Tensor], source: str) -> list[Tensor]:
-        """Cut each clip to `max_length` samples and (with `normalize`) scale it to peak 1 (silence stays silent)."""
+        """Trim silence (`trim_db`), cut each clip to `max_length` samples and (with `normalize`) scale it to peak 1
+        (silence stays silent)."""
+        if self.trim_db is not None:
+            waveforms = [trim_silence(w, self.sample_rate, self.trim_db) for w in waveforms]
         n_long = sum(len(w) > self.max_length for w in waveforms)
         if n_long:
             rank_zero_info(f"{source}: cut {n_long} clip(s) longer than {self.max_seconds} s to {self.max_seconds} s")
@@ -219,15 +228,51 @@ class SpokenDigitsData(BaseDataModule):
                 raise DataError("val_speakers / test_speakers given, but the file names name no speaker", source=source)
             val = self.val_speakers if self.val_speakers is not None else [known[-2]]
             test = self.test_speakers if self.test_speakers is not None else [known[-1]]
-            parts = group_split(speakers, val, test, source)
             train = sorted(set(known) - set(val) - set(test))
-            rank_zero_info(f"{source}: split by speaker: train {train}, val {list(val)}, test {list(test)}")
+            if not val:
+                parts = self.held_in_val(labels, speakers, test, source)
+                val_text = f"a stratified {self.val_fraction} of the training speakers' clips"
+            else:
+                parts, val_text = group_split(speakers, val, test, source), str(list(val))
+            rank_zero_info(f"{source}: split by speaker: train {train}, val {val_text}, test {list(test)}")
             return parts
         if self.val_speakers is not None or self.test_speakers is not None:
             raise DataError("give both val_speakers and test_speakers (or neither)", source=source)
         train, val = stratified_split(labels, self.val_fraction, self.seed)
         rank_zero_info(f"{source}: {len(known) or 'unknown'} speaker(s): a stratified {self.val_fraction} is val")
         return {"train": train, "val": val}
+
+    def held_in_val(
+        self, labels: np.ndarray, speakers: list[str | None], test: list[str], source: str
+    ) -> dict[str, np.ndarray]:
+        """`val_speakers: []`: test holds the `test` speakers' clips, val a stratified `val_fraction` of the other
+        speakers' clips (so every speaker but the test ones is trained on), train the rest."""
+        if not test:
+            raise DataError("val_speakers is empty, so test_speakers must name at least one speaker", source=source)
+        in_test = np.isin(np.asarray(speakers, dtype=object), list(test))
+        unknown = sorted(set(test) - set(speakers))
+        if unknown:
+            raise DataError(f"groups {unknown} do not occur (found: {sorted(set(speakers))})", source=source)
+        if in_test.all():
+            raise DataError(f"no samples for split(s) ['train'] (test speakers {list(test)})", source=source)
+        held = np.flatnonzero(~in_test)
+        train, val = stratified_split(labels[held], self.val_fraction, self.seed)
+        return {"train": held[train], "val": held[val], "test": np.flatnonzero(in_test)}
+
+
+def trim_silence(waveform: Tensor, sample_rate: int, top_db: float, frame_ms: float = 10.0) -> Tensor:
+    """waveform (L,) without its leading and trailing 10 ms frames whose RMS lies more than `top_db` dB below the
+    loudest frame's (one frame of margin kept on each side); a silent clip is returned as it is."""
+    frame = max(1, round(sample_rate * frame_ms / 1000))
+    n = len(waveform) // frame
+    if n < 3:
+        return waveform
+    rms = waveform[: n * frame].reshape(n, frame).square().mean(1).sqrt()
+    loud = torch.nonzero(rms > rms.max() * 10 ** (-top_db / 20)).flatten()
+    if not len(loud) or float(rms.max()) == 0:
+        return waveform
+    start, end = max(0, int(loud[0]) - 1) * frame, min(n, int(loud[-1]) + 2) * frame
+    return waveform[start : end if end < n * frame else len(waveform)]
 
 
 def read_waveforms(paths: list[Path], sample_rate: int, wrong_rate: str, stereo: str, source: str) -> list[Tensor]:

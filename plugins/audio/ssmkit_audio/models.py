@@ -1,10 +1,12 @@
 """The pieces of the audio classifiers, each taking `lengths` so that right padding never reaches a valid output:
 a clip in a padded batch gives the logits it gives alone (tests/plugins/audio prove it).
 
-- `LogMel`: waveforms -> log-mel frames, mean-normalised per clip and mel band over its own frames (CMN).
+- `LogMel`: waveforms -> log-mel frames, normalised per clip and mel band over its own frames (CMN or CMVN), with
+  SpecAugment-style masking in training.
 - `StagedSSM`: `SequenceBackbone` stages over a sequence (raw samples or frames), average-pooled in time by
   `pools[i]` between stage i and i + 1 (SaShiMi's / S4's down-pooling, here for the CPU budget).
-- `LogMelCNN`: the baseline, 3x3 convolutions with ReLU and 2x2 max-pooling over (mel, frame), averaged over mel.
+- `LogMelCNN`: the baseline, 3x3 convolutions with ReLU and 2x2 max-pooling over (mel, frame).
+- `ConvStem`: a learned strided convolution that turns raw samples into frames for the SSM stages.
 """
 
 from __future__ import annotations
@@ -40,15 +42,33 @@ def pool_time(x: Tensor, lengths: Tensor, factor: int) -> tuple[Tensor, Tensor]:
     return x.reshape(b, -1, factor, d).mean(2), (lengths + factor - 1) // factor
 
 
+LOGMEL_NORMS = ("mean", "meanvar")
+
+
 class LogMel(nn.Module):
     """waveforms (B, L), lengths (B,) -> log-mel frames (B, T, n_mels), frame lengths (B,): `window_ms` Hann windows
-    every `hop_ms` (T = L // hop + 1), zero-padded at the ends (so a clip's frames do not depend on the batch)."""
+    every `hop_ms` (T = L // hop + 1), zero-padded at the ends (so a clip's frames do not depend on the batch).
+    Each clip's bands are normalised over its own frames: `norm` "mean" (CMN) or "meanvar" (CMVN: also to unit
+    variance). In training, `masks` > 0 applies SpecAugment's masking to each clip: `masks` bands of up to
+    `MASK_BANDS` adjacent mel bands and `masks` spans of up to `MASK_FRAMES` frames are set to 0 (the mean)."""
 
-    def __init__(self, sample_rate: int, n_mels: int = 40, window_ms: float = 32.0, hop_ms: float = 10.0) -> None:
+    MASK_BANDS, MASK_FRAMES = 6, 8
+
+    def __init__(
+        self,
+        sample_rate: int,
+        n_mels: int = 40,
+        window_ms: float = 32.0,
+        hop_ms: float = 10.0,
+        norm: str = "mean",
+        masks: int = 0,
+    ) -> None:
         super().__init__()
+        if norm not in LOGMEL_NORMS:
+            raise ValueError(f"norm must be one of {LOGMEL_NORMS}, got {norm!r}")
         n_fft = round(sample_rate * window_ms / 1000)
         self.hop = round(sample_rate * hop_ms / 1000)
-        self.n_mels = n_mels
+        self.n_mels, self.norm, self.masks = n_mels, norm, masks
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate, n_fft=n_fft, hop_length=self.hop, n_mels=n_mels, pad_mode="constant"
         )
@@ -57,8 +77,53 @@ class LogMel(nn.Module):
         frames = torch.log(self.mel(mask_time(waveforms, lengths)) + 1e-6).transpose(1, 2)
         lengths = lengths // self.hop + 1
         valid = mask_time(torch.ones_like(frames[..., :1]), lengths)
-        mean = (frames * valid).sum(1, keepdim=True) / lengths[:, None, None]
-        return (frames - mean) * valid, lengths
+        count = lengths[:, None, None].to(frames.dtype)
+        frames = (frames - (frames * valid).sum(1, keepdim=True) / count) * valid
+        if self.norm == "meanvar":
+            frames = frames / ((frames.square().sum(1, keepdim=True) / count).sqrt() + 1e-3)
+        if self.training and self.masks:
+            frames = self.spec_augment(frames, lengths)
+        return frames, lengths
+
+    def spec_augment(self, frames: Tensor, lengths: Tensor) -> Tensor:
+        """frames (B, T, n_mels) with `masks` random mel bands and time spans of each clip set to 0."""
+        b, t, n = frames.shape
+        keep = torch.ones_like(frames, dtype=torch.bool)
+        for _ in range(self.masks):
+            keep &= span_mask(n, n, self.MASK_BANDS, b, frames.device)[:, None, :]
+            keep &= span_mask(t, lengths, self.MASK_FRAMES, b, frames.device)[:, :, None]
+        return frames * keep
+
+
+def span_mask(size: int, extent: Tensor | int, max_width: int, batch: int, device: torch.device) -> Tensor:
+    """(batch, size) bool, False on one random span per row: width uniform in [0, max_width], start uniform so that
+    the span lies inside the row's first `extent` positions (an int, or (batch,) per row)."""
+    extent = torch.as_tensor(extent, device=device).expand(batch)
+    width = torch.minimum(torch.randint(0, max_width + 1, (batch,), device=device), extent)
+    start = (torch.rand(batch, device=device) * (extent - width + 1)).floor().long()
+    index = torch.arange(size, device=device)[None]
+    return ~((index >= start[:, None]) & (index < (start + width)[:, None]))
+
+
+class ConvStem(nn.Module):
+    """samples (B, L, 1), lengths -> frames (B, ceil(L / stride), channels), lengths': a learned strided convolution
+    (kernel 2 * stride, stride `stride`: frame t reads samples [(t - 1) stride, (t + 1) stride)), then GELU. The
+    SSM stages then read `sample_rate / stride` frames per second instead of every sample. Padding is zeroed
+    before and after, so a clip's frames do not depend on the batch."""
+
+    def __init__(self, channels: int, stride: int) -> None:
+        super().__init__()
+        if channels < 1 or stride < 2:
+            raise ValueError(f"a stem needs channels >= 1 and stride >= 2, got {channels} and {stride}")
+        self.stride = stride
+        self.conv = nn.Conv1d(1, channels, 2 * stride, stride)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        s = self.stride
+        x = mask_time(x, lengths)[..., 0]
+        x = F.pad(x, (s, -x.shape[1] % s))
+        lengths = (lengths + s - 1) // s
+        return mask_time(F.gelu(self.conv(x[:, None])).transpose(1, 2), lengths), lengths
 
 
 class StagedSSM(nn.Module):
@@ -93,14 +158,17 @@ class StagedSSM(nn.Module):
 
 
 class LogMelCNN(nn.Module):
-    """log-mel frames (B, T, n_mels), lengths -> (B, T', channels[-1]), lengths' with T' = T / 2^len(channels)
-    (rounded up): per block a 3x3 convolution, ReLU, padding zeroed, 2x2 max-pooling; then the mean over mel."""
+    """log-mel frames (B, T, n_mels), lengths -> (B, T', d_model), lengths' with T' = T / 2^len(channels) (rounded
+    up): per block a 3x3 convolution, ReLU, padding zeroed, 2x2 max-pooling. Then, per frame, the last block's
+    channels at every remaining band side by side (`keep_bands`, d_model = channels[-1] * n_mels / 2^len(channels),
+    rounded up: where in frequency a pattern lies is kept), or their mean over bands (d_model = channels[-1])."""
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64)) -> None:
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), n_mels: int = 40, keep_bands: bool = False) -> None:
         super().__init__()
         widths = [1, *channels]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:], strict=True))
-        self.d_model = widths[-1]
+        self.keep_bands = keep_bands
+        self.d_model = widths[-1] * (math.ceil(n_mels / 2 ** len(channels)) if keep_bands else 1)
 
     def forward(self, frames: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         h = frames.transpose(1, 2)[:, None]  # (B, 1, n_mels, T)
@@ -108,4 +176,5 @@ class LogMelCNN(nn.Module):
             # after ReLU every value is >= 0, so the zeroed padding never wins a max-pool window of a valid frame
             h = F.max_pool2d(mask_time(F.relu(conv(h)), lengths, dim=3), 2, ceil_mode=True)
             lengths = (lengths + 1) // 2
-        return h.mean(2).transpose(1, 2), lengths
+        h = h.flatten(1, 2) if self.keep_bands else h.mean(2)  # (B, C * bands or C, T')
+        return h.transpose(1, 2), lengths

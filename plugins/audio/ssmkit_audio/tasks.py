@@ -37,7 +37,7 @@ from ssmkit_audio.discriminator import (
     feature_matching_loss,
     generator_loss,
 )
-from ssmkit_audio.models import LogMel, LogMelCNN, StagedSSM
+from ssmkit_audio.models import ConvStem, LogMel, LogMelCNN, StagedSSM
 from ssmkit_audio.perceptual import perceptual_scores
 from ssmkit_audio.plots import plot_clips
 from ssmkit_audio.sashimi import SashimiLM, max_pole_modulus
@@ -65,7 +65,12 @@ class SpokenDigitClassifier(ClassificationTask):
         pools: list[int] | None = None,
         expand: int = 1,
         n_mels: int = 40,
+        logmel_norm: str = "mean",
+        spec_masks: int = 0,
+        stem_stride: int = 1,
+        stem_channels: int = 32,
         cnn_channels: list[int] | None = None,
+        cnn_keep_bands: bool = False,
         pooling: str = "mean",
         head_dropout: float = 0.0,
         **kwargs: Any,
@@ -82,8 +87,18 @@ class SpokenDigitClassifier(ClassificationTask):
             pools: average-pooling factors in time between the SSM stages, one per extra stage (None: one stage).
             expand: each SSM stage is this many times as wide as the one before.
             n_mels: mel bands per log-mel frame (features "logmel").
+            logmel_norm: per-clip normalisation of each mel band over the clip's frames: "mean" (CMN) or
+                "meanvar" (CMVN).
+            spec_masks: SpecAugment in training (features "logmel"): this many random mel-band and time masks per
+                clip (0: none).
+            stem_stride: features "raw": a learned strided convolution (`ConvStem`, kernel 2 x stride) turns the
+                samples into frames every `stem_stride` samples for the SSM stages (1: no stem, one sample per step).
+            stem_channels: the stem's output channels (stem_stride > 1).
             cnn_channels: the CNN's output channels per convolution block (None: 16, 32, 64).
-            pooling: how the head pools over time: "mean" (valid steps), "last" (last valid step) or "cls" (step 0).
+            cnn_keep_bands: the CNN's frames keep the remaining mel bands side by side (False: their mean, as
+                checkpoints from before this setting; `cnn.yaml` sets it).
+            pooling: how the head pools over time: "mean" (valid steps), "meanmax" (their mean and maximum side by
+                side), "last" (last valid step) or "cls" (step 0).
             head_dropout: dropout before the linear head.
         """
         super().__init__(n_classes=n_classes, **kwargs)
@@ -93,18 +108,25 @@ class SpokenDigitClassifier(ClassificationTask):
         if model == "cnn" and features != "logmel":
             raise ValueError("the CNN baseline reads log-mel frames: set features: logmel")
         self.sample_rate = sample_rate
-        self.logmel = LogMel(sample_rate, n_mels) if features == "logmel" else None
+        self.logmel = LogMel(sample_rate, n_mels, norm=logmel_norm, masks=spec_masks) if features == "logmel" else None
+        self.stem = ConvStem(stem_channels, stem_stride) if features == "raw" and stem_stride > 1 else None
         if model == "cnn":
-            self.encoder: StagedSSM | LogMelCNN = LogMelCNN(cnn_channels or (16, 32, 64))
+            self.encoder: StagedSSM | LogMelCNN = LogMelCNN(cnn_channels or (16, 32, 64), n_mels, cnn_keep_bands)
+        elif self.logmel is not None:
+            self.encoder = StagedSSM(backbone, n_mels, pools or [], max_length // self.logmel.hop + 1, expand)
+        elif self.stem is not None:
+            steps = math.ceil(max_length / stem_stride)
+            self.encoder = StagedSSM(backbone, stem_channels, pools or [], steps, expand)
         else:
-            steps = max_length if self.logmel is None else max_length // self.logmel.hop + 1
-            self.encoder = StagedSSM(backbone, 1 if self.logmel is None else n_mels, pools or [], steps, expand)
+            self.encoder = StagedSSM(backbone, 1, pools or [], max_length, expand)
         self.head = ClassificationHead(self.encoder.d_model, n_classes, pooling, head_dropout)
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
         """waveforms (B, L) right-padded, lengths (B,) -> logits (B, n_classes)."""
         if self.logmel is None:
             x = waveforms[..., None]  # (B, L, 1): one sample per step
+            if self.stem is not None:
+                x, lengths = self.stem(x, lengths)  # (B, L / stem_stride, stem_channels)
         else:
             x, lengths = self.logmel(waveforms, lengths)  # (B, T, n_mels)
         h, lengths = self.encoder(x, lengths)

@@ -118,7 +118,10 @@ def test_pooling_and_heads():
     assert pool(h, "last", lengths).tolist() == [[4.0, 5.0], [8.0, 9.0]]
     assert pool(h, "mean", lengths).tolist() == [[2.0, 3.0], [7.0, 8.0]]
     assert pool(h, "cls").tolist() == [[0.0, 1.0], [6.0, 7.0]]
+    assert pool(h, "meanmax", lengths).tolist() == [[2.0, 3.0, 4.0, 5.0], [7.0, 8.0, 8.0, 9.0]]  # max of valid ones
+    assert pool(h, "meanmax").tolist() == [[2.0, 3.0, 4.0, 5.0], [8.0, 9.0, 10.0, 11.0]]
     assert ClassificationHead(2, 4, "last")(h, lengths).shape == (2, 4)
+    assert ClassificationHead(2, 4, "meanmax")(h, lengths).shape == (2, 4)
     with pytest.raises(ValueError, match="pooling must be one of"):
         ClassificationHead(2, 4, "max")
 

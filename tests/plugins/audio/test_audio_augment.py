@@ -110,6 +110,8 @@ def test_loso_folds_rotate_the_validation_speaker_and_the_table_averages():
     ]
     with pytest.raises(ValueError, match=">= 3 speakers"):
         loso.folds(["a", "b"])
+    assert loso.folds(["b", "a"], val_speaker=False) == [("a", ""), ("b", "")]  # val: the training speakers' clips
+    assert "--data.val_speakers=[]" in loso.fold_args([], "a", "", 1, 2)
     args = loso.fold_args(["--config", "x.yaml"], "theo", "george", 7.5, 20)
     assert "--data.test_speakers=[theo]" in args and "--trainer.max_time=00:00:07:30" in args
     rows = [

@@ -10,7 +10,7 @@ import torch
 
 from ssmkit.data import DataError
 from ssmkit_audio.augment import AugmentedClips, LengthBatches
-from ssmkit_audio.datamodules import MuLawWindowsData, SpokenDigitsData
+from ssmkit_audio.datamodules import MuLawWindowsData, SpokenDigitsData, trim_silence
 from ssmkit_audio.synthetic import synthetic_digits, words
 
 SAMPLES = Path(__file__).parents[3] / "data" / "audio" / "fsdd"
@@ -81,6 +81,34 @@ def test_speaker_split_defaults_and_named_speakers(tmp_path):
         SpokenDigitsData(str(root), val_speakers=["ann"], test_speakers=["bob", "cat"]).setup("fit")
     with pytest.raises(DataError, match=r"groups \['dan'\] do not occur"):
         SpokenDigitsData(str(root), val_speakers=["dan"], test_speakers=["cat"]).setup("fit")
+
+
+def test_no_validation_speaker_validates_on_the_training_speakers_clips(tmp_path):
+    root = speaker_folder(tmp_path / "clips", digits=(0, 1, 2))
+    data = SpokenDigitsData(str(root), val_speakers=[], test_speakers=["cat"], val_fraction=0.25)
+    data.setup("fit")
+    data.setup("test")
+    speakers = {split: sorted({n.split("_")[1] for n in data.item_names(split)}) for split in ("train", "val", "test")}
+    assert speakers["test"] == ["cat"] and speakers["train"] == ["ann", "bob"]
+    assert set(speakers["val"]) <= {"ann", "bob"}
+    names = {split: set(data.item_names(split)) for split in ("train", "val", "test")}
+    assert not names["train"] & names["val"] and len(names["train"] | names["val"]) == 12  # ann's and bob's clips
+    assert sorted(label for _, label in data.datasets["val"]) == [0, 1, 2]  # stratified: one clip per digit
+    with pytest.raises(DataError, match=r"groups \['dan'\] do not occur"):
+        SpokenDigitsData(str(root), val_speakers=[], test_speakers=["dan"]).setup("fit")
+    with pytest.raises(DataError, match=r"no samples for split\(s\) \['train'\]"):
+        SpokenDigitsData(str(root), val_speakers=[], test_speakers=["ann", "bob", "cat"]).setup("fit")
+    with pytest.raises(DataError, match="test_speakers must name at least one speaker"):
+        SpokenDigitsData(str(root), val_speakers=[], test_speakers=[]).setup("fit")
+
+
+def test_trim_silence_cuts_quiet_ends_only():
+    tone = torch.sin(torch.arange(800) * 0.3)  # 0.1 s at 8 kHz
+    clip = torch.cat([1e-4 * torch.ones(400), tone, torch.zeros(1200)])  # 50 ms hum before, 150 ms silence after
+    trimmed = trim_silence(clip, 8000, top_db=30)
+    assert len(trimmed) == 80 + 800 + 80  # the tone and one 10 ms frame of margin on each side
+    assert torch.equal(trim_silence(clip, 8000, top_db=100), clip[: 400 + 800 + 80])  # the hum is within 100 dB
+    assert torch.equal(trim_silence(torch.zeros(500), 8000, top_db=30), torch.zeros(500))  # silence stays
 
 
 def test_wrong_rate_and_stereo_warn_once_or_are_refused(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ssmkit.models import BackboneConfig
-from ssmkit_audio.models import LogMel, StagedSSM, pool_time
+from ssmkit_audio.models import ConvStem, LogMel, LogMelCNN, StagedSSM, pool_time
 from ssmkit_audio.tasks import SpokenDigitClassifier
 
 LENGTHS = torch.tensor([700, 333, 517])
@@ -14,7 +14,17 @@ VARIANTS = {
     "raw-mamba": dict(backbone={"d_model": 4, "n_layers": 1, "mixer": "mamba", "mixer_kwargs": {"d_state": 4}}),
     "raw-s4": dict(backbone={"d_model": 4, "n_layers": 1, "mixer": "s4", "mixer_kwargs": {"d_state": 4}}),
     "logmel-s4d": dict(features="logmel", n_mels=8, pools=[], backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"}),
-    "cnn": dict(model="cnn", features="logmel", n_mels=8, cnn_channels=[4, 4]),
+    "raw-stem-s4d": dict(
+        stem_stride=4, stem_channels=3, backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d", "mixer_kwargs": {}}
+    ),
+    "logmel-cmvn-s4d": dict(
+        features="logmel", logmel_norm="meanvar", n_mels=8, pools=[], backbone={"d_model": 4, "mixer": "s4d"}
+    ),
+    "raw-stem-s4d-meanmax": dict(
+        stem_stride=4, stem_channels=3, pooling="meanmax", backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"}
+    ),
+    "cnn": dict(model="cnn", features="logmel", n_mels=8, cnn_channels=[4, 4], cnn_keep_bands=True),
+    "cnn-mean-bands": dict(model="cnn", features="logmel", n_mels=8, cnn_channels=[4, 4]),
 }
 
 
@@ -75,3 +85,28 @@ def test_bad_settings_are_refused():
         classifier(model="rnn")
     with pytest.raises(ValueError, match="pools and expand must be >= 1"):
         StagedSSM(None, 1, [0], 100)
+
+
+def test_logmel_cmvn_gives_each_band_unit_variance_and_masks_only_in_training():
+    logmel = LogMel(8000, n_mels=16, norm="meanvar", masks=2)
+    waveforms, lengths = torch.randn(4, 1600), torch.tensor([1600, 800, 1600, 1200])
+    frames, frame_lengths = logmel.eval()(waveforms, lengths)
+    assert torch.allclose(frames[1, :11].square().mean(0), torch.ones(16), atol=1e-2)
+    torch.manual_seed(0)
+    masked, _ = logmel.train()(waveforms, lengths)
+    zeroed = (masked == 0) & (frames != 0)
+    assert zeroed.any() and bool((masked[~zeroed] == frames[~zeroed]).all())  # masking only sets values to 0
+    assert bool((masked[1, 11:] == 0).all())  # padding stays zero
+    with pytest.raises(ValueError, match="norm must be one of"):
+        LogMel(8000, norm="max")
+
+
+def test_stem_and_cnn_shapes():
+    stem = ConvStem(5, 8)
+    h, lengths = stem(torch.randn(2, 100, 1), torch.tensor([100, 17]))
+    assert h.shape == (2, 13, 5) and lengths.tolist() == [13, 3] and bool((h[1, 3:] == 0).all())
+    with pytest.raises(ValueError, match="stride >= 2"):
+        ConvStem(4, 1)
+    frames = torch.randn(2, 21, 40)
+    assert LogMelCNN((4, 8, 6), 40, keep_bands=True)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6 * 5)
+    assert LogMelCNN((4, 8, 6), 40)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6)
