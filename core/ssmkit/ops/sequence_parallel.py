@@ -40,7 +40,7 @@ class SequenceSplit:
     group: dist.ProcessGroup | None = None
 
     def start(self, chunk: int) -> int:
-        """The global position of this rank's first, when each rank holds `chunk` positions."""
+        """The global position of this rank's first position, when each rank holds `chunk` positions."""
         return dist.get_rank(self.group) * chunk
 
     def total(self, chunk: int) -> int:
