@@ -45,7 +45,8 @@ def group_split(
     groups: Sequence[str], val_groups: Sequence[str], test_groups: Sequence[str], source: str
 ) -> dict[str, np.ndarray]:
     """Indices of the samples whose group (subject, speaker, patient) is in `val_groups`, `test_groups`, or
-    neither ("train"). Every named group must occur, and every split must get samples."""
+    neither ("train"). Every named group must occur, and every split must get samples (val may be left empty by
+    giving no val groups, for a caller that validates on a share of the training groups' samples)."""
     groups = np.asarray(groups)
     unknown = sorted((set(val_groups) | set(test_groups)) - set(groups.tolist()))
     if unknown:
@@ -58,7 +59,7 @@ def group_split(
         "val": np.flatnonzero(in_val),
         "test": np.flatnonzero(in_test),
     }
-    empty = [name for name, idx in parts.items() if not len(idx)]
+    empty = [name for name, idx in parts.items() if not len(idx) and (name != "val" or val_groups)]
     if empty:
         raise DataError(f"no samples for split(s) {empty} (check the val / test groups)", source=source)
     return parts

@@ -249,15 +249,10 @@ class SpokenDigitsData(BaseDataModule):
         speakers' clips (so every speaker but the test ones is trained on), train the rest."""
         if not test:
             raise DataError("val_speakers is empty, so test_speakers must name at least one speaker", source=source)
-        in_test = np.isin(np.asarray(speakers, dtype=object), list(test))
-        unknown = sorted(set(test) - set(speakers))
-        if unknown:
-            raise DataError(f"groups {unknown} do not occur (found: {sorted(set(speakers))})", source=source)
-        if in_test.all():
-            raise DataError(f"no samples for split(s) ['train'] (test speakers {list(test)})", source=source)
-        held = np.flatnonzero(~in_test)
+        parts = group_split(speakers, [], test, source)
+        held = parts["train"]
         train, val = stratified_split(labels[held], self.val_fraction, self.seed)
-        return {"train": held[train], "val": held[val], "test": np.flatnonzero(in_test)}
+        return {"train": held[train], "val": held[val], "test": parts["test"]}
 
 
 def trim_silence(waveform: Tensor, sample_rate: int, top_db: float, frame_ms: float = 10.0) -> Tensor:

@@ -32,3 +32,5 @@ def test_group_split_by_subject():
         group_split(groups, ["s2"], ["s2", "s3"], "imu")
     with pytest.raises(DataError, match=r"no samples for split\(s\) \['train'\]"):
         group_split(["a", "b"], ["a"], ["b"], "imu")
+    no_val = group_split(groups, [], ["s3"], "imu")  # no val groups: val is the caller's to fill
+    assert {k: v.tolist() for k, v in no_val.items()} == {"train": [0, 1, 2, 4], "val": [], "test": [3]}
