@@ -12,6 +12,7 @@ once and cannot disagree.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +20,7 @@ from typing import Any, ClassVar
 import lightning as L
 import torch
 import torch.distributed as dist
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
@@ -51,6 +53,7 @@ class TaskModule(L.LightningModule):
         warmup_steps: int = 100,
         min_lr_ratio: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.95),
+        lr_schedule_by: str = "steps",
     ) -> None:
         """AdamW with linear warm-up then cosine decay (see `ssmkit.train.optim`).
 
@@ -60,14 +63,20 @@ class TaskModule(L.LightningModule):
             warmup_steps: optimiser steps of linear warm-up from zero.
             min_lr_ratio: the cosine decay ends at lr * min_lr_ratio.
             betas: AdamW's moment coefficients.
+            lr_schedule_by: "steps": the cosine spans the fit's steps (max_epochs / max_steps); "time": it also follows
+                the share of `--trainer.max_time` used (whichever is further along), so a run that stops on its time
+                budget ends decayed. Wall time makes the schedule differ between reruns.
         """
         super().__init__()
+        if lr_schedule_by not in ("steps", "time"):
+            raise ValueError(f"lr_schedule_by is 'steps' or 'time', not {lr_schedule_by!r}")
         self.optim_config = {
             "lr": lr,
             "weight_decay": weight_decay,
             "warmup_steps": warmup_steps,
             "min_lr_ratio": min_lr_ratio,
             "betas": tuple(betas),
+            "lr_schedule_by": lr_schedule_by,
         }
 
     @staticmethod
@@ -186,4 +195,15 @@ class TaskModule(L.LightningModule):
         # gives a loader its saved position only when it builds it after that: drop it, so the fit loop builds it
         # again and a run resumed mid-epoch sees the batches an uninterrupted run would.
         self.trainer.fit_loop._combined_loader = None
-        return opt, warmup_cosine(opt, min(c["warmup_steps"], total), total, c["min_lr_ratio"])
+        elapsed = self.time_budget_used() if c["lr_schedule_by"] == "time" else None
+        return opt, warmup_cosine(opt, min(c["warmup_steps"], total), total, c["min_lr_ratio"], elapsed)
+
+    def time_budget_used(self) -> Callable[[], float]:
+        """A function giving the share of `--trainer.max_time` the fit has used (Lightning's Timer, whose state a
+        resumed run restores). Raises ValueError when no max_time is set."""
+        timer = next((cb for cb in self.trainer.callbacks if isinstance(cb, Timer)), None)
+        if timer is None or timer.time_remaining("train") is None:
+            raise ValueError("lr_schedule_by 'time' needs a time budget: set --trainer.max_time")
+        return lambda: (
+            timer.time_elapsed("train") / max(1e-9, timer.time_elapsed("train") + timer.time_remaining("train"))
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -33,14 +34,30 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float) -> list[dict]
 
 
 def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.1
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr_ratio: float = 0.1,
+    elapsed: Callable[[], float] | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up from 0 over `warmup_steps`, then cosine decay to `min_lr_ratio` at `total_steps`."""
+    """Linear warm-up from 0 over `warmup_steps`, then cosine decay to `min_lr_ratio` at `total_steps`.
+
+    Args:
+        optimizer: the optimiser whose learning rates are scaled.
+        warmup_steps: steps of linear warm-up.
+        total_steps: the step at which the decay ends.
+        min_lr_ratio: the final share of the learning rate.
+        elapsed: the share of a training budget used so far, in [0, 1] (a time budget: see `TaskModule`'s
+            `lr_schedule_by`); the decay then follows whichever of it and the steps is further along, so a run that
+            stops on its budget still ends at `min_lr_ratio`.
+    """
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        if elapsed is not None:
+            progress = max(progress, min(1.0, elapsed()))
         return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -35,6 +35,46 @@ def test_warmup_then_cosine():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))
 
 
+def test_the_decay_follows_a_budget_when_it_is_further_along_than_the_steps():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    used = [0.0]
+    sched = warmup_cosine(opt, warmup_steps=2, total_steps=1002, min_lr_ratio=0.1, elapsed=lambda: used[0])
+    cosine = lambda progress: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))  # noqa: E731
+    for share in (0.0, 0.0, 0.25, 0.5, 1.0, 2.0):  # the first two steps warm up, whatever the budget says
+        used[0] = share
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)  # the budget ran out (and past it): fully decayed
+    used[0] = 0.5
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(cosine(0.5))  # 7 of 1,000 steps, half the budget
+
+
+def test_a_time_schedule_decays_over_max_time(monkeypatch):
+    """`lr_schedule_by="time"` reads Lightning's Timer (the callback `--trainer.max_time` adds): half the time used is
+    half the cosine, though few steps have run; without a max_time it is refused by name."""
+    from lightning.pytorch.callbacks import Timer
+
+    timer = Timer(duration={"seconds": 100})
+    clock = {"train": 0.0}
+    monkeypatch.setattr(timer, "time_elapsed", lambda stage="train": clock[stage])
+    task = TaskModule(lr=1.0, warmup_steps=1, min_lr_ratio=0.0, lr_schedule_by="time")
+    task._trainer = SimpleNamespace(
+        estimated_stepping_batches=10**6, fit_loop=SimpleNamespace(_combined_loader=[]), callbacks=[timer]
+    )
+    task.layer = torch.nn.Linear(2, 2)
+    opt, sched = task.optimizer_for(task)
+    clock["train"] = 50.0
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5, abs=1e-4)
+    task._trainer.callbacks = []
+    with pytest.raises(ValueError, match="max_time"):
+        task.optimizer_for(task)
+    with pytest.raises(ValueError, match="lr_schedule_by"):
+        TaskModule(lr_schedule_by="epochs")
+
+
 def test_a_task_builds_one_optimiser_per_network():
     """`TaskModule.optimizer_for`: AdamW over one network's parameters (a GAN's generator, its discriminator) with the
     warm-up + cosine schedule over the fit's steps; `configure_optimizers` is the same over the whole task."""
