@@ -21,12 +21,13 @@ from ssmkit_rl.plots import plot_learning_curves, plot_trial_returns
 
 
 def label(config: dict) -> str:
-    """ "s5 x2 (d_model 32)", "gru 32", ... from a run's resolved config."""
-    model = config["model"]
+    """ "s5 x2 (d_model 32)", "gru 32", "s5 x2 (d_model 32) seed 1", ... from a run's resolved config."""
+    model, seed = config["model"], config.get("seed_everything")
+    suffix = f" seed {seed}" if seed else ""
     if model["agent"] != "ssm":
-        return f"{model['agent']} {model['hidden']}"
+        return f"{model['agent']} {model['hidden']}{suffix}"
     backbone = model["backbone"]
-    return f"{backbone['mixer']} x{backbone['n_layers']} (d_model {backbone['d_model']})"
+    return f"{backbone['mixer']} x{backbone['n_layers']} (d_model {backbone['d_model']}){suffix}"
 
 
 def read_columns(path: Path) -> dict[str, list[float]]:
@@ -72,7 +73,7 @@ def trials_table(runs: list[Path]) -> dict[str, list[float]]:
     for run in runs:
         name = label(yaml.safe_load((run / "config.yaml").read_text()))
         for source, returns in trial_returns(run).items():
-            rows.append([name, source, *(f"{r:.1f}" for r in returns), f"{returns[-1] - returns[0]:+.1f}"])
+            rows.append([name, source, *(f"{r:.3f}" for r in returns), f"{returns[-1] - returns[0]:+.3f}"])
             if source.startswith("val"):
                 lines[name] = returns
     if rows:

@@ -8,8 +8,9 @@ Vector environments are gymnasium's `SyncVectorEnv` with same-step autoreset: th
 `terminated | truncated` is already the first one of the next episode, so a rollout holds episodes back to back
 and the step after a done starts a new episode (what the agent's resets mark).
 
-The meta-RL task of the S5 paper (`ssmkit_rl.meta_rl`) is registered here as `MetaCartPole-v0` (CartPole-v1) and
-`MetaPendulum-v0` (Pendulum-v1, rewards scaled by 0.1); `--data.env_kwargs '{n_trials: 8}'` sets its options.
+The meta-RL task of the S5 paper (`ssmkit_rl.meta_rl`) is registered here as `MetaStatelessCartPole-v0`
+(popjaxrl's: CartPole-v1's positions projected to 4), `MetaCartPole-v0` (the full state projected, actions permuted)
+and `MetaPendulum-v0` (Pendulum-v1, rewards scaled by 0.1); `--data.env_kwargs '{n_trials: 8}'` sets its options.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ POPGYM_PREFIX = "popgym-"
 ALIASES = {f"StatelessCartPole{level}": f"PositionOnlyCartPole{level}" for level in ("", "Easy", "Medium", "Hard")}
 META_RL_ENVS = {
     "MetaCartPole-v0": {"env_id": "CartPole-v1"},
+    # popjaxrl's NoisyStatelessMetaCartPole (noise 0): the positions (x, theta) projected to 4, actions as they are
+    "MetaStatelessCartPole-v0": {"env_id": "CartPole-v1", "observe": [0, 2], "d_proj": 4, "project_actions": False},
     "MetaPendulum-v0": {"env_id": "Pendulum-v1", "reward_scale": 0.1},
 }
 for _name, _kwargs in META_RL_ENVS.items():

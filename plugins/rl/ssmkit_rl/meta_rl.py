@@ -1,19 +1,24 @@
 """The meta-RL task of the S5 paper (Lu et al., 2023, popjaxrl's `MetaCartPole`): trials of a classic-control
 environment seen through a random linear projection drawn per episode.
 
-`MetaRLEnv` is a gymnasium environment; `envs.py` registers it as `MetaCartPole-v0` (CartPole-v1) and
-`MetaPendulum-v0` (Pendulum-v1), so `--data.env_id MetaCartPole-v0` runs it in the `ppo` task.
+`MetaRLEnv` is a gymnasium environment; `envs.py` registers it as `MetaStatelessCartPole-v0` (popjaxrl's
+`NoisyStatelessMetaCartPole` without noise: CartPole-v1's positions x, theta projected to 4, actions as they are),
+`MetaCartPole-v0` (the full state projected, actions permuted) and `MetaPendulum-v0` (Pendulum-v1), so
+`--data.env_id MetaStatelessCartPole-v0` runs it in the `ppo` task.
 
 - An episode is `n_trials` trials of the inner environment. A trial ends when the inner episode does (CartPole:
   the pole falls, or `max_trial_steps`; Pendulum: `max_trial_steps`); the next trial starts at once in the same
   episode, from the same initial state when `same_start` (popjaxrl resets every trial to the episode's first
   state) or from a fresh one. The episode ends (`terminated`) with the last trial, so the agent's memory, which
   restarts only at episode ends, is carried across trials.
-- Per episode, drawn from the environment's seeded generator: an orthogonal matrix W (d_obs x d_obs) that the
-  observation is multiplied by, and an action map: a permutation of a Discrete action space's actions, or an
+- Per episode, drawn from the environment's seeded generator: a matrix W (d_proj x d_kept) with orthonormal
+  columns that the observation's kept components (`observe`, divided by `obs_scale`) are multiplied by (d_proj =
+  d_kept: an orthogonal matrix), and an action map: a permutation of a Discrete action space's actions, or an
   orthogonal matrix M that a Box action is multiplied by before clipping to the bounds (for Pendulum's one torque:
-  a sign flip). The agent cannot act well before it has learnt the episode's W and M from what it sees.
-- Observation (d_obs + 1,): W o, then a flag that is 1 at a trial's first step. The agent adds the previous
+  a sign flip). The agent cannot act well before it has learnt the episode's W and M from what it sees. For
+  CartPole the action permutation adds nothing: the dynamics are mirror-symmetric (f(-s, swapped a) = -f(s, a)),
+  so permuted actions under W are the task of -W, which is drawn as often.
+- Observation (d_proj + 1,): W o, then a flag that is 1 at a trial's first step. The agent adds the previous
   action and reward itself; they continue across trial boundaries and are zero only at an episode's first step.
 - Reward: the inner reward times `reward_scale` (Pendulum's -16..0 per step is large for PPO's value head).
 - Info at the episode's last step: `trial_returns` (n_trials,), the (scaled) return of each trial; the vector
@@ -29,9 +34,10 @@ import numpy as np
 from gymnasium import spaces
 
 
-def orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random orthogonal (n, n) matrix, uniform over the orthogonal group (QR of a Gaussian, signs fixed)."""
-    q, r = np.linalg.qr(rng.normal(size=(n, n)))
+def orthogonal(n: int, rng: np.random.Generator, m: int | None = None) -> np.ndarray:
+    """A random (n, m) matrix with orthonormal columns (m <= n; m None: n, an orthogonal matrix), uniform over
+    such matrices (QR of a Gaussian, signs fixed)."""
+    q, r = np.linalg.qr(rng.normal(size=(n, n if m is None else m)))
     return q * np.sign(np.diag(r))
 
 
@@ -46,6 +52,9 @@ class MetaRLEnv(gym.Env):
         same_start: bool = True,
         project_actions: bool = True,
         reward_scale: float = 1.0,
+        observe: list[int] | None = None,
+        d_proj: int | None = None,
+        obs_scale: list[float] | None = None,
         render_mode: str | None = None,
     ) -> None:
         """Trials of `env_id` under a random observation / action projection drawn per episode.
@@ -56,7 +65,14 @@ class MetaRLEnv(gym.Env):
             max_trial_steps: the most steps of one trial (the inner environment's time limit; popjaxrl: 200).
             same_start: every trial starts from the episode's first state (popjaxrl), else from a fresh one.
             project_actions: draw the action map too (else only the observation is projected).
-            reward_scale: the inner reward is multiplied by it.
+            reward_scale: the inner reward is multiplied by it (popjaxrl: 1 / max_trial_steps, so a trial's return
+                is at most 1).
+            observe: the inner observation's components that are kept before the projection (None: all);
+                CartPole's (x, x_dot, theta, theta_dot) with [0, 2]: positions only, popjaxrl's StatelessCartPole.
+            d_proj: the projection's output size (>= the kept components; None: as many); W is (d_proj, d_kept)
+                with orthonormal columns (popjaxrl: 2 positions -> 4).
+            obs_scale: the kept components are divided by these before the projection (None: 1), e.g. CartPole's
+                termination bounds (2.4, 0.21) so that the small pole angle is not drowned by the cart position.
             render_mode: "rgb_array" or None (the inner environment's frames).
         """
         if n_trials < 1 or max_trial_steps < 1:
@@ -65,18 +81,27 @@ class MetaRLEnv(gym.Env):
         obs_space, self.action_space = self.inner.observation_space, self.inner.action_space
         if not isinstance(obs_space, spaces.Box) or not isinstance(self.action_space, spaces.Discrete | spaces.Box):
             raise ValueError(f"{env_id}: the meta-RL task needs Box observations and Discrete or Box actions")
-        self.d_obs = int(np.prod(obs_space.shape))
+        d_inner = int(np.prod(obs_space.shape))
+        self.kept = list(range(d_inner)) if observe is None else [int(i) for i in observe]
+        if not self.kept or not all(0 <= i < d_inner for i in self.kept):
+            raise ValueError(f"observe must pick components of {env_id}'s {d_inner}, got {observe}")
+        self.d_obs = len(self.kept) if d_proj is None else d_proj
+        if self.d_obs < len(self.kept):
+            raise ValueError(f"d_proj must be >= the {len(self.kept)} observed components, got {d_proj}")
+        self.obs_scale = np.ones(len(self.kept)) if obs_scale is None else np.asarray(obs_scale, dtype=np.float64)
+        if self.obs_scale.shape != (len(self.kept),) or not (self.obs_scale > 0).all():
+            raise ValueError(f"obs_scale must hold {len(self.kept)} positive numbers, got {obs_scale}")
         self.observation_space = spaces.Box(-np.inf, np.inf, (self.d_obs + 1,), np.float32)
         self.n_trials, self.same_start, self.project_actions = n_trials, same_start, project_actions
         self.reward_scale, self.render_mode = reward_scale, render_mode
-        self.obs_matrix = np.eye(self.d_obs)
+        self.obs_matrix = np.eye(self.d_obs, len(self.kept))
         self.action_map: np.ndarray | None = None
         self.trial, self.trial_returns, self.start_seed = 0, np.zeros(n_trials), 0
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         rng = self.np_random
-        self.obs_matrix = orthogonal(self.d_obs, rng)
+        self.obs_matrix = orthogonal(self.d_obs, rng, len(self.kept))
         if isinstance(self.action_space, spaces.Discrete):
             n = int(self.action_space.n)
             self.action_map = rng.permutation(n) if self.project_actions else np.arange(n)
@@ -94,10 +119,9 @@ class MetaRLEnv(gym.Env):
         return self.observe(obs, first=True)
 
     def observe(self, obs: np.ndarray, first: bool) -> np.ndarray:
-        """The inner observation (d_obs,) -> (d_obs + 1,): W o and the trial-start flag."""
-        return np.append(self.obs_matrix @ np.asarray(obs, dtype=np.float64).reshape(-1), float(first)).astype(
-            np.float32
-        )
+        """The inner observation -> (d_obs + 1,): W o (o: the `observe` components) and the trial-start flag."""
+        kept = np.asarray(obs, dtype=np.float64).reshape(-1)[self.kept] / self.obs_scale
+        return np.append(self.obs_matrix @ kept, float(first)).astype(np.float32)
 
     def inner_action(self, action: Any) -> Any:
         """The agent's action -> the inner environment's, through this episode's action map."""

@@ -64,6 +64,7 @@ def plot_trial_returns(returns: Mapping[str, Sequence[float]], out: Path, title:
     for label, values in returns.items():
         ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
     ax.set(xlabel="trial", ylabel="mean trial return", title=title)
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if returns:
         ax.legend(fontsize=8)

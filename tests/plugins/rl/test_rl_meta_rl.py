@@ -1,10 +1,12 @@
 """The meta-RL environment: projections drawn per episode, trials inside one episode, per-trial returns."""
 
 import numpy as np
+import pytest
 import torch
 
 from ssmkit_rl.agents import ActorCritic, MLPMemory
 from ssmkit_rl.envs import make_env, make_vector_env
+from ssmkit_rl.meta_rl import MetaRLEnv
 from ssmkit_rl.rollout import EnvRunner, collect
 from ssmkit_rl.spaces import ActionSpec
 
@@ -22,6 +24,31 @@ def test_the_projection_is_orthogonal_drawn_per_episode_and_applied():
     pendulum = make_env("MetaPendulum-v0").unwrapped
     pendulum.reset(seed=0)
     assert abs(pendulum.action_map[0, 0]) == 1.0 and pendulum.inner_action(np.array([3.0])).item() in (-2.0, 2.0)
+
+
+def test_the_stateless_task_projects_the_positions_only_as_popjaxrl():
+    env = make_env("MetaStatelessCartPole-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    w = env.obs_matrix
+    assert w.shape == (4, 2) and obs.shape == (5,)
+    np.testing.assert_allclose(w.T @ w, np.eye(2), atol=1e-10)  # orthonormal columns
+    np.testing.assert_allclose(obs[:4], w @ env.inner.unwrapped.state[[0, 2]], atol=1e-6)  # x and theta only
+    assert env.action_map.tolist() == [0, 1]  # actions as they are
+    env.reset(seed=1)
+    assert not np.allclose(env.obs_matrix, w)
+    scaled = make_env("MetaStatelessCartPole-v0", obs_scale=[2.4, 0.2]).unwrapped
+    obs, _ = scaled.reset(seed=0)
+    state = scaled.inner.unwrapped.state
+    np.testing.assert_allclose(obs[:4], scaled.obs_matrix @ (state[[0, 2]] / [2.4, 0.2]), atol=1e-6)
+
+
+def test_the_observed_components_and_projection_size_are_checked():
+    with pytest.raises(ValueError, match="observe must pick"):
+        MetaRLEnv(observe=[4])
+    with pytest.raises(ValueError, match="d_proj must be >= the 2"):
+        MetaRLEnv(observe=[0, 2], d_proj=1)
+    with pytest.raises(ValueError, match="obs_scale must hold 2 positive"):
+        MetaRLEnv(observe=[0, 2], obs_scale=[1.0, 0.0])
 
 
 def test_an_episode_is_n_trials_and_only_its_end_is_done():
