@@ -9,8 +9,8 @@ training episodes: train `seed + restart`, val `seed + 10^6`, test `seed + 2·10
 
 `MetaDTData` (task `meta_dt`): offline multi-task episodes of a domain (Point-Robot goals, CartPole / Pendulum
 with varied physics; generated and seeded, or read from npz or a Minari dataset), each served with a prompt
-episode of the same task; test / predict are one index each (online play on the held-out tasks, starts seeded
-with the same offsets).
+episode of the same task and its task index; test / predict are one index each (online play on the held-out
+tasks, starts seeded with the same offsets).
 """
 
 from __future__ import annotations
@@ -92,9 +92,9 @@ class EnvData(BaseDataModule):
 
 class TaskEpisodes(Dataset):
     """Episodes of an `OfflineData`, each with a prompt episode: another episode of the same task in this split,
-    drawn afresh per item (torch's global RNG, seeded by the run's seed). An item is 8 tensors: observations
+    drawn afresh per item (torch's global RNG, seeded by the run's seed). An item is 9 tensors: observations
     (T, d_obs), actions (T, d_act), rewards (T,), next_observations (T, d_obs) of the episode, then the same of the
-    prompt episode."""
+    prompt episode, then the episode's task index ()."""
 
     def __init__(self, data: OfflineData, episodes: np.ndarray) -> None:
         self.steps = [
@@ -111,7 +111,8 @@ class TaskEpisodes(Dataset):
         episode = int(self.episodes[i])
         pool = self.same_task[int(self.tasks[episode])]
         prompt = int(pool[torch.randint(len(pool), ()).item()])
-        return tuple(x[episode] for x in self.steps) + tuple(x[prompt] for x in self.steps)
+        task = torch.tensor(int(self.tasks[episode]))
+        return *(x[episode] for x in self.steps), *(x[prompt] for x in self.steps), task
 
 
 class MetaDTData(BaseDataModule):

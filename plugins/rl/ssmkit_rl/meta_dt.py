@@ -19,9 +19,9 @@ model, the self-guided prompt, and online play in a domain of `ssmkit_rl.offline
 - Test-time task inference by fitting the world model (`ZFit`): the z among the encoder's and the training tasks'
   codes (`task_codes`, per-task means of `episode_codes`) whose decoders best explain the transitions seen so far,
   optionally refined by Adam steps.
-- `play_meta_dt`: N episodes at once, the whole prefix re-read at every step, optionally after given opening
-  actions (an exploring start), with z from the encoder or the fit, and optionally an earlier episode of the task
-  as history.
+- `play_meta_dt`: N episodes at once, the whole prefix (or its last K steps, with a horizon) re-read at every step,
+  optionally after given opening actions (an exploring start), with z from the encoder or the fit, and optionally
+  an earlier episode of the task as history.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ ENCODERS = {"gru": ContextEncoder, "set": SetEncoder}
 Z_INFERENCE = ("encoder", "fit")
 
 
-DECISION_Z = ("step", "episode")
+DECISION_Z = ("step", "episode", "task")
 
 
 def episode_codes(z: Tensor, h: int) -> Tensor:
@@ -238,14 +238,15 @@ class ZFit:
         self.world_model, self.codes, self.iters, self.lr, self.prior = world_model, codes, iters, lr, prior
         self.mean, self.std = codes.mean(0), codes.std(0).clamp(min=1e-6)
 
-    def __call__(self, steps: Steps, start: Tensor) -> Tensor:
-        """steps (N, t) the transitions seen (t >= 1), start (N, z_dim) the encoder's z -> z (N, z_dim)."""
-        n, t = steps.rewards.shape
-        candidates = torch.cat([start[:, None], self.codes.expand(n, -1, -1)], dim=1)  # (N, C, z_dim)
-        c = candidates.shape[1]
-        wide = Steps(*(x.unsqueeze(1).expand(-1, c, *x.shape[1:]) for x in vars(steps).values()))  # (N, C, t, ...)
+    def __call__(self, steps: Steps, start: Tensor, code_errors: Tensor | None = None) -> Tensor:
+        """steps (N, t) the transitions seen (t >= 1), start (N, z_dim) the encoder's z, code_errors (N, G) the
+        codes' summed errors on these steps (`code_errors`; kept as a running sum by online play, so that each
+        step costs the decoders one new transition per code) or None to compute them -> z (N, z_dim)."""
+        code_errors = self.code_errors(steps) if code_errors is None else code_errors
         with torch.no_grad():
-            errors = self.world_model.errors(wide, candidates[:, :, None].expand(-1, -1, t, -1)).sum(-1)
+            start_errors = self.world_model.errors(steps, start[:, None].expand(-1, steps.rewards.shape[1], -1))
+        errors = torch.cat([start_errors.sum(1, keepdim=True), code_errors], dim=1)  # (N, 1 + G)
+        candidates = torch.cat([start[:, None], self.codes.expand(len(start), -1, -1)], dim=1)  # (N, 1 + G, z_dim)
         best = gather_steps(candidates, errors.argmin(1)[:, None])[:, 0]  # (N, z_dim)
         if self.iters == 0:
             return best
@@ -260,6 +261,14 @@ class ZFit:
                 self.objective(steps, mean + std * u, u).sum().backward()
                 optimiser.step()
             return (mean + std * u).detach()
+
+    def code_errors(self, steps: Steps) -> Tensor:
+        """steps (N, t) -> (N, G): each code's decoder error summed over the steps."""
+        n, t = steps.rewards.shape
+        g = len(self.codes)
+        wide = Steps(*(x.unsqueeze(1).expand(-1, g, *x.shape[1:]) for x in vars(steps).values()))  # (N, G, t, ...)
+        with torch.no_grad():
+            return self.world_model.errors(wide, self.codes[None, :, None].expand(n, -1, t, -1)).sum(-1)
 
     def objective(self, steps: Steps, z: Tensor, u: Tensor) -> Tensor:
         """(N,): the summed decoder error of z (N, z_dim) over the steps (N, t), plus prior |u|^2 (u: z
@@ -356,14 +365,22 @@ class DecisionModel(nn.Module):
         self.head = nn.Linear(d, action_dim)
 
     def forward(
-        self, rtg: Tensor, states: Tensor, z: Tensor | None, actions: Tensor, prompt: Prompt | None = None
+        self,
+        rtg: Tensor,
+        states: Tensor,
+        z: Tensor | None,
+        actions: Tensor,
+        prompt: Prompt | None = None,
+        timesteps: Tensor | None = None,
     ) -> Tensor:
-        """rtg (B, T), states (B, T, d_obs), z (B, T, z_dim) or None, actions (B, T, d_act) scaled to [-1, 1]
+        """rtg (B, T), states (B, T, d_obs), z (B, T, z_dim) or None, actions (B, T, d_act) scaled to [-1, 1],
+        timesteps (B, T) long, the steps' indices in their episode (None: 0 .. T-1, an episode from its start)
         -> predicted actions (B, T, d_act) in [-1, 1]; a_t is read at the s_t token, so it sees a_{<t} only (none
-        without action tokens), and with a horizon K only steps t-K+1 .. t (each step's window is read as a
+        without action tokens), and with a horizon K < T only steps t-K+1 .. t (each step's window is read as a
         sequence of its own)."""
         n, n_steps = rtg.shape
-        timesteps = torch.arange(n_steps, device=rtg.device).expand(n, n_steps)
+        if timesteps is None:
+            timesteps = torch.arange(n_steps, device=rtg.device).expand(n, n_steps)
         actions = actions if self.action_tokens else torch.zeros_like(actions)
         if z is not None and self.z_dim:
             z = z if self.z_norm is None else self.z_norm(z.reshape(-1, self.z_dim)).reshape(z.shape)
@@ -410,10 +427,11 @@ def play_meta_dt(
     hold_z: bool = False,
 ) -> Steps:
     """One episode of T steps in each of env's N tasks (`reset() -> (N, d_obs)`, `step(actions (N, d_act)) ->
-    (next observations, rewards (N,))`), acting with the policy on the whole prefix at every step
-    (z_t from the agent's own last h transitions; none without a world model) -> Steps (N, T). `opening`
-    (N, n, d_act): the actions of the first n steps, played instead of the policy's (an exploring start). With
-    `z_fit`, z_t is fitted to the transitions seen before step t (`ZFit`; z_0 is the encoder's without history).
+    (next observations, rewards (N,))`), acting with the policy on the whole prefix at every step, or on its last K
+    steps with a horizon K (z_t from the agent's own last h transitions; none without a world model) -> Steps (N,
+    T). `opening` (N, n, d_act): the actions of the first n steps, played instead of the policy's (an exploring
+    start). With `z_fit`, z_t is fitted to the transitions seen before step t (`ZFit`; z_0 is the encoder's without
+    history; the codes' errors kept as a running sum, one new transition per step).
     `history` (N, H): transitions of an earlier episode of each task, read before this episode's own (the
     encoder's window reaches back into it; the fit includes them, from step 0). `hold_z`: the policy reads the
     current z_t at every step of the prefix (a decision model trained on one code per episode); otherwise each
@@ -435,8 +453,10 @@ def play_meta_dt(
     zs = torch.zeros(n, episode_length, world_model.z_dim if world_model else 0, device=device)
     obs[:, 0] = first
     rtg[:, 0] = target_return
+    horizon, code_errors = policy.horizon or episode_length, None
     for t in range(episode_length):
         s = slice(0, t + 1)
+        window = slice(max(0, t + 1 - horizon), t + 1)  # what the policy reads
         if opening is not None and t < opening.shape[1]:
             action = opening[:, t].to(device)
         else:
@@ -445,10 +465,15 @@ def play_meta_dt(
                 zs[:, t] = world_model.embed(joined(history, steps))[:, -1]
                 seen = joined(history, Steps(obs[:, :t], acts[:, :t], rews[:, :t], nexts[:, :t]))
                 if z_fit is not None and seen.rewards.shape[1] > 0:
-                    zs[:, t] = z_fit(seen, zs[:, t].clone())
-            z = None if world_model is None else zs[:, t : t + 1].expand(-1, t + 1, -1) if hold_z else zs[:, s]
-            scale = policy.max_action
-            action = policy(rtg[:, s], obs[:, s], z, acts[:, s] / scale, prompt)[:, -1] * scale
+                    if code_errors is None:  # the history's (or the first step's) errors, then one step at a time
+                        code_errors = z_fit.code_errors(seen)
+                    else:
+                        code_errors = code_errors + z_fit.code_errors(Steps(*(x[:, -1:] for x in vars(seen).values())))
+                    zs[:, t] = z_fit(seen, zs[:, t].clone(), code_errors)
+            length = window.stop - window.start
+            z = None if world_model is None else zs[:, t : t + 1].expand(-1, length, -1) if hold_z else zs[:, window]
+            scale, time = policy.max_action, torch.arange(window.start, t + 1, device=device).expand(n, -1)
+            action = policy(rtg[:, window], obs[:, window], z, acts[:, window] / scale, prompt, time)[:, -1] * scale
         following, reward = env.step(action.cpu().numpy())
         acts[:, t], rews[:, t] = action, torch.as_tensor(reward, device=device)
         nexts[:, t] = torch.as_tensor(following, device=device)

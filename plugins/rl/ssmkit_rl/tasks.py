@@ -59,6 +59,7 @@ from ssmkit_rl.meta_dt import (
     ZFit,
     episode_codes,
     few_shot_prompt,
+    gather_steps,
     play_meta_dt,
     returns_to_go,
     segment_returns,
@@ -420,13 +421,13 @@ class MetaDT(TaskModule):
     """`rl.meta_dt`: Meta-DT on offline multi-task data (`ssmkit_rl.meta_dt`): Point-Robot goals, or CartPole /
     Pendulum with varied physics (`--data.domain`, `ssmkit_rl.offline`).
 
-    A training batch is B episodes, each with a prompt episode of the same goal. The loss is the world model's
-    (reward + next-state squared error; its gradient alone trains the context encoder) plus the decision model's
-    action MSE (actions scaled to [-1, 1]) given z (detached); with `world_steps` > 0 the world model trains alone
-    first (the decision model is not run), then is frozen while the decision model trains. With probability
-    `prompt_prob` a batch carries prompts: the k-step segment of largest world-model error in each prompt episode;
-    the others none, so one model serves both the zero-shot and the few-shot mode. Logged: `<stage>/loss`,
-    `<stage>/action_loss` (not in the world phase), `<stage>/world_loss`.
+    A training batch is B episodes, each with a prompt episode of the same goal and its task index. The loss is
+    the world model's (reward + next-state squared error; its gradient alone trains the context encoder) plus the
+    decision model's action MSE (actions scaled to [-1, 1]) given z (detached); with `world_steps` > 0 the world
+    model trains alone first (the decision model is not run), then is frozen while the decision model trains. With
+    probability `prompt_prob` a batch carries prompts: the k-step segment of largest world-model error in each
+    prompt episode; the others none, so one model serves both the zero-shot and the few-shot mode. Logged:
+    `<stage>/loss`, `<stage>/action_loss` (not in the world phase), `<stage>/world_loss`.
 
     `test` and `predict` play online on the held-out tasks, `data.eval_episodes` episodes each, and log
     `<stage>/return_<mode>` for zero_shot (no prompt; z from the agent's own transitions: the encoder's last h, or
@@ -461,6 +462,7 @@ class MetaDT(TaskModule):
         prompt_prob: float = 0.5,
         return_scale: float = 10.0,
         horizon: int | None = None,
+        train_windows: bool = False,
         world_steps: int = 0,
         context_inputs: str = "transition",
         world_targets: str = "step",
@@ -496,6 +498,10 @@ class MetaDT(TaskModule):
             return_scale: returns-to-go are divided by it before embedding.
             horizon: K, the most recent steps the decision model reads to predict a_t (None: the whole episode so
                 far).
+            train_windows: with a horizon K, each training episode gives one window of K consecutive steps at a
+                random start (the original DT's sampling: the window's i-th action reads i + 1 steps), not every
+                step's own K-step window (B T windows): T / K times fewer tokens, what makes 100-step episodes
+                affordable. Acting reads the last K steps either way.
             world_steps: optimiser steps that train the world model alone; after them it is frozen and the decision
                 model trains alone (0: both train together from the start, the world model never frozen).
             context_inputs: what the context encoder reads of each transition: "transition" (s, a, r, s'; the
@@ -508,7 +514,9 @@ class MetaDT(TaskModule):
                 when acting).
             decision_z: the z the decision model trains on: "step" (z_t, the encoder's on the h transitions before
                 step t; the anchor's) or "episode" (every step gets its episode's code, the mean of z_t over the
-                steps with a full window: a clean task code, as a goal-conditioned policy reads its goal).
+                steps with a full window: a clean task code, as a goal-conditioned policy reads its goal) or "task"
+                (every episode gets its task's code, the mean of the episode codes of the task's offline episodes:
+                the very codes the fit chooses among, `task_code_table`).
             z_inference: how z is inferred when acting online: "encoder" (the context encoder on the last h
                 transitions; the anchor's) or "fit" (the z that best explains the transitions seen so far through
                 the world model's decoders, `ZFit`: the lowest-error candidate among the encoder's z and the
@@ -554,11 +562,12 @@ class MetaDT(TaskModule):
             action_tokens,
             standardise_z,
         )
+        self._task_codes: Tensor | None = None
 
     # ---- training --------------------------------------------------------------------------------------------
 
     def shared_step(self, batch: tuple[Tensor, ...], stage: str) -> Tensor:
-        episodes, prompt_episodes = Steps(*batch[:4]), Steps(*batch[4:])
+        episodes, prompt_episodes = Steps(*batch[:4]), Steps(*batch[4:8])
         z, world_loss = None, torch.zeros((), device=episodes.rewards.device)
         world_phase = self.world_phase(stage)
         if self.world_model is not None:
@@ -569,12 +578,19 @@ class MetaDT(TaskModule):
             z = z.detach()
             if self.hparams.decision_z == "episode":
                 z = episode_codes(z, self.world_model.context_len)[:, None].expand_as(z)
+            elif self.hparams.decision_z == "task" and not world_phase:
+                z = self.task_code_table()[batch[8]][:, None].expand_as(z)
         parts = {f"{stage}/world_loss": world_loss}
         loss = world_loss
         if not world_phase:  # in the world phase the decision model is not run
             prompt = self.training_prompt(prompt_episodes) if self.carries_prompt(stage) else None
             actions = episodes.actions / self.hparams.max_action
-            predicted = self.policy(returns_to_go(episodes.rewards), episodes.observations, z, actions, prompt)
+            rtg, states, timesteps = returns_to_go(episodes.rewards), episodes.observations, None
+            if self.hparams.train_windows and self.hparams.horizon and self.hparams.horizon < rtg.shape[1]:
+                timesteps = self.random_windows(rtg, self.hparams.horizon)
+                rtg, states, actions = (gather_steps(x, timesteps) for x in (rtg, states, actions))
+                z = None if z is None else gather_steps(z, timesteps)
+            predicted = self.policy(rtg, states, z, actions, prompt, timesteps)
             parts[f"{stage}/action_loss"] = action_loss = torch.nn.functional.mse_loss(predicted, actions)
             loss = loss + action_loss
         n = len(episodes.rewards)
@@ -583,6 +599,14 @@ class MetaDT(TaskModule):
             f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=stage != "train", batch_size=n
         )
         return loss
+
+    @staticmethod
+    def random_windows(steps: Tensor, k: int) -> Tensor:
+        """steps (B, T) -> (B, k) step indices: one window of k consecutive steps of each episode, its start uniform
+        in 0 .. T - k (torch's global RNG)."""
+        n, n_steps = steps.shape
+        starts = torch.randint(n_steps - k + 1, (n, 1)).to(steps.device)
+        return starts + torch.arange(k, device=steps.device)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The kit's AdamW with warm-up + cosine; with `world_steps` the schedule runs twice, over the world phase
@@ -632,7 +656,7 @@ class MetaDT(TaskModule):
         target = float(rtg_cap[0]) if target is None else target
         opening, z_fit = self.opening(len(tasks), seed), self.z_fit(offline)
         env = d.env(params, np.random.default_rng(seed))
-        hold = self.hparams.decision_z == "episode"
+        hold = self.hparams.decision_z != "step"
         zero = play_meta_dt(
             self.policy, self.world_model, env, target, rtg_cap, opening=opening, z_fit=z_fit, hold_z=hold
         )
@@ -656,11 +680,25 @@ class MetaDT(TaskModule):
         with the encoder, or without context)."""
         if self.world_model is None or self.hparams.z_inference == "encoder":
             return None
+        codes = self.task_code_table()[torch.as_tensor(offline.train_tasks)]
+        return ZFit(self.world_model, codes, self.hparams.z_fit_iters, prior=self.hparams.z_fit_prior)
+
+    def task_code_table(self) -> Tensor:
+        """(G, z_dim): each training task's code (`task_codes` over all its offline episodes; zeros for the
+        held-out tasks), the z that `decision_z="task"` trains on and the fit chooses among. Kept once the world
+        model is frozen (after `world_steps`), else computed afresh."""
+        frozen = 0 < self.hparams.world_steps <= self.global_step
+        if frozen and self._task_codes is not None:
+            return self._task_codes
+        offline = self.offline_data().offline
         device = next(self.world_model.parameters()).device
         parts = (offline.observations, offline.actions, offline.rewards, offline.next_observations)
         steps = Steps(*(torch.as_tensor(x, device=device) for x in parts))
-        codes = task_codes(self.world_model, steps, torch.as_tensor(offline.tasks, device=device))
-        return ZFit(self.world_model, codes, self.hparams.z_fit_iters, prior=self.hparams.z_fit_prior)
+        table = torch.zeros(len(offline.task_params), self.world_model.z_dim, device=device)
+        train = torch.as_tensor(offline.train_tasks, device=device)
+        table[train] = task_codes(self.world_model, steps, torch.as_tensor(offline.tasks, device=device))
+        self._task_codes = table if frozen else None
+        return table
 
     def opening(self, n: int, seed: int) -> Tensor | None:
         """The exploring start of n episodes (`data.explore_steps`): (n, steps, d_act) random actions, seeded (None

@@ -136,6 +136,50 @@ def test_a_horizon_limits_what_each_action_reads():
     assert torch.all(diff[5:8] > 0) and torch.all(diff[:5] == 0) and torch.all(diff[8:] == 0)
     prefix = model(s.rewards[:, :7], s.observations[:, :7], z[:, :7], s.actions[:, :7], prompt)
     assert torch.allclose(prefix, out[:, :7], atol=1e-5)  # online play reads prefixes
+    last = model(
+        s.rewards[:, 4:7], s.observations[:, 4:7], z[:, 4:7], s.actions[:, 4:7], prompt, torch.arange(4, 7).expand(2, 3)
+    )
+    assert torch.allclose(last[:, -1], out[:, 6], atol=1e-5)  # the last K steps alone, at their own timesteps
+    shifted = model(s.rewards[:, 4:7], s.observations[:, 4:7], z[:, 4:7], s.actions[:, 4:7], prompt)
+    assert not torch.allclose(shifted[:, -1], out[:, 6], atol=1e-3)  # read as steps 0 .. 2 it is another input
+
+
+def test_acting_with_a_horizon_reads_the_last_k_steps_as_the_whole_prefix_would():
+    torch.manual_seed(0)
+    task = MetaDT(episode_length=8, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, horizon=3)
+    env = PointRobot(np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32), np.random.default_rng(0))
+    played = play_meta_dt(task.policy, task.world_model, env, -5.0, torch.full((8,), -1.0))
+    z = task.world_model.embed(played)
+    rtg = torch.full((2, 8), -5.0)
+    for t in range(1, 8):  # the return-to-go the play conditioned on: -5, then minus each reward, capped at -1
+        rtg[:, t] = torch.clamp(rtg[:, t - 1] - played.rewards[:, t - 1], max=-1.0)
+    with torch.no_grad():  # the full episode, each step's own window (zeros before the start for steps 0, 1)
+        full = task.policy(rtg, played.observations, z, played.actions / 0.1) * 0.1
+    assert torch.allclose(full[:, 2:], played.actions[:, 2:], atol=1e-5)
+
+
+def test_training_windows_are_k_consecutive_steps_read_at_their_timesteps(monkeypatch):
+    torch.manual_seed(0)
+    windows = MetaDT.random_windows(torch.zeros(500, 10), 4)
+    assert windows.shape == (500, 4) and torch.all(windows.diff(dim=1) == 1)
+    assert windows[:, 0].min() == 0 and windows[:, 0].max() == 6  # every start 0 .. T - k
+    task = MetaDT(
+        episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, horizon=3, train_windows=True
+    )
+    data = MetaDTData(n_tasks=4, n_test_tasks=1, episodes_per_task=3, episode_length=6, batch_size=4)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    seen = {}
+
+    def policy(rtg, states, z, actions, prompt=None, timesteps=None):
+        seen.update(states=states, timesteps=timesteps)
+        return actions
+
+    monkeypatch.setattr(task.policy, "forward", policy)
+    task.shared_step(batch, "val")
+    assert seen["states"].shape == (4, 3, 2) and seen["timesteps"].shape == (4, 3)
+    index = seen["timesteps"][:, :, None].expand(-1, -1, 2)
+    assert torch.equal(seen["states"], batch[0].gather(1, index))  # the states of the window's steps
 
 
 def test_world_steps_train_the_world_model_first_then_freeze_it(monkeypatch):
@@ -252,6 +296,11 @@ def test_fitting_z_recovers_the_code_that_generated_the_rewards():
     start = torch.zeros(2, 4)
     picked = ZFit(model, codes, iters=0)(steps, start)  # the lowest-error candidate, no descent
     assert torch.equal(picked, truth)
+    fit = ZFit(model, codes, iters=0)
+    head, tail = (Steps(*(x[:, part] for x in vars(steps).values())) for part in (slice(0, 4), slice(4, None)))
+    running = fit.code_errors(head) + fit.code_errors(tail)  # online play's running sum, step by step
+    assert torch.allclose(running, fit.code_errors(steps), atol=1e-5) and running.argmin(1).tolist() == [5, 2]
+    assert torch.equal(fit(steps, start, running), truth)
     between = ZFit(model, codes[[0, 1, 3]], iters=200, lr=0.05, prior=0.0)  # the truth is not a candidate
     fitted = between(steps, start)
     error = lambda z: model.errors(steps, z[:, None].expand(-1, 6, -1)).mean(1)  # noqa: E731
@@ -276,3 +325,31 @@ def test_episode_codes_and_fitted_play_with_history():
     assert again.actions.shape == (2, 6, 2) and not torch.allclose(again.actions[:, 0], first.actions[:, 0])
     with pytest.raises(ValueError, match="z_inference must be one of"):
         MetaDT(episode_length=6, z_inference="guess")
+
+
+def test_task_codes_are_what_the_decision_model_trains_on_and_what_the_fit_chooses_among(monkeypatch):
+    torch.manual_seed(0)
+    task = MetaDT(
+        episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, decision_z="task", z_inference="fit"
+    )
+    data = MetaDTData(n_tasks=5, n_test_tasks=1, episodes_per_task=3, episode_length=6, batch_size=6)
+    monkeypatch.setattr(MetaDT, "offline_data", lambda self: data)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    offline = data.offline
+    for observations, t in zip(batch[0], batch[8], strict=True):  # each item carries its episode's task index
+        episode = np.flatnonzero((offline.observations == observations.numpy()).all(axis=(1, 2)))
+        assert offline.tasks[episode].tolist() == [int(t)]
+    table = task.task_code_table()
+    assert table.shape == (5, 4) and torch.all(table[offline.test_tasks] == 0)
+    t = int(offline.train_tasks[1])
+    parts = (offline.observations, offline.actions, offline.rewards, offline.next_observations)
+    steps = Steps(*(torch.as_tensor(x[offline.tasks == t]) for x in parts))
+    with torch.no_grad():
+        expected = episode_codes(task.world_model.embed(steps), 2).mean(0)
+    assert torch.allclose(table[t], expected, atol=1e-6)
+    seen = {}
+    monkeypatch.setattr(task.policy, "forward", lambda rtg, s, z, a, p=None, t=None: seen.setdefault("z", z) is z and a)
+    task.shared_step(batch, "val")
+    assert torch.equal(seen["z"], table[batch[8]][:, None].expand(-1, 6, -1))  # every step reads its task's code
+    assert torch.equal(task.z_fit(offline).codes, table[torch.as_tensor(offline.train_tasks)])
