@@ -38,8 +38,10 @@ from ssmkit_kernels.scan_api import selective_scan_backend, selective_state_upda
 
 Tensor = torch.Tensor
 
-# reassoc/contract let LLVM vectorise the reductions over channels; no flag that assumes finite values.
-_JIT = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract", "nsz"}}
+# reassoc/contract let LLVM vectorise the reductions over channels; no flag that assumes finite values. numpy's error
+# model divides without a zero check (which would raise ZeroDivisionError), so loops that divide vectorise too:
+# softplus 6.6 -> 1.7 ns and sigmoid 3.7 -> 1.2 ns an element here.
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"reassoc", "contract", "nsz"}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ def _exp(x):
     return np.exp(x)
 
 
-@overload(_exp, jit_options={"fastmath": _JIT["fastmath"]})
+@overload(_exp, jit_options={"fastmath": _JIT["fastmath"], "error_model": "numpy"})
 def _exp_impl(x):
     if x != types.float32:
         return lambda x: np.exp(x)
@@ -94,7 +96,7 @@ def _softplus(v):
     return v if v > 20 else np.log1p(np.exp(v))
 
 
-@overload(_softplus, jit_options={"fastmath": _JIT["fastmath"]})
+@overload(_softplus, jit_options={"fastmath": _JIT["fastmath"], "error_model": "numpy"})
 def _softplus_impl(v):
     if v != types.float32:
         return lambda v: v if v > 20 else np.log1p(np.exp(v))
@@ -118,9 +120,11 @@ def _sigmoid(v):
 # numba kernels. A task is (batch row bi, channel block j of cw channels c0 = j * cw ...). Its dt and x are blocked,
 # (b, d / cw, l, cw), so the scan's inner loops run over cw contiguous channels indexed by the bare loop counter
 # (an offset index such as c0 + c gets numba's negative-index wrap and is gathered instead: 5x slower, measured).
-# Per-channel elementwise work (softplus, the D skip, the gate and their gradients) runs row by row over time,
-# contiguous in the (b, d, l) inputs. B and C arrive as (b, g, l, n) when variable (one value per step and state
-# for the whole block: a block never straddles a group) and as (1, 1, d, n) when time-invariant.
+# Per-channel elementwise work (softplus, the D skip, the gate and their gradients) runs along time, contiguous in
+# the (b, d, l) inputs, on (cw, chunk) rows that `_to_rows` and `_to_block` turn from and into the blocked layout:
+# vectorised there, where the blocked layout's stride would keep it scalar (the forward 1.4x faster at B=64 D=512
+# L=256). B and C arrive as (b, g, l, n) when variable (one value per step and state for the whole block: a block
+# never straddles a group) and as (1, 1, d, n) when time-invariant.
 # ---------------------------------------------------------------------------------------------------------------
 
 
@@ -148,16 +152,38 @@ def _load_step(M, bi, group, t, buf):
 
 
 @njit(**_JIT)
-def _prepare(bi, j, u, delta, bias, softplus, dt, x):
-    """Fills the task's dt[bi, j] = softplus(delta + bias) (or delta + bias) and x[bi, j] = dt * u: (l, cw)."""
-    cw = dt.shape[3]
-    for c in range(cw):
-        d = j * cw + c
-        for t in range(delta.shape[2]):
-            raw = delta[bi, d, t] + bias[d]
-            v = _softplus(raw) if softplus else raw
-            dt[bi, j, t, c] = v
-            x[bi, j, t, c] = v * u[bi, d, t]
+def _to_rows(block, rows, steps):
+    """rows[c, s] = block[s, c] for s < steps: (chunk, cw) in the scan's layout -> (cw, chunk), along time."""
+    for s in range(steps):
+        for c in range(block.shape[1]):
+            rows[c, s] = block[s, c]
+
+
+@njit(**_JIT)
+def _to_block(rows, block, steps):
+    """block[s, c] = rows[c, s] for s < steps: the inverse of `_to_rows`."""
+    for s in range(steps):
+        for c in range(block.shape[1]):
+            block[s, c] = rows[c, s]
+
+
+@njit(**_JIT)
+def _prepare(bi, j, u, delta, bias, softplus, dt, x, rows):
+    """Fills the task's dt[bi, j] = softplus(delta + bias) (or delta + bias) and x[bi, j] = dt * u: (l, cw), a chunk
+    of rows (>= 2, cw, chunk) at a time: computed along time (contiguous in the (b, d, l) inputs: it vectorises),
+    then laid out blocked."""
+    cw, length, chunk = dt.shape[3], delta.shape[2], rows.shape[2]
+    for t0 in range(0, length, chunk):
+        steps = min(chunk, length - t0)
+        for c in range(cw):
+            d = j * cw + c
+            for s in range(steps):
+                raw = delta[bi, d, t0 + s] + bias[d]
+                v = _softplus(raw) if softplus else raw
+                rows[0, c, s] = v
+                rows[1, c, s] = v * u[bi, d, t0 + s]
+        _to_block(rows[0], dt[bi, j, t0:], steps)
+        _to_block(rows[1], x[bi, j, t0:], steps)
 
 
 @njit(**_JIT)
@@ -201,7 +227,8 @@ def _forward_kernel(
     batch, blocks, length, cw = dt.shape
     for task in prange(batch * blocks):
         bi, j, c0, gb, gc, Bt, Ct = _task(task, dt, B, C, b_var, c_var)
-        _prepare(bi, j, u, delta, bias, softplus, dt, x)
+        rows = np.empty((2, cw, chunk), dt.dtype)
+        _prepare(bi, j, u, delta, bias, softplus, dt, x, rows)
         h = h0[bi, c0 : c0 + cw].T.copy()
         ys = np.empty((chunk, cw), dt.dtype)
         unused = np.empty((1, 1, 1), dt.dtype)
@@ -213,10 +240,11 @@ def _forward_kernel(
             _scan_chunk(
                 bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, Bt, Ct, ys, unused, unused, False
             )
-            for c in range(cw):
+            _to_rows(ys, rows[0], t1 - t0)
+            for c in range(cw):  # along time, as the (b, d, l) arrays lie
                 d = c0 + c
                 for s in range(t1 - t0):
-                    v = ys[s, c] + D[d] * u[bi, d, t0 + s]
+                    v = rows[0, c, s] + D[d] * u[bi, d, t0 + s]
                     if has_z:
                         v *= z[bi, d, t0 + s] * _sigmoid(z[bi, d, t0 + s])
                     out[bi, d, t0 + s] = v
@@ -241,24 +269,28 @@ def _backward_kernel(
         dA_acc, dB_acc, dC_acc = np.zeros((n, cw), dt.dtype), np.zeros((n, cw), dt.dtype), np.zeros((n, cw), dt.dtype)
         dD_acc, dbias_acc = np.zeros(cw, dt.dtype), np.zeros(cw, dt.dtype)
         hs, decays = np.empty((chunk + 1, n, cw), dt.dtype), np.empty((chunk, n, cw), dt.dtype)
-        scratch = np.empty((4, chunk, cw), dt.dtype)
+        scratch, rows = np.empty((4, chunk, cw), dt.dtype), np.empty((4, cw, chunk), dt.dtype)
         ys, dys, dxs, ddts = scratch[0], scratch[1], scratch[2], scratch[3]
         for i in range((length + chunk - 1) // chunk - 1, -1, -1):
             t0 = i * chunk
             t1 = min(t0 + chunk, length)
             h[:] = checkpoints[bi, j, i]
             _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, Bt, Ct, ys, hs, decays, True)
-            for c in range(cw):  # through the gate and the D skip: dys = d<C_t, h_t>, dz, dD
-                d = c0 + c
-                for s in range(t1 - t0):
+            steps = t1 - t0
+            _to_rows(ys, rows[0], steps)
+            for c in range(cw):  # through the gate and the D skip: dys = d<C_t, h_t> (rows[1]), dz, dD
+                d, dD_sum = c0 + c, dt.dtype.type(0)
+                for s in range(steps):
                     grad, uu = dout[bi, d, t0 + s], u[bi, d, t0 + s]
                     if has_z:
                         zz = z[bi, d, t0 + s]
                         sg = _sigmoid(zz)
-                        dz[bi, d, t0 + s] = grad * (ys[s, c] + D[d] * uu) * sg * (1 + zz * (1 - sg))
+                        dz[bi, d, t0 + s] = grad * (rows[0, c, s] + D[d] * uu) * sg * (1 + zz * (1 - sg))
                         grad *= zz * sg
-                    dys[s, c] = grad
-                    dD_acc[c] += grad * uu
+                    rows[1, c, s] = grad
+                    dD_sum += grad * uu
+                dD_acc[c] += dD_sum
+            _to_block(rows[1], dys, steps)
             for s in range(t1 - t0 - 1, -1, -1):
                 t = t0 + s
                 if b_var:
@@ -290,17 +322,21 @@ def _backward_kernel(
                         dB[bi, j, t, k] = sum_b
                     if c_var:
                         dC[bi, j, t, k] = sum_c
-            for c in range(cw):  # through x = dt * u and dt = softplus(delta + bias)
-                d = c0 + c
-                for s in range(t1 - t0):
+            _to_rows(dxs, rows[0], steps)
+            _to_rows(ddts, rows[2], steps)
+            _to_rows(dt[bi, j, t0:], rows[3], steps)
+            for c in range(cw):  # through x = dt * u and dt = softplus(delta + bias), along time
+                d, dbias_sum = c0 + c, dt.dtype.type(0)
+                for s in range(steps):
                     t = t0 + s
-                    du[bi, d, t] = dys[s, c] * D[d] + dt[bi, j, t, c] * dxs[s, c]
-                    grad = ddts[s, c] + dxs[s, c] * u[bi, d, t]
+                    du[bi, d, t] = rows[1, c, s] * D[d] + rows[3, c, s] * rows[0, c, s]
+                    grad = rows[2, c, s] + rows[0, c, s] * u[bi, d, t]
                     raw = delta[bi, d, t] + bias[d]
                     if softplus and raw <= 20:
                         grad *= _sigmoid(raw)
                     ddelta[bi, d, t] = grad
-                    dbias_acc[c] += grad
+                    dbias_sum += grad
+                dbias_acc[c] += dbias_sum
         dA[bi, c0 : c0 + cw] = dA_acc.T
         dh0[bi, c0 : c0 + cw] = g.T
         if not b_var:
