@@ -24,16 +24,16 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from ssmkit_kernels.cpu import JIT_OPTIONS
 from ssmkit_kernels.cpu.threads import with_torch_threads
 from ssmkit_kernels.scan_api import linear_scan_backend
 
 Tensor = torch.Tensor
 
-_JIT = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract", "nsz"}}
 _BLOCK = 64  # channels per task
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _task(task, n_blocks, dim):
     """(batch row, first channel, one past the last channel) of a task."""
     bi, c0 = task // n_blocks, (task % n_blocks) * _BLOCK
@@ -41,7 +41,7 @@ def _task(task, n_blocks, dim):
 
 
 @with_torch_threads
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT_OPTIONS)
 def _forward_kernel(a, b, h0, keep, h):
     """h: (B, L, D) <- the scan of a, b: (B, L, D) from h0: (B, D), with keep: (B, L) (0 at a reset)."""
     batch, length, dim = b.shape
@@ -57,7 +57,7 @@ def _forward_kernel(a, b, h0, keep, h):
 
 
 @with_torch_threads
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT_OPTIONS)
 def _backward_kernel(a, h0, keep, h, dh, da, db, dh0):
     """da, db: (B, L, D) and dh0: (B, D) from the output gradient dh: (B, L, D), by the reverse recurrence."""
     batch, length, dim = dh.shape

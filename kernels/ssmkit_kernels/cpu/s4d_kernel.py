@@ -23,16 +23,16 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from ssmkit_kernels.cpu import JIT_OPTIONS
 from ssmkit_kernels.cpu.threads import with_torch_threads
 from ssmkit_kernels.scan_api import s4d_kernel_backend
 
 Tensor = torch.Tensor
 
-_JIT = {"cache": True, "nogil": True, "fastmath": {"reassoc", "contract", "nsz"}}
 _RESYNC = 64  # steps between powers recomputed from exp(l dtA)
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _powers_at(l0, sr, si, pr, pi):
     """pr + i pi <- exp(l0 (sr + i si)) for every mode of one channel: (N,) each."""
     for n in range(sr.shape[0]):
@@ -41,7 +41,7 @@ def _powers_at(l0, sr, si, pr, pi):
 
 
 @with_torch_threads
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT_OPTIONS)
 def _forward_kernel(wr, wi, sr, si, out):
     """out: (H, L) <- 2 Re(sum_n W z^l); W = wr + i wi, dtA = sr + i si: (H, N)."""
     channels, length = out.shape
@@ -60,7 +60,7 @@ def _forward_kernel(wr, wi, sr, si, out):
 
 
 @with_torch_threads
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT_OPTIONS)
 def _backward_kernel(grad, sr, si, s0r, s0i, s1r, s1i):
     """S0, S1 (H, N) real and imaginary parts <- sums over l of dK (H, L) times conj(z^l) and times l conj(z^l)."""
     channels, length = grad.shape

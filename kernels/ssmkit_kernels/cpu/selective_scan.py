@@ -33,15 +33,11 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 
+from ssmkit_kernels.cpu import JIT_OPTIONS
 from ssmkit_kernels.cpu.threads import with_torch_threads
 from ssmkit_kernels.scan_api import selective_scan_backend, selective_state_update_backend, working_dtype
 
 Tensor = torch.Tensor
-
-# reassoc/contract let LLVM vectorise the reductions over channels; no flag that assumes finite values. numpy's error
-# model divides without a zero check (which would raise ZeroDivisionError), so loops that divide vectorise too:
-# softplus 6.6 -> 1.7 ns and sigmoid 3.7 -> 1.2 ns an element here.
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy", "fastmath": {"reassoc", "contract", "nsz"}}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -72,7 +68,7 @@ def _exp(x):
     return np.exp(x)
 
 
-@overload(_exp, jit_options={"fastmath": _JIT["fastmath"], "error_model": "numpy"})
+@overload(_exp, jit_options={"fastmath": JIT_OPTIONS["fastmath"], "error_model": JIT_OPTIONS["error_model"]})
 def _exp_impl(x):
     if x != types.float32:
         return lambda x: np.exp(x)
@@ -96,7 +92,7 @@ def _softplus(v):
     return v if v > 20 else np.log1p(np.exp(v))
 
 
-@overload(_softplus, jit_options={"fastmath": _JIT["fastmath"], "error_model": "numpy"})
+@overload(_softplus, jit_options={"fastmath": JIT_OPTIONS["fastmath"], "error_model": JIT_OPTIONS["error_model"]})
 def _softplus_impl(v):
     if v != types.float32:
         return lambda v: v if v > 20 else np.log1p(np.exp(v))
@@ -111,7 +107,7 @@ def _softplus_impl(v):
     return softplus_f32
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _sigmoid(v):
     return 1 / (1 + _exp(-v))
 
@@ -128,7 +124,7 @@ def _sigmoid(v):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _task(task, dt, B, C, b_var, c_var):
     """(bi, j, c0, gb, gc, Bt, Ct) of a task: batch row, block, first channel, the groups of B and C it reads, and
     (n, cw) buffers for B_t and C_t (time-invariant ones are loaded here, once)."""
@@ -144,14 +140,14 @@ def _task(task, dt, B, C, b_var, c_var):
     return bi, j, c0, j * B.shape[1] // blocks, j * C.shape[1] // blocks, Bt, Ct
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _load_step(M, bi, group, t, buf):
     """buf: (n, cw) <- a variable B or C (b, g, l, n) at step t, the same for every channel of the block."""
     for k in range(buf.shape[0]):
         buf[k, :] = M[bi, group, t, k]
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _to_rows(block, rows, steps):
     """rows[c, s] = block[s, c] for s < steps: (chunk, cw) in the scan's layout -> (cw, chunk), along time."""
     for s in range(steps):
@@ -159,7 +155,7 @@ def _to_rows(block, rows, steps):
             rows[c, s] = block[s, c]
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _to_block(rows, block, steps):
     """block[s, c] = rows[c, s] for s < steps: the inverse of `_to_rows`."""
     for s in range(steps):
@@ -167,7 +163,7 @@ def _to_block(rows, block, steps):
             block[s, c] = rows[c, s]
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _prepare(bi, j, u, delta, bias, softplus, dt, x, rows):
     """Fills the task's dt[bi, j] = softplus(delta + bias) (or delta + bias) and x[bi, j] = dt * u: (l, cw), a chunk
     of rows (>= 2, cw, chunk) at a time: computed along time (contiguous in the (b, d, l) inputs: it vectorises),
@@ -186,7 +182,7 @@ def _prepare(bi, j, u, delta, bias, softplus, dt, x, rows):
         _to_block(rows[1], x[bi, j, t0:], steps)
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, Bt, Ct, ys, hs, decays, store):
     """Advances h: (n, cw) of task (bi, j) over steps t0 <= t < t1, writing ys[t - t0] = <C_t, h_t>: (cw,).
 
@@ -217,7 +213,7 @@ def _scan_chunk(bi, j, t0, t1, dt, x, A, B, C, gb, gc, b_var, c_var, resets, h, 
 
 
 @with_torch_threads
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT_OPTIONS)
 def _forward_kernel(
     u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, resets, h0, dt, x, out, last, checkpoints,
     save,
@@ -252,7 +248,7 @@ def _forward_kernel(
 
 
 @with_torch_threads
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **JIT_OPTIONS)
 def _backward_kernel(
     u, delta, A, B, C, D, z, bias, softplus, has_z, b_var, c_var, chunk, resets, dt, x, checkpoints, dout, dlast,
     du, ddelta, dz, dA, dB, dC, dD, dbias, dh0,
@@ -522,7 +518,7 @@ def selective_scan_numba(u, delta, A, B, C, D, z, delta_bias, delta_softplus, in
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@njit(**_JIT)
+@njit(**JIT_OPTIONS)
 def _state_update_kernel(state, x, dt, A, B, C, D, z, bias, softplus, has_z, out):
     """state: (b, d, n) updated in place; x, dt, z, out: (b, d); A: (d, n); B, C: (b, n); D, bias: (d,)."""
     batch, dim, n = state.shape
