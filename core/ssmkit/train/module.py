@@ -204,6 +204,5 @@ class TaskModule(L.LightningModule):
         timer = next((cb for cb in self.trainer.callbacks if isinstance(cb, Timer)), None)
         if timer is None or timer.time_remaining("train") is None:
             raise ValueError("lr_schedule_by 'time' needs a time budget: set --trainer.max_time")
-        return lambda: (
-            timer.time_elapsed("train") / max(1e-9, timer.time_elapsed("train") + timer.time_remaining("train"))
-        )
+        duration = timer.time_elapsed("train") + timer.time_remaining("train")  # fixed: max_time, resumed or not
+        return lambda: timer.time_elapsed("train") / max(1e-9, duration)

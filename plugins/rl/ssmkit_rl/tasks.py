@@ -541,6 +541,12 @@ class MetaDT(TaskModule):
                 f"z_inference must be one of {Z_INFERENCE} and decision_z one of {DECISION_Z}, got {z_inference!r} "
                 f"and {decision_z!r}"
             )
+        if decision_z == "task" and context and world_steps == 0:
+            raise ValueError(
+                "decision_z 'task' needs world_steps > 0: the task codes are computed over all offline episodes "
+                "once the world model is frozen; with world_steps 0 it is never frozen and every step would "
+                "recompute them"
+            )
         self.save_hyperparameters()
         z = z_dim if context else 0
         self.world_model = (
@@ -686,7 +692,7 @@ class MetaDT(TaskModule):
     def task_code_table(self) -> Tensor:
         """(G, z_dim): each training task's code (`task_codes` over all its offline episodes; zeros for the
         held-out tasks), the z that `decision_z="task"` trains on and the fit chooses among. Kept once the world
-        model is frozen (after `world_steps`), else computed afresh."""
+        model is frozen (after `world_steps`; `decision_z="task"` refuses world_steps 0), else computed afresh."""
         frozen = 0 < self.hparams.world_steps <= self.global_step
         if frozen and self._task_codes is not None:
             return self._task_codes

@@ -325,12 +325,21 @@ def test_episode_codes_and_fitted_play_with_history():
     assert again.actions.shape == (2, 6, 2) and not torch.allclose(again.actions[:, 0], first.actions[:, 0])
     with pytest.raises(ValueError, match="z_inference must be one of"):
         MetaDT(episode_length=6, z_inference="guess")
+    with pytest.raises(ValueError, match="decision_z 'task' needs world_steps > 0"):
+        MetaDT(episode_length=6, decision_z="task")  # the codes would be recomputed over all the data every step
 
 
 def test_task_codes_are_what_the_decision_model_trains_on_and_what_the_fit_chooses_among(monkeypatch):
     torch.manual_seed(0)
     task = MetaDT(
-        episode_length=6, backbone=TINY, z_dim=4, world_hidden=8, context_len=2, decision_z="task", z_inference="fit"
+        episode_length=6,
+        backbone=TINY,
+        z_dim=4,
+        world_hidden=8,
+        context_len=2,
+        decision_z="task",
+        z_inference="fit",
+        world_steps=1,
     )
     data = MetaDTData(n_tasks=5, n_test_tasks=1, episodes_per_task=3, episode_length=6, batch_size=6)
     monkeypatch.setattr(MetaDT, "offline_data", lambda self: data)
