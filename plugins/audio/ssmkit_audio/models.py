@@ -7,6 +7,8 @@ a clip in a padded batch gives the logits it gives alone (tests/plugins/audio pr
   `pools[i]` between stage i and i + 1 (SaShiMi's / S4's down-pooling, here for the CPU budget).
 - `LogMelCNN`: the baseline, 3x3 convolutions with ReLU and 2x2 max-pooling over (mel, frame).
 - `ConvStem`: a learned strided convolution that turns raw samples into frames for the SSM stages.
+- `FilterbankStem`: a learnable time-domain filterbank (LEAF-style complex Gabor filters at mel-spaced centres,
+  energy, Gaussian low-pass and decimation, log, per-clip normalisation) that also turns raw samples into frames.
 """
 
 from __future__ import annotations
@@ -76,11 +78,7 @@ class LogMel(nn.Module):
     def forward(self, waveforms: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         frames = torch.log(self.mel(mask_time(waveforms, lengths)) + 1e-6).transpose(1, 2)
         lengths = lengths // self.hop + 1
-        valid = mask_time(torch.ones_like(frames[..., :1]), lengths)
-        count = lengths[:, None, None].to(frames.dtype)
-        frames = (frames - (frames * valid).sum(1, keepdim=True) / count) * valid
-        if self.norm == "meanvar":
-            frames = frames / ((frames.square().sum(1, keepdim=True) / count).sqrt() + 1e-3)
+        frames = normalise_per_clip(frames, lengths, self.norm)
         if self.training and self.masks:
             frames = self.spec_augment(frames, lengths)
         return frames, lengths
@@ -93,6 +91,18 @@ class LogMel(nn.Module):
             keep &= span_mask(n, n, self.MASK_BANDS, b, frames.device)[:, None, :]
             keep &= span_mask(t, lengths, self.MASK_FRAMES, b, frames.device)[:, :, None]
         return frames * keep
+
+
+def normalise_per_clip(frames: Tensor, lengths: Tensor, norm: str) -> Tensor:
+    """frames (B, T, C) with each clip's channels normalised over its own valid frames (the first lengths[b]):
+    `norm` "mean" subtracts their mean (CMN), "meanvar" also divides by their standard deviation (CMVN). Frames
+    from lengths[b] on come out zero, so padding never changes a clip's statistics."""
+    valid = mask_time(torch.ones_like(frames[..., :1]), lengths)
+    count = lengths[:, None, None].to(frames.dtype)
+    frames = (frames - (frames * valid).sum(1, keepdim=True) / count) * valid
+    if norm == "meanvar":
+        frames = frames / ((frames.square().sum(1, keepdim=True) / count).sqrt() + 1e-3)
+    return frames
 
 
 def span_mask(size: int, extent: Tensor | int, max_width: int, batch: int, device: torch.device) -> Tensor:
@@ -124,6 +134,138 @@ class ConvStem(nn.Module):
         x = F.pad(x, (s, -x.shape[1] % s))
         lengths = (lengths + s - 1) // s
         return mask_time(F.gelu(self.conv(x[:, None])).transpose(1, 2), lengths), lengths
+
+
+COMPRESSIONS = ("log", "pcen")
+
+
+class FilterbankStem(nn.Module):
+    """samples (B, L, 1), lengths -> frames (B, ceil(L / stride), channels), lengths': a learnable time-domain
+    filterbank in the manner of LEAF (Zeghidour et al. 2021) and time-domain filterbanks (Zeghidour et al. 2018):
+
+    1. `channels` complex Gabor filters of `window_ms` (odd length K), exp(i eta_n t) N(t; 0, sigma_n^2), applied as
+       a cos / sin pair every `analysis_stride` samples; each filter learns its centre frequency eta_n and width
+       sigma_n, initialised at mel-spaced centres (0 Hz to Nyquist) with the mel bands' bandwidths;
+    2. the squared modulus (energy per band);
+    3. a per-band Gaussian low-pass over `window_ms` (learnable width, initialised as LEAF's) that decimates the
+       energies to one frame every `stride` samples;
+    4. compression, `compression` "log": log(`LOG_FLOOR` + energy), or "pcen": learned per-channel energy
+       normalisation (`PCEN`, LEAF's default), then each band normalised over the clip's own frames (`norm`: "mean"
+       or "meanvar", as `LogMel`).
+
+    The filters are computed from their 2 x `channels` parameters (and the low-pass from `channels` more), so the
+    front end reads the waveform and learns, but cannot leave the family of band-pass filters. `analysis_stride` is
+    the largest divisor of `stride` that keeps the energies at >= `ENVELOPE_HZ` frames per second. Padding is zeroed
+    before each convolution and after, so a clip's frames do not depend on the batch."""
+
+    LOG_FLOOR = 1e-8
+    ENVELOPE_HZ = 1000
+    PCEN_SECONDS = 0.25  # the time constant of PCEN's smoother (LEAF's 0.04 per 10 ms frame)
+
+    def __init__(
+        self,
+        channels: int,
+        stride: int,
+        sample_rate: int,
+        window_ms: float = 25.0,
+        norm: str = "mean",
+        compression: str = "log",
+    ) -> None:
+        super().__init__()
+        if channels < 1 or stride < 2:
+            raise ValueError(f"a stem needs channels >= 1 and stride >= 2, got {channels} and {stride}")
+        if norm not in LOGMEL_NORMS:
+            raise ValueError(f"norm must be one of {LOGMEL_NORMS}, got {norm!r}")
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+        half = round(sample_rate * window_ms / 2000)
+        if half < 2:
+            raise ValueError(f"window_ms {window_ms} is under 5 samples at {sample_rate} Hz")
+        self.stride, self.norm, self.half = stride, norm, half
+        self.analysis_stride = max(
+            d for d in range(1, stride + 1) if stride % d == 0 and d * self.ENVELOPE_HZ <= sample_rate
+        )
+        self.decimation = stride // self.analysis_stride
+        self.lowpass_half = max(1, round(half / self.analysis_stride))
+        centres, widths = mel_gabor_init(channels, sample_rate, half)
+        self.centres = nn.Parameter(centres)  # (channels,) radians per sample
+        self.widths = nn.Parameter(widths)  # (channels,) Gaussian standard deviation in samples
+        self.lowpass_widths = nn.Parameter(torch.full((channels,), 0.4))  # in units of the low-pass half-width
+        smoothing = 1.0 - math.exp(-stride / (sample_rate * self.PCEN_SECONDS))
+        self.pcen = PCEN(channels, smoothing, self.LOG_FLOOR) if compression == "pcen" else None
+
+    def filters(self) -> Tensor:
+        """The Gabor filters as (2 * channels, 1, 2 * half + 1) real weights: the cos filters, then the sin filters."""
+        t = torch.arange(-self.half, self.half + 1, dtype=self.centres.dtype, device=self.centres.device)
+        centres = self.centres.clamp(0.0, math.pi)[:, None]
+        widths = self.widths.clamp(1.5, 0.75 * self.half)[:, None]
+        envelope = torch.exp(-0.5 * (t / widths) ** 2) / (math.sqrt(2 * math.pi) * widths)
+        return torch.cat([envelope * torch.cos(centres * t), envelope * torch.sin(centres * t)])[:, None]
+
+    def lowpass(self) -> Tensor:
+        """The per-band Gaussian low-pass as (channels, 1, 2 * lowpass_half + 1) weights, each summing to 1."""
+        p = self.lowpass_half
+        t = torch.arange(-p, p + 1, dtype=self.centres.dtype, device=self.centres.device)
+        widths = self.lowpass_widths.clamp(1.0 / p, 0.5)[:, None] * p
+        window = torch.exp(-0.5 * (t / widths) ** 2)
+        return (window / window.sum(1, keepdim=True))[:, None]
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        a, d, h, p = self.analysis_stride, self.decimation, self.half, self.lowpass_half
+        x = mask_time(x, lengths)[..., 0]
+        bands = F.conv1d(F.pad(x, (h, h + -x.shape[1] % a))[:, None], self.filters(), stride=a)  # (B, 2C, ceil(L / a))
+        energy = bands.square().unflatten(1, (2, -1)).sum(1)  # (B, C, ceil(L / a))
+        lengths = (lengths + a - 1) // a
+        energy = mask_time(energy, lengths, dim=2)
+        energy = F.conv1d(
+            F.pad(energy, (p, p + -energy.shape[2] % d)), self.lowpass(), stride=d, groups=energy.shape[1]
+        )
+        lengths = (lengths + d - 1) // d
+        energy = energy.clamp_min(0.0)
+        frames = torch.log(self.LOG_FLOOR + energy) if self.pcen is None else self.pcen(energy)
+        return normalise_per_clip(frames.transpose(1, 2), lengths, self.norm), lengths  # (B, ceil(L / stride), C)
+
+
+class PCEN(nn.Module):
+    """energy (B, C, T) -> (B, C, T): per-channel energy normalisation (Wang et al. 2017), learned as in LEAF:
+    (E / (floor + M)^alpha + delta)^(1 / root) - delta^(1 / root), with M the energy smoothed causally in time,
+    M_t = (1 - s) M_{t-1} + s E_t from M_{-1} = E_0, and alpha, delta, root learned per channel (initialised 0.96,
+    2, 2). M is computed as a causal convolution, so a frame never reads later frames (nor padding)."""
+
+    def __init__(self, channels: int, smoothing: float, floor: float) -> None:
+        super().__init__()
+        self.smoothing, self.floor = smoothing, floor
+        self.alpha = nn.Parameter(torch.full((channels,), 0.96))
+        self.delta = nn.Parameter(torch.full((channels,), 2.0))
+        self.root = nn.Parameter(torch.full((channels,), 2.0))
+
+    def forward(self, energy: Tensor) -> Tensor:
+        c, t = energy.shape[1], energy.shape[2]
+        decay = (1.0 - self.smoothing) ** torch.arange(t, dtype=energy.dtype, device=energy.device)  # (T,)
+        kernel = (self.smoothing * decay.flip(0)).expand(c, 1, t)
+        smooth = (
+            F.conv1d(F.pad(energy, (t - 1, 0)), kernel, groups=c) + (1.0 - self.smoothing) * decay * energy[..., :1]
+        )
+        alpha = self.alpha.clamp(0.0, 1.0)[:, None]
+        delta = self.delta.clamp_min(1e-3)[:, None]
+        r = 1.0 / self.root.clamp_min(1.0)[:, None]
+        return (energy / (self.floor + smooth) ** alpha + delta) ** r - delta**r
+
+
+def mel_gabor_init(channels: int, sample_rate: int, half: int) -> tuple[Tensor, Tensor]:
+    """Centre frequencies (radians per sample) and Gaussian widths (samples) of `channels` Gabor filters matching
+    mel bands: centres mel-spaced between 0 Hz and Nyquist, each filter's full width at half maximum in frequency
+    the distance between its neighbours' centres over 2, widths kept within the filter's half-length."""
+    mels = torch.linspace(0.0, hz_to_mel(sample_rate / 2), channels + 2, dtype=torch.float64)
+    hz = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    fwhm = 2 * math.pi * (hz[2:] - hz[:-2]) / 2 / sample_rate  # radians per sample
+    widths = (2 * math.sqrt(2 * math.log(2)) / fwhm).clamp(max=0.75 * half)
+    return (2 * math.pi * hz[1:-1] / sample_rate).float(), widths.float()
+
+
+def hz_to_mel(hz: float) -> float:
+    """The HTK mel scale."""
+    return 2595.0 * math.log10(1.0 + hz / 700.0)
 
 
 class StagedSSM(nn.Module):

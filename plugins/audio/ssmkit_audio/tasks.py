@@ -37,7 +37,7 @@ from ssmkit_audio.discriminator import (
     feature_matching_loss,
     generator_loss,
 )
-from ssmkit_audio.models import ConvStem, LogMel, LogMelCNN, StagedSSM
+from ssmkit_audio.models import ConvStem, FilterbankStem, LogMel, LogMelCNN, StagedSSM
 from ssmkit_audio.perceptual import perceptual_scores
 from ssmkit_audio.plots import plot_clips
 from ssmkit_audio.sashimi import SashimiLM, max_pole_modulus
@@ -47,6 +47,7 @@ from ssmkit_audio.wavenet import WaveNetLM, matched_channels, n_parameters
 Tensor = torch.Tensor
 MODELS = ("ssm", "cnn")
 FEATURES = ("raw", "logmel")
+STEMS = ("conv", "filterbank")
 N_REPORTED_CLIPS = 4
 
 
@@ -67,6 +68,8 @@ class SpokenDigitClassifier(ClassificationTask):
         n_mels: int = 40,
         logmel_norm: str = "mean",
         spec_masks: int = 0,
+        stem: str = "conv",
+        stem_compression: str = "log",
         stem_stride: int = 1,
         stem_channels: int = 32,
         cnn_channels: list[int] | None = None,
@@ -87,13 +90,19 @@ class SpokenDigitClassifier(ClassificationTask):
             pools: average-pooling factors in time between the SSM stages, one per extra stage (None: one stage).
             expand: each SSM stage is this many times as wide as the one before.
             n_mels: mel bands per log-mel frame (features "logmel").
-            logmel_norm: per-clip normalisation of each mel band over the clip's frames: "mean" (CMN) or
-                "meanvar" (CMVN).
+            logmel_norm: per-clip normalisation of each mel band (log-mel frames, or the "filterbank" stem's
+                bands) over the clip's frames: "mean" (CMN) or "meanvar" (CMVN).
             spec_masks: SpecAugment in training (features "logmel"): this many random mel-band and time masks per
                 clip (0: none).
-            stem_stride: features "raw": a learned strided convolution (`ConvStem`, kernel 2 x stride) turns the
-                samples into frames every `stem_stride` samples for the SSM stages (1: no stem, one sample per step).
-            stem_channels: the stem's output channels (stem_stride > 1).
+            stem: features "raw" with stem_stride > 1: how samples become frames: "conv" (`ConvStem`, a learned
+                strided convolution, kernel 2 x stride, then GELU) or "filterbank" (`FilterbankStem`, learnable
+                Gabor filters at mel-spaced centres, energy, low-pass, `stem_compression`, normalised per clip as
+                `logmel_norm`).
+            stem_compression: the "filterbank" stem's compression of the band energies: "log" or "pcen" (learned
+                per-channel energy normalisation, LEAF's default).
+            stem_stride: features "raw": the stem turns the samples into frames every `stem_stride` samples for the
+                SSM stages (1: no stem, one sample per step).
+            stem_channels: the stem's output channels, the filters of "filterbank" (stem_stride > 1).
             cnn_channels: the CNN's output channels per convolution block (None: 16, 32, 64).
             cnn_keep_bands: the CNN's frames keep the remaining mel bands side by side (False: their mean, as
                 checkpoints from before this setting; `cnn.yaml` sets it).
@@ -105,11 +114,21 @@ class SpokenDigitClassifier(ClassificationTask):
         self.save_hyperparameters()
         if model not in MODELS or features not in FEATURES:
             raise ValueError(f"model must be one of {MODELS} and features one of {FEATURES}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
         if model == "cnn" and features != "logmel":
             raise ValueError("the CNN baseline reads log-mel frames: set features: logmel")
         self.sample_rate = sample_rate
         self.logmel = LogMel(sample_rate, n_mels, norm=logmel_norm, masks=spec_masks) if features == "logmel" else None
-        self.stem = ConvStem(stem_channels, stem_stride) if features == "raw" and stem_stride > 1 else None
+        self.stem: ConvStem | FilterbankStem | None = None
+        if features == "raw" and stem_stride > 1:
+            self.stem = (
+                ConvStem(stem_channels, stem_stride)
+                if stem == "conv"
+                else FilterbankStem(
+                    stem_channels, stem_stride, sample_rate, norm=logmel_norm, compression=stem_compression
+                )
+            )
         if model == "cnn":
             self.encoder: StagedSSM | LogMelCNN = LogMelCNN(cnn_channels or (16, 32, 64), n_mels, cnn_keep_bands)
         elif self.logmel is not None:

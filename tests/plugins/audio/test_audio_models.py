@@ -1,11 +1,15 @@
 """The classifiers' pieces honour `lengths`: whatever fills the padding, a clip in a padded batch gets the logits
-it gets alone, for raw samples (S4D, Mamba, S4, with pooling between stages), log-mel frames and the CNN."""
+it gets alone, for raw samples (S4D, Mamba, S4, with pooling between stages; behind the learned convolution or
+filterbank stem), log-mel frames and the CNN. The filterbank stem's own shape, band placement, gradients and
+settings are tested too."""
+
+import math
 
 import pytest
 import torch
 
 from ssmkit.models import BackboneConfig
-from ssmkit_audio.models import ConvStem, LogMel, LogMelCNN, StagedSSM, pool_time
+from ssmkit_audio.models import PCEN, ConvStem, FilterbankStem, LogMel, LogMelCNN, StagedSSM, pool_time
 from ssmkit_audio.tasks import SpokenDigitClassifier
 
 LENGTHS = torch.tensor([700, 333, 517])
@@ -16,6 +20,17 @@ VARIANTS = {
     "logmel-s4d": dict(features="logmel", n_mels=8, pools=[], backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"}),
     "raw-stem-s4d": dict(
         stem_stride=4, stem_channels=3, backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d", "mixer_kwargs": {}}
+    ),
+    "raw-filterbank-s4d": dict(
+        stem="filterbank", stem_stride=16, stem_channels=6, backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"}
+    ),
+    "raw-filterbank-cmvn-pcen-s4d": dict(
+        stem="filterbank",
+        stem_stride=8,
+        stem_channels=6,
+        logmel_norm="meanvar",
+        stem_compression="pcen",
+        backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"},
     ),
     "logmel-cmvn-s4d": dict(
         features="logmel", logmel_norm="meanvar", n_mels=8, pools=[], backbone={"d_model": 4, "mixer": "s4d"}
@@ -110,3 +125,68 @@ def test_stem_and_cnn_shapes():
     frames = torch.randn(2, 21, 40)
     assert LogMelCNN((4, 8, 6), 40, keep_bands=True)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6 * 5)
     assert LogMelCNN((4, 8, 6), 40)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6)
+
+
+@pytest.mark.parametrize("compression", ["log", "pcen"])
+def test_filterbank_stem_frames_lengths_and_batch_independence(compression):
+    stem = FilterbankStem(8, 32, 8000, compression=compression).double()
+    assert (stem.analysis_stride, stem.decimation) == (8, 4)  # energies at 1 kHz, frames at 250 Hz
+    lengths = torch.tensor([1000, 333, 64])
+    x = torch.randn(3, 1000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    noisy = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        x[b, n:], noisy[b, n:] = 0.0, 100.0
+    frames, frame_lengths = stem(x, lengths)
+    assert frames.shape == (3, 32, 8) and frame_lengths.tolist() == [32, 11, 2]
+    assert bool((frames[1, 11:] == 0).all()) and bool((frames[2, 2:] == 0).all())
+    torch.testing.assert_close(stem(noisy, lengths)[0], frames, atol=1e-10, rtol=0)
+    for b, n in enumerate(lengths.tolist()):
+        alone, alone_lengths = stem(x[b : b + 1, :n], lengths[b : b + 1])
+        assert alone_lengths.tolist() == [frame_lengths[b].item()]
+        torch.testing.assert_close(alone[0], frames[b, : frame_lengths[b]], atol=1e-10, rtol=0)
+    assert frames[0].mean(0).abs().max() < 1e-10  # each band mean-normalised over the clip's own frames
+
+
+def test_filterbank_stem_starts_as_a_mel_filterbank():
+    stem = FilterbankStem(40, 80, 8000)
+    centres_hz = stem.centres.detach() * 8000 / (2 * math.pi)
+    assert bool((centres_hz.diff() > 0).all()) and 20 < centres_hz[0] < 60 and 3600 < centres_hz[-1] < 4000
+    assert bool((centres_hz.diff()[20:] > centres_hz.diff()[:20].max()).all())  # mel: wider apart up high
+    tone = torch.zeros(1, 8000, 1)
+    tone[0, :4000, 0] = torch.sin(2 * math.pi * 1000 * torch.arange(4000) / 8000)  # 1 kHz, then silence
+    frames, _ = stem(tone, torch.tensor([8000]))
+    contrast = frames[0, 10:40].mean(0) - frames[0, 60:90].mean(0)  # tone frames minus silent frames, per band
+    assert int(contrast.argmax()) == int((centres_hz - 1000).abs().argmin())
+
+
+def test_filterbank_stem_learns_its_filters_and_pcen():
+    stem = FilterbankStem(6, 32, 8000, compression="pcen")
+    frames, _ = stem(torch.randn(2, 800, 1), torch.tensor([800, 500]))
+    (frames * torch.randn_like(frames)).sum().backward()
+    for name in ("centres", "widths", "lowpass_widths", "pcen.alpha", "pcen.delta", "pcen.root"):
+        grad = stem.get_parameter(name).grad
+        assert grad is not None and bool(grad.isfinite().all()) and bool((grad != 0).all()), name
+
+
+def test_filterbank_stem_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="stem must be one of"):
+        classifier(stem="gabor", stem_stride=8)
+    with pytest.raises(ValueError, match="stride >= 2"):
+        FilterbankStem(8, 1, 8000)
+    with pytest.raises(ValueError, match="norm must be one of"):
+        FilterbankStem(8, 32, 8000, norm="max")
+    with pytest.raises(ValueError, match="compression must be one of"):
+        FilterbankStem(8, 32, 8000, compression="cubic")
+    with pytest.raises(ValueError, match="window_ms"):
+        FilterbankStem(8, 32, 8000, window_ms=0.2)
+
+
+def test_pcen_smoother_is_the_recursion():
+    pcen = PCEN(1, 0.1, 1e-8).double()
+    energy = torch.rand(1, 1, 30, dtype=torch.float64)
+    alpha = float(pcen.alpha[0])  # 0.96 as a float32 parameter
+    smooth, expected = energy[0, 0, 0], []
+    for e in energy[0, 0]:
+        smooth = 0.9 * smooth + 0.1 * e
+        expected.append((e / (1e-8 + smooth) ** alpha + 2.0) ** 0.5 - 2.0**0.5)
+    torch.testing.assert_close(pcen(energy)[0, 0], torch.stack(expected), atol=1e-12, rtol=0)
