@@ -5,7 +5,8 @@ a clip in a padded batch gives the logits it gives alone (tests/plugins/audio pr
   SpecAugment-style masking in training.
 - `StagedSSM`: `SequenceBackbone` stages over a sequence (raw samples or frames), average-pooled in time by
   `pools[i]` between stage i and i + 1 (SaShiMi's / S4's down-pooling, here for the CPU budget).
-- `LogMelCNN`: the baseline, 3x3 convolutions with ReLU and 2x2 max-pooling over (mel, frame).
+- `BandCNN`: 3x3 convolutions with ReLU and max-pooling over (band, frame): the log-mel CNN baseline, and the band
+  convolution between the filterbank stem and the SSM stages (pooled along bands only, the frame rate kept).
 - `ConvStem`: a learned strided convolution that turns raw samples into frames for the SSM stages.
 - `FilterbankStem`: a learnable time-domain filterbank (LEAF-style complex Gabor filters at mel-spaced centres,
   energy, Gaussian low-pass and decimation, log, per-clip normalisation) that also turns raw samples into frames.
@@ -299,24 +300,39 @@ class StagedSSM(nn.Module):
         return x, lengths
 
 
-class LogMelCNN(nn.Module):
-    """log-mel frames (B, T, n_mels), lengths -> (B, T', d_model), lengths' with T' = T / 2^len(channels) (rounded
-    up): per block a 3x3 convolution, ReLU, padding zeroed, 2x2 max-pooling. Then, per frame, the last block's
-    channels at every remaining band side by side (`keep_bands`, d_model = channels[-1] * n_mels / 2^len(channels),
-    rounded up: where in frequency a pattern lies is kept), or their mean over bands (d_model = channels[-1])."""
+class BandCNN(nn.Module):
+    """frames of bands (B, T, n_bands), lengths -> (B, T', d_model), lengths': per block a 3x3 convolution over
+    (band, frame), ReLU, padding frames zeroed, and 2x2 max-pooling (T' = T / 2^len(channels), rounded up), or 2x1
+    along bands only (`pool_time` False: T' = T, the frame rate kept). Then, per frame, the last block's channels at
+    every remaining band side by side (`keep_bands`, d_model = channels[-1] * n_bands / 2^len(channels), rounded up:
+    where in frequency a pattern lies is kept), or their mean over bands (d_model = channels[-1]).
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64), n_mels: int = 40, keep_bands: bool = False) -> None:
+    Two uses: the log-mel CNN baseline (over `LogMel` frames), and the band convolution between the filterbank stem
+    and the SSM stages (`band_conv_channels`: `pool_time` False, `keep_bands`), so the stages read band patterns
+    wherever they lie in frequency."""
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 64),
+        n_bands: int = 40,
+        keep_bands: bool = False,
+        pool_time: bool = True,
+    ) -> None:
         super().__init__()
+        if not channels or any(c < 1 for c in channels) or n_bands < 1:
+            raise ValueError(
+                f"cnn_channels and band_conv_channels must be >= 1 each (and at least one), got {list(channels)}"
+            )
         widths = [1, *channels]
         self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:], strict=True))
-        self.keep_bands = keep_bands
-        self.d_model = widths[-1] * (math.ceil(n_mels / 2 ** len(channels)) if keep_bands else 1)
+        self.keep_bands, self.pool = keep_bands, (2, 2) if pool_time else (2, 1)
+        self.d_model = widths[-1] * (math.ceil(n_bands / 2 ** len(channels)) if keep_bands else 1)
 
     def forward(self, frames: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        h = frames.transpose(1, 2)[:, None]  # (B, 1, n_mels, T)
+        h = mask_time(frames, lengths).transpose(1, 2)[:, None]  # (B, 1, n_bands, T)
         for conv in self.convs:
             # after ReLU every value is >= 0, so the zeroed padding never wins a max-pool window of a valid frame
-            h = F.max_pool2d(mask_time(F.relu(conv(h)), lengths, dim=3), 2, ceil_mode=True)
-            lengths = (lengths + 1) // 2
+            h = F.max_pool2d(mask_time(F.relu(conv(h)), lengths, dim=3), self.pool, ceil_mode=True)
+            lengths = (lengths + self.pool[1] - 1) // self.pool[1]
         h = h.flatten(1, 2) if self.keep_bands else h.mean(2)  # (B, C * bands or C, T')
         return h.transpose(1, 2), lengths

@@ -3,7 +3,7 @@
 - `model: ssm, features: raw` (default): the SSM stack reads the samples themselves, one per step at the data's
   rate, as S4 did on Speech Commands (`StagedSSM`: `pools` average-pools time between backbone stages);
 - `model: ssm, features: logmel`: the same stack over 10 ms log-mel frames;
-- `model: cnn`: the baseline, a small CNN over the log-mel frames (`LogMelCNN`).
+- `model: cnn`: the baseline, a small CNN over the log-mel frames (`BandCNN`).
 
 All three end in the same masked mean over time and a linear head, and share the kit's loss, metrics, confusion
 report and predictions.csv (`ClassificationTask`). Batches are `(waveforms (B, L), lengths (B,), labels (B,))`.
@@ -37,7 +37,7 @@ from ssmkit_audio.discriminator import (
     feature_matching_loss,
     generator_loss,
 )
-from ssmkit_audio.models import ConvStem, FilterbankStem, LogMel, LogMelCNN, StagedSSM
+from ssmkit_audio.models import BandCNN, ConvStem, FilterbankStem, LogMel, StagedSSM
 from ssmkit_audio.perceptual import perceptual_scores
 from ssmkit_audio.plots import plot_clips
 from ssmkit_audio.sashimi import SashimiLM, max_pole_modulus
@@ -72,6 +72,7 @@ class SpokenDigitClassifier(ClassificationTask):
         stem_compression: str = "log",
         stem_stride: int = 1,
         stem_channels: int = 32,
+        band_conv_channels: list[int] | None = None,
         cnn_channels: list[int] | None = None,
         cnn_keep_bands: bool = False,
         pooling: str = "mean",
@@ -103,6 +104,9 @@ class SpokenDigitClassifier(ClassificationTask):
             stem_stride: features "raw": the stem turns the samples into frames every `stem_stride` samples for the
                 SSM stages (1: no stem, one sample per step).
             stem_channels: the stem's output channels, the filters of "filterbank" (stem_stride > 1).
+            band_conv_channels: stem "filterbank" only: the channels of 3x3 convolution blocks over (band, frame)
+                between the stem and the SSM stages (`BandCNN`: ReLU, max-pooling by 2 along bands only, the
+                frame rate kept); None or empty: none, the stages read the bands directly.
             cnn_channels: the CNN's output channels per convolution block (None: 16, 32, 64).
             cnn_keep_bands: the CNN's frames keep the remaining mel bands side by side (False: their mean, as
                 checkpoints from before this setting; `cnn.yaml` sets it).
@@ -129,16 +133,28 @@ class SpokenDigitClassifier(ClassificationTask):
                     stem_channels, stem_stride, sample_rate, norm=logmel_norm, compression=stem_compression
                 )
             )
+        self.band_conv = self.make_band_conv(band_conv_channels, stem_channels)
         if model == "cnn":
-            self.encoder: StagedSSM | LogMelCNN = LogMelCNN(cnn_channels or (16, 32, 64), n_mels, cnn_keep_bands)
+            self.encoder: StagedSSM | BandCNN = BandCNN(cnn_channels or (16, 32, 64), n_mels, cnn_keep_bands)
         elif self.logmel is not None:
             self.encoder = StagedSSM(backbone, n_mels, pools or [], max_length // self.logmel.hop + 1, expand)
         elif self.stem is not None:
             steps = math.ceil(max_length / stem_stride)
-            self.encoder = StagedSSM(backbone, stem_channels, pools or [], steps, expand)
+            d_input = stem_channels if self.band_conv is None else self.band_conv.d_model
+            self.encoder = StagedSSM(backbone, d_input, pools or [], steps, expand)
         else:
             self.encoder = StagedSSM(backbone, 1, pools or [], max_length, expand)
         self.head = ClassificationHead(self.encoder.d_model, n_classes, pooling, head_dropout)
+
+    def make_band_conv(self, channels: list[int] | None, n_bands: int) -> BandCNN | None:
+        """The `BandCNN` over the filterbank stem's bands (pooled along bands only), or None without `channels`."""
+        if not channels:
+            return None
+        if not isinstance(self.stem, FilterbankStem):
+            raise ValueError(
+                "band_conv_channels needs the filterbank stem: features raw, stem filterbank, stem_stride > 1"
+            )
+        return BandCNN(channels, n_bands, keep_bands=True, pool_time=False)
 
     def forward(self, waveforms: Tensor, lengths: Tensor) -> Tensor:
         """waveforms (B, L) right-padded, lengths (B,) -> logits (B, n_classes)."""
@@ -146,6 +162,8 @@ class SpokenDigitClassifier(ClassificationTask):
             x = waveforms[..., None]  # (B, L, 1): one sample per step
             if self.stem is not None:
                 x, lengths = self.stem(x, lengths)  # (B, L / stem_stride, stem_channels)
+            if self.band_conv is not None:
+                x, lengths = self.band_conv(x, lengths)  # (B, L / stem_stride, band_conv.d_model)
         else:
             x, lengths = self.logmel(waveforms, lengths)  # (B, T, n_mels)
         h, lengths = self.encoder(x, lengths)

@@ -1,7 +1,7 @@
 """The classifiers' pieces honour `lengths`: whatever fills the padding, a clip in a padded batch gets the logits
 it gets alone, for raw samples (S4D, Mamba, S4, with pooling between stages; behind the learned convolution or
-filterbank stem), log-mel frames and the CNN. The filterbank stem's own shape, band placement, gradients and
-settings are tested too."""
+filterbank stem, with or without the band convolution), log-mel frames and the CNN. The filterbank stem's own
+shape, band placement, gradients and settings, and the band convolution's shapes and settings are tested too."""
 
 import math
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ssmkit.models import BackboneConfig
-from ssmkit_audio.models import PCEN, ConvStem, FilterbankStem, LogMel, LogMelCNN, StagedSSM, pool_time
+from ssmkit_audio.models import PCEN, BandCNN, ConvStem, FilterbankStem, LogMel, StagedSSM, pool_time
 from ssmkit_audio.tasks import SpokenDigitClassifier
 
 LENGTHS = torch.tensor([700, 333, 517])
@@ -23,6 +23,13 @@ VARIANTS = {
     ),
     "raw-filterbank-s4d": dict(
         stem="filterbank", stem_stride=16, stem_channels=6, backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"}
+    ),
+    "raw-filterbank-bandconv-s4d": dict(
+        stem="filterbank",
+        stem_stride=16,
+        stem_channels=7,
+        band_conv_channels=[3, 2],
+        backbone={"d_model": 4, "n_layers": 1, "mixer": "s4d"},
     ),
     "raw-filterbank-cmvn-pcen-s4d": dict(
         stem="filterbank",
@@ -123,8 +130,8 @@ def test_stem_and_cnn_shapes():
     with pytest.raises(ValueError, match="stride >= 2"):
         ConvStem(4, 1)
     frames = torch.randn(2, 21, 40)
-    assert LogMelCNN((4, 8, 6), 40, keep_bands=True)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6 * 5)
-    assert LogMelCNN((4, 8, 6), 40)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6)
+    assert BandCNN((4, 8, 6), 40, keep_bands=True)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6 * 5)
+    assert BandCNN((4, 8, 6), 40)(frames, torch.tensor([21, 9]))[0].shape == (2, 3, 6)
 
 
 @pytest.mark.parametrize("compression", ["log", "pcen"])
@@ -190,3 +197,24 @@ def test_pcen_smoother_is_the_recursion():
         smooth = 0.9 * smooth + 0.1 * e
         expected.append((e / (1e-8 + smooth) ** alpha + 2.0) ** 0.5 - 2.0**0.5)
     torch.testing.assert_close(pcen(energy)[0, 0], torch.stack(expected), atol=1e-12, rtol=0)
+
+
+def test_band_conv_keeps_the_frame_rate_and_pools_bands():
+    conv = BandCNN([4, 3], 7, keep_bands=True, pool_time=False).double()
+    assert conv.d_model == 3 * 2  # 7 bands -> 4 -> 2
+    frames = torch.randn(2, 9, 7, dtype=torch.float64)
+    frames[1, 5:] = 0.0  # padding, as the stem leaves it
+    h, lengths = conv(frames, torch.tensor([9, 5]))
+    assert h.shape == (2, 9, 6) and lengths.tolist() == [9, 5] and bool((h[1, 5:] == 0).all())
+    alone, _ = conv(frames[1:, :5], torch.tensor([5]))
+    torch.testing.assert_close(alone[0], h[1, :5], atol=1e-12, rtol=0)
+
+
+def test_band_conv_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="band_conv_channels needs the filterbank stem"):
+        classifier(stem="conv", stem_stride=8, band_conv_channels=[4])
+    with pytest.raises(ValueError, match="band_conv_channels needs the filterbank stem"):
+        classifier(features="logmel", n_mels=8, band_conv_channels=[4])
+    with pytest.raises(ValueError, match="band_conv_channels must be >= 1"):
+        classifier(stem="filterbank", stem_stride=16, stem_channels=6, band_conv_channels=[4, 0])
+    assert classifier(stem="filterbank", stem_stride=16, stem_channels=6, band_conv_channels=[]).band_conv is None
