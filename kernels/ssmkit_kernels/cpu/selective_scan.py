@@ -118,7 +118,7 @@ def _sigmoid(v):
 # (an offset index such as c0 + c gets numba's negative-index wrap and is gathered instead: 5x slower, measured).
 # Per-channel elementwise work (softplus, the D skip, the gate and their gradients) runs along time, contiguous in
 # the (b, d, l) inputs, on (cw, chunk) rows that `_to_rows` and `_to_block` turn from and into the blocked layout:
-# vectorised there, where the blocked layout's stride would keep it scalar (the forward 1.4x faster at B=64 D=512
+# vectorised there, where the blocked layout's stride would keep it scalar (the forward 1.3x faster at B=64 D=512
 # L=256). B and C arrive as (b, g, l, n) when variable (one value per step and state for the whole block: a block
 # never straddles a group) and as (1, 1, d, n) when time-invariant.
 # ---------------------------------------------------------------------------------------------------------------
