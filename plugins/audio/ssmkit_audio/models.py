@@ -25,6 +25,7 @@ from torch import nn
 
 from ssmkit.layers.mixer import padding_mask
 from ssmkit.models import BackboneConfig, SequenceBackbone
+from ssmkit.ops import linear_scan
 
 Tensor = torch.Tensor
 
@@ -231,7 +232,7 @@ class PCEN(nn.Module):
     """energy (B, C, T) -> (B, C, T): per-channel energy normalisation (Wang et al. 2017), learned as in LEAF:
     (E / (floor + M)^alpha + delta)^(1 / root) - delta^(1 / root), with M the energy smoothed causally in time,
     M_t = (1 - s) M_{t-1} + s E_t from M_{-1} = E_0, and alpha, delta, root learned per channel (initialised 0.96,
-    2, 2). M is computed as a causal convolution, so a frame never reads later frames (nor padding)."""
+    2, 2). M is the core's `linear_scan` (causal: a frame never reads later frames, nor padding)."""
 
     def __init__(self, channels: int, smoothing: float, floor: float) -> None:
         super().__init__()
@@ -241,12 +242,9 @@ class PCEN(nn.Module):
         self.root = nn.Parameter(torch.full((channels,), 2.0))
 
     def forward(self, energy: Tensor) -> Tensor:
-        c, t = energy.shape[1], energy.shape[2]
-        decay = (1.0 - self.smoothing) ** torch.arange(t, dtype=energy.dtype, device=energy.device)  # (T,)
-        kernel = (self.smoothing * decay.flip(0)).expand(c, 1, t)
-        smooth = (
-            F.conv1d(F.pad(energy, (t - 1, 0)), kernel, groups=c) + (1.0 - self.smoothing) * decay * energy[..., :1]
-        )
+        e = energy.transpose(1, 2)  # (B, T, C)
+        decay = torch.full_like(e, 1.0 - self.smoothing)
+        smooth = linear_scan(decay, self.smoothing * e, h0=e[:, 0]).transpose(1, 2)
         alpha = self.alpha.clamp(0.0, 1.0)[:, None]
         delta = self.delta.clamp_min(1e-3)[:, None]
         r = 1.0 / self.root.clamp_min(1.0)[:, None]
